@@ -1,0 +1,127 @@
+//! The client's commands: one function per RPC kind, printing each response
+//! as `Response from server: {response_data}` like the original clients.
+
+use std::time::Duration;
+
+use connect_proto::{ConnectServiceClient, RequestMessage};
+use futures::{Stream, StreamExt};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic::{Request, Status, Streaming, transport::Channel};
+
+use crate::{
+    cli::{Cli, Command},
+    connection::connect,
+    exit::ClientError,
+};
+
+/// How long past its deadline the client waits for the server's own status
+/// before ending the call itself (a backstop for an unresponsive server).
+const DEADLINE_SLACK: Duration = Duration::from_secs(1);
+
+/// Runs the command described by `cli`, printing responses to stdout.
+pub async fn run(cli: Cli) -> Result<(), ClientError> {
+    let mut client = connect(&cli.addr, cli.connect_timeout).await?;
+    let call = async {
+        match cli.command {
+            Command::Unary { data } => unary(&mut client, cli.timeout, data).await,
+            Command::ServerStream { data, count, interval_ms } => {
+                let message = RequestMessage { request_data: data, count, interval_ms };
+                server_stream(&mut client, cli.timeout, message).await
+            }
+            Command::ClientStream { data } if data.is_empty() => {
+                client_stream(&mut client, cli.timeout, stdin_requests()).await
+            }
+            Command::ClientStream { data } => {
+                let requests = futures::stream::iter(data.into_iter().map(request));
+                client_stream(&mut client, cli.timeout, requests).await
+            }
+            Command::Bidi => bidi(&mut client, cli.timeout, stdin_requests()).await,
+        }
+    };
+    match cli.timeout {
+        Some(timeout) => tokio::time::timeout(timeout + DEADLINE_SLACK, call)
+            .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (client side)").into())),
+        None => call.await,
+    }
+}
+
+/// A request carrying only `request_data`.
+pub fn request(data: String) -> RequestMessage {
+    RequestMessage { request_data: data, ..RequestMessage::default() }
+}
+
+/// Wraps `message` in a request with the optional deadline set as `grpc-timeout`.
+fn with_deadline<T>(message: T, timeout: Option<Duration>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
+    }
+    request
+}
+
+fn print_response(data: &str) {
+    println!("Response from server: {data}");
+}
+
+/// Calls `UnaryRPC` once.
+pub async fn unary(
+    client: &mut ConnectServiceClient<Channel>,
+    timeout: Option<Duration>,
+    data: String,
+) -> Result<(), ClientError> {
+    let response = client.unary_rpc(with_deadline(request(data), timeout)).await?;
+    print_response(&response.get_ref().response_data);
+    Ok(())
+}
+
+/// Calls `ServerStreamRPC` and prints every response as it arrives.
+pub async fn server_stream(
+    client: &mut ConnectServiceClient<Channel>,
+    timeout: Option<Duration>,
+    message: RequestMessage,
+) -> Result<(), ClientError> {
+    let response = client.server_stream_rpc(with_deadline(message, timeout)).await?;
+    print_stream(response.into_inner()).await
+}
+
+/// Calls `ClientStreamRPC` with `requests` and prints the one response.
+pub async fn client_stream(
+    client: &mut ConnectServiceClient<Channel>,
+    timeout: Option<Duration>,
+    requests: impl Stream<Item = RequestMessage> + Send + 'static,
+) -> Result<(), ClientError> {
+    let response = client.client_stream_rpc(with_deadline(requests, timeout)).await?;
+    print_response(&response.get_ref().response_data);
+    Ok(())
+}
+
+/// Calls `BidiStreamRPC` with `requests`, printing each reply as it arrives.
+pub async fn bidi(
+    client: &mut ConnectServiceClient<Channel>,
+    timeout: Option<Duration>,
+    requests: impl Stream<Item = RequestMessage> + Send + 'static,
+) -> Result<(), ClientError> {
+    let response = client.bidi_stream_rpc(with_deadline(requests, timeout)).await?;
+    print_stream(response.into_inner()).await
+}
+
+async fn print_stream(mut responses: Streaming<connect_proto::ResponseMessage>) -> Result<(), ClientError> {
+    while let Some(response) = responses.message().await? {
+        print_response(&response.response_data);
+    }
+    Ok(())
+}
+
+/// One request per line of stdin, ending at end of input.
+fn stdin_requests() -> impl Stream<Item = RequestMessage> + Send + 'static {
+    let lines = BufReader::new(tokio::io::stdin()).lines();
+    futures::stream::unfold(lines, |mut lines| async move {
+        match lines.next_line().await {
+            Ok(Some(line)) => Some((request(line), lines)),
+            // End of input or an unreadable stdin both end the request stream.
+            Ok(None) | Err(_) => None,
+        }
+    })
+    .fuse()
+}

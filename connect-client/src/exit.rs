@@ -1,0 +1,80 @@
+//! How the client fails: one error type, one line of output, one exit code.
+
+use std::process::ExitCode;
+
+use tonic::{Code, Status};
+
+/// Everything that can make a `connect-client` command fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The call reached the server and ended with a non-OK status.
+    #[error("RPC failed: {}: {}", code_name(.0.code()), .0.message())]
+    Rpc(Box<Status>),
+    /// The server could not be reached.
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// Why it failed, in one line.
+        reason: String,
+    },
+    /// Anything else: bad arguments, unreadable input.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<Status> for ClientError {
+    fn from(status: Status) -> Self {
+        Self::Rpc(Box::new(status))
+    }
+}
+
+impl ClientError {
+    /// The process exit code: 1 for a failed RPC, 3 when the server is unreachable, 4 otherwise.
+    /// (2 is clap's usage error.)
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Self::Rpc(_) => 1,
+            Self::Connect { .. } => 3,
+            Self::Other(_) => 4,
+        })
+    }
+}
+
+/// The canonical upper-case name of a gRPC status code, e.g. `INVALID_ARGUMENT`.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Renders an error chain on one line, `outer: inner: innermost`.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}

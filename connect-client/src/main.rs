@@ -1,0 +1,20 @@
+//! `connect-client`: calls `ConnectService` from the command line (see `--help`).
+//!
+//! Exit codes: 0 success, 1 the RPC failed (its status is printed), 2 bad
+//! usage, 3 the server could not be reached, 4 any other error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use connect_client::Cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match connect_client::run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            error.exit_code()
+        }
+    }
+}

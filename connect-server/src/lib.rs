@@ -1,0 +1,18 @@
+//! The `ConnectService` gRPC server.
+//!
+//! The binary (`cargo run -p connect-server`) is a thin wrapper: it parses
+//! [`Config`], sets up logging and calls [`ConnectServer::serve`] with a
+//! bound listener and a shutdown future. Tests do the same on `127.0.0.1:0`.
+
+pub mod config;
+pub mod deadline;
+pub mod producer;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod stats;
+
+pub use config::Config;
+pub use server::ConnectServer;
+pub use service::Connect;
+pub use stats::{Stats, StatsSnapshot};

@@ -1,0 +1,30 @@
+//! `connect-server`: serves `ConnectService` on `[::]:50051` (see `--help`).
+
+use clap::Parser;
+use connect_server::{Config, ConnectServer, shutdown};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+
+    let listener = TcpListener::bind(config.addr).await?;
+    println!("Server listening on {}", listener.local_addr()?);
+
+    let shutdown = async {
+        shutdown::signal().await;
+        // A second signal means "now": skip the drain.
+        tokio::spawn(async {
+            shutdown::signal().await;
+            eprintln!("second signal: exiting at once");
+            std::process::exit(130);
+        });
+    };
+    ConnectServer::new(config).serve(listener, shutdown).await?;
+    println!("Bye");
+    Ok(())
+}

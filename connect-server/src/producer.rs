@@ -1,0 +1,155 @@
+//! The producing side of a response stream.
+//!
+//! Every streamed response is produced by a task writing into a bounded
+//! channel. The task stops as soon as one of four things happens: the client
+//! goes away (the channel closes), the call's deadline passes, the server's
+//! shutdown grace runs out, or the work is done. It ends the stream with a
+//! status and an `x-message-count` trailer either way.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use connect_proto::ResponseMessage;
+use tokio::{
+    sync::mpsc,
+    time::{Instant, Sleep},
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status, metadata::MetadataMap};
+
+use crate::stats::{OpenStream, Stats};
+
+/// Responses buffered between a producer and the connection; flow control does the rest.
+const CHANNEL_CAPACITY: usize = 64;
+
+/// The trailer that tells the client how many messages the server sent.
+pub const MESSAGE_COUNT_TRAILER: &str = "x-message-count";
+
+/// The stream type handed to tonic for every streaming response.
+pub type ResponseStream = ReceiverStream<Result<ResponseMessage, Status>>;
+
+/// Why a producer stopped before finishing its work.
+#[derive(Debug)]
+pub enum Interrupted {
+    /// The client cancelled, reset the stream or disconnected.
+    ClientGone,
+    /// The call's deadline passed.
+    DeadlineExceeded,
+    /// The server's shutdown grace ran out.
+    ShuttingDown,
+    /// The client's request stream failed with this status.
+    Inbound(Status),
+}
+
+/// The sending half of a response stream, with everything that may end it early.
+#[derive(Debug)]
+pub struct Producer {
+    method: &'static str,
+    tx: mpsc::Sender<Result<ResponseMessage, Status>>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    hard_stop: CancellationToken,
+    stats: Arc<Stats>,
+    sent: u64,
+    _open: OpenStream,
+}
+
+impl Producer {
+    /// Opens a response stream for `method`; hand the returned stream to tonic.
+    pub fn open(
+        method: &'static str,
+        deadline: Option<Instant>,
+        hard_stop: CancellationToken,
+        stats: &Arc<Stats>,
+    ) -> (Self, ResponseStream) {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let producer = Self {
+            method,
+            tx,
+            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            hard_stop,
+            stats: Arc::clone(stats),
+            sent: 0,
+            _open: stats.open_stream(),
+        };
+        (producer, ReceiverStream::new(rx))
+    }
+
+    /// Sends one response, unless the stream is interrupted first.
+    pub async fn send(&mut self, response: ResponseMessage) -> Result<(), Interrupted> {
+        let Self { tx, deadline, hard_stop, .. } = self;
+        tokio::select! {
+            biased;
+            () = hard_stop.cancelled() => return Err(Interrupted::ShuttingDown),
+            () = until(deadline) => return Err(Interrupted::DeadlineExceeded),
+            sent = tx.send(Ok(response)) => sent.map_err(|_| Interrupted::ClientGone)?,
+        }
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Waits for `pause`, unless the stream is interrupted first.
+    pub async fn pause(&mut self, pause: Duration) -> Result<(), Interrupted> {
+        tokio::select! {
+            interrupted = self.interrupted() => Err(interrupted),
+            () = tokio::time::sleep(pause) => Ok(()),
+        }
+    }
+
+    /// Resolves when the client goes away, the deadline passes or the grace runs out.
+    pub async fn interrupted(&mut self) -> Interrupted {
+        let Self { tx, deadline, hard_stop, .. } = self;
+        tokio::select! {
+            biased;
+            () = hard_stop.cancelled() => Interrupted::ShuttingDown,
+            () = until(deadline) => Interrupted::DeadlineExceeded,
+            () = tx.closed() => Interrupted::ClientGone,
+        }
+    }
+
+    /// Ends the stream: an OK status when `outcome` is `Ok`, the matching error otherwise.
+    pub async fn finish(self, outcome: Result<(), Interrupted>) {
+        let status = match outcome {
+            Ok(()) => Status::ok(""),
+            Err(Interrupted::ClientGone) => {
+                self.stats.record_cancelled();
+                tracing::info!(method = self.method, sent = self.sent, "Connection dropped!");
+                return;
+            }
+            Err(Interrupted::DeadlineExceeded) => {
+                self.stats.record_deadline_exceeded();
+                tracing::info!(method = self.method, sent = self.sent, "deadline exceeded");
+                Status::deadline_exceeded("deadline exceeded")
+            }
+            Err(Interrupted::ShuttingDown) => {
+                tracing::info!(method = self.method, sent = self.sent, "ended by shutdown");
+                Status::unavailable("server shutting down")
+            }
+            Err(Interrupted::Inbound(status)) => {
+                if status.code() == Code::Cancelled || status.code() == Code::Unknown {
+                    self.stats.record_cancelled();
+                    tracing::info!(method = self.method, sent = self.sent, "Connection dropped!");
+                    return;
+                }
+                status
+            }
+        };
+        let status = with_message_count(status, self.sent);
+        // The status travels as the trailers; if the client left meanwhile there is nobody to tell.
+        let _ = self.tx.send(Err(status)).await;
+    }
+}
+
+/// Copies `status` with an `x-message-count` trailer added.
+fn with_message_count(status: Status, sent: u64) -> Status {
+    let mut metadata = MetadataMap::new();
+    metadata.insert(MESSAGE_COUNT_TRAILER, sent.into());
+    Status::with_metadata(status.code(), status.message(), metadata)
+}
+
+/// Resolves when `deadline` fires, or never when there is none.
+async fn until(deadline: &mut Option<Pin<Box<Sleep>>>) {
+    match deadline {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}

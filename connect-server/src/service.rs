@@ -1,0 +1,202 @@
+//! The `ConnectService` handlers: the four call lifecycles.
+
+use std::{sync::Arc, time::Duration};
+
+use connect_proto::{ConnectService, RequestMessage, ResponseMessage};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Response, Status, Streaming};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    config::Config,
+    deadline,
+    producer::{Interrupted, Producer, ResponseStream},
+    stats::{RpcKind, Stats},
+};
+
+/// How many responses `ServerStreamRPC` sends when the request's `count` is 0.
+pub const DEFAULT_STREAM_COUNT: u32 = 10;
+
+/// The per-call limits the handlers enforce.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most responses one `ServerStreamRPC` may ask for.
+    pub max_stream_count: u32,
+    /// Most milliseconds `ServerStreamRPC` may pause between responses.
+    pub max_interval_ms: u32,
+    /// Most bytes of `request_data` one `ClientStreamRPC` may send in all.
+    pub max_client_stream_bytes: usize,
+}
+
+impl From<&Config> for Limits {
+    fn from(config: &Config) -> Self {
+        Self {
+            max_stream_count: config.max_stream_count,
+            max_interval_ms: config.max_interval_ms,
+            max_client_stream_bytes: config.max_client_stream_bytes,
+        }
+    }
+}
+
+/// The service implementation, cheap to clone into each worker.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    limits: Limits,
+    stats: Arc<Stats>,
+    hard_stop: CancellationToken,
+}
+
+impl Connect {
+    /// A service that counts into `stats` and ends its streams when `hard_stop` is cancelled.
+    pub fn new(limits: Limits, stats: Arc<Stats>, hard_stop: CancellationToken) -> Self {
+        Self { limits, stats, hard_stop }
+    }
+
+    fn open_producer(
+        &self,
+        method: &'static str,
+        request_deadline: Option<tokio::time::Instant>,
+    ) -> (Producer, ResponseStream) {
+        Producer::open(method, request_deadline, self.hard_stop.clone(), &self.stats)
+    }
+
+    /// Checks a `ServerStreamRPC` request against the limits; returns `(count, interval)`.
+    fn stream_plan(&self, request: &RequestMessage) -> Result<(u32, Duration), Status> {
+        let Limits { max_stream_count, max_interval_ms, .. } = self.limits;
+        if request.count > max_stream_count {
+            return Err(invalid_field("count", format!("count must be at most {max_stream_count}")));
+        }
+        if request.interval_ms > max_interval_ms {
+            return Err(invalid_field(
+                "interval_ms",
+                format!("interval_ms must be at most {max_interval_ms}"),
+            ));
+        }
+        let count = if request.count == 0 { DEFAULT_STREAM_COUNT } else { request.count };
+        Ok((count, Duration::from_millis(request.interval_ms.into())))
+    }
+}
+
+/// The greeting every call answers with.
+pub fn hello(data: &str) -> ResponseMessage {
+    ResponseMessage { response_data: format!("Hello, {data}") }
+}
+
+/// The i-th (from 1) `ServerStreamRPC` response, trailing space included as in the original.
+pub fn stream_item(data: &str, i: u32) -> ResponseMessage {
+    ResponseMessage { response_data: format!("Hello, {data}: server({i}) ") }
+}
+
+/// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` field violation.
+fn invalid_field(field: &str, description: String) -> Status {
+    let details = ErrorDetails::with_bad_request_violation(field, description.clone());
+    Status::with_error_details(Code::InvalidArgument, description, details)
+}
+
+#[tonic::async_trait]
+impl ConnectService for Connect {
+    async fn unary_rpc(&self, request: Request<RequestMessage>) -> Result<Response<ResponseMessage>, Status> {
+        self.stats.record_call(RpcKind::Unary);
+        Ok(Response::new(hello(&request.get_ref().request_data)))
+    }
+
+    type ServerStreamRPCStream = ResponseStream;
+
+    async fn server_stream_rpc(
+        &self,
+        request: Request<RequestMessage>,
+    ) -> Result<Response<Self::ServerStreamRPCStream>, Status> {
+        self.stats.record_call(RpcKind::ServerStream);
+        let call_deadline = deadline::from_metadata(request.metadata());
+        let request = request.into_inner();
+        let (count, interval) = self.stream_plan(&request)?;
+        let (mut producer, stream) = self.open_producer("ServerStreamRPC", call_deadline);
+        tokio::spawn(async move {
+            let outcome = async {
+                for i in 1..=count {
+                    if i > 1 && !interval.is_zero() {
+                        producer.pause(interval).await?;
+                    }
+                    producer.send(stream_item(&request.request_data, i)).await?;
+                }
+                Ok(())
+            }
+            .await;
+            producer.finish(outcome).await;
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn client_stream_rpc(
+        &self,
+        request: Request<Streaming<RequestMessage>>,
+    ) -> Result<Response<ResponseMessage>, Status> {
+        self.stats.record_call(RpcKind::ClientStream);
+        let call_deadline = deadline::from_metadata(request.metadata());
+        let deadline_reached = deadline::reached(call_deadline);
+        tokio::pin!(deadline_reached);
+        let mut inbound = request.into_inner();
+        let mut parts = Vec::new();
+        let mut total_bytes = 0usize;
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = self.hard_stop.cancelled() => return Err(Status::unavailable("server shutting down")),
+                () = &mut deadline_reached => {
+                    self.stats.record_deadline_exceeded();
+                    return Err(Status::deadline_exceeded("deadline exceeded"));
+                }
+                next = inbound.message() => next,
+            };
+            match next {
+                Ok(Some(message)) => {
+                    total_bytes += message.request_data.len();
+                    if total_bytes > self.limits.max_client_stream_bytes {
+                        return Err(Status::resource_exhausted(format!(
+                            "client stream request_data exceeds {} bytes",
+                            self.limits.max_client_stream_bytes
+                        )));
+                    }
+                    parts.push(message.request_data);
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    self.stats.record_cancelled();
+                    tracing::info!(method = "ClientStreamRPC", code = ?status.code(), "Connection dropped!");
+                    return Err(status);
+                }
+            }
+        }
+        Ok(Response::new(hello(&parts.join(", "))))
+    }
+
+    type BidiStreamRPCStream = ResponseStream;
+
+    async fn bidi_stream_rpc(
+        &self,
+        request: Request<Streaming<RequestMessage>>,
+    ) -> Result<Response<Self::BidiStreamRPCStream>, Status> {
+        self.stats.record_call(RpcKind::Bidi);
+        let call_deadline = deadline::from_metadata(request.metadata());
+        let mut inbound = request.into_inner();
+        let (mut producer, stream) = self.open_producer("BidiStreamRPC", call_deadline);
+        tokio::spawn(async move {
+            let outcome = async {
+                loop {
+                    let next = tokio::select! {
+                        interrupted = producer.interrupted() => return Err(interrupted),
+                        next = inbound.message() => next,
+                    };
+                    match next {
+                        Ok(Some(message)) => producer.send(hello(&message.request_data)).await?,
+                        Ok(None) => return Ok(()),
+                        Err(status) => return Err(Interrupted::Inbound(status)),
+                    }
+                }
+            }
+            .await;
+            producer.finish(outcome).await;
+        });
+        Ok(Response::new(stream))
+    }
+}
