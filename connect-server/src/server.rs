@@ -1,5 +1,9 @@
-//! Serving `ConnectService` on a bound listener until a shutdown future fires,
+//! Serving `ConnectService` on bound listeners until a shutdown future fires,
 //! then draining in-flight calls for a bounded grace.
+//!
+//! A [`ConnectServer`] is cheap to clone and all clones share one state
+//! (counters, drain and stop signals), so the same server can serve several
+//! listeners, e.g. one per worker runtime, and shut them down together.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -18,69 +22,110 @@ use crate::{
 /// After the grace, how long ended streams get to deliver their final status.
 const FINAL_STATUS_WINDOW: Duration = Duration::from_secs(1);
 
-/// A configured server, ready to serve on a listener.
-#[derive(Debug)]
+/// A configured server; clones share their state.
+#[derive(Debug, Clone)]
 pub struct ConnectServer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     config: Config,
     stats: Arc<Stats>,
+    /// Cancelled when shutdown starts: listeners stop accepting, connections drain.
+    draining: CancellationToken,
+    /// Cancelled when the grace is over: every remaining call ends with `UNAVAILABLE`.
+    hard_stop: CancellationToken,
 }
 
 impl ConnectServer {
     /// A server with `config`; nothing is bound or spawned yet.
     pub fn new(config: Config) -> Self {
-        Self { config, stats: Arc::default() }
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                stats: Arc::default(),
+                draining: CancellationToken::new(),
+                hard_stop: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The configuration this server runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
     }
 
     /// The live counters, for tests and the periodic summary.
     pub fn stats(&self) -> Arc<Stats> {
-        Arc::clone(&self.stats)
+        Arc::clone(&self.shared.stats)
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then stops accepting and
-    /// lets in-flight calls finish for up to the configured grace before
-    /// ending the rest with `UNAVAILABLE`.
+    /// Serves on `listener` until `shutdown` resolves, then drains (see
+    /// [`shutdown_after`](Self::shutdown_after)). The one-listener entry point.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        let Self { config, stats } = self;
-        let hard_stop = CancellationToken::new();
-        let service = Connect::new(Limits::from(&config), Arc::clone(&stats), hard_stop.clone());
-
-        let reporter = (!config.stats_interval.is_zero())
-            .then(|| tokio::spawn(Arc::clone(&stats).report_every(config.stats_interval)));
-
-        let draining = CancellationToken::new();
-        let drain_signal = {
-            let draining = draining.clone();
-            async move {
-                shutdown.await;
-                tracing::info!("shutdown started: no new connections, draining in-flight calls");
-                draining.cancel();
-            }
-        };
-
-        let serving = Server::builder()
-            .add_service(ConnectServiceServer::new(service))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain_signal);
-        tokio::pin!(serving);
-
-        let grace = config.shutdown_grace;
+        let reporter = self.spawn_stats_reporter();
+        let serving = self.serve_listener(listener);
+        let stopping = self.shutdown_after(shutdown);
+        tokio::pin!(serving, stopping);
+        // Done when the listener has drained, which may be well before the grace is over.
         let result = tokio::select! {
-            result = &mut serving => result.map_err(anyhow::Error::from),
-            () = async { draining.cancelled().await; tokio::time::sleep(grace).await } => {
-                let open = stats.snapshot().streams_open;
-                tracing::warn!(open_streams = open, ?grace, "shutdown grace over: ending the remaining calls");
-                hard_stop.cancel();
-                // The ended streams now send UNAVAILABLE; connections close once they have.
-                let _ = tokio::time::timeout(FINAL_STATUS_WINDOW, &mut serving).await;
-                Ok(())
-            }
+            result = &mut serving => result,
+            () = &mut stopping => serving.await,
         };
         if let Some(reporter) = reporter {
             reporter.abort();
         }
         result
+    }
+
+    /// Serves one listener until the drain starts and its connections are done,
+    /// or the grace is over. Call it once per listener; all share one shutdown.
+    pub async fn serve_listener(&self, listener: TcpListener) -> anyhow::Result<()> {
+        let shared = &self.shared;
+        let service =
+            Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
+        let serving = Server::builder()
+            .add_service(ConnectServiceServer::new(service))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shared.draining.cancelled());
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => Ok(result?),
+            () = shared.hard_stop.cancelled() => {
+                // The ended streams now send UNAVAILABLE; connections close once they have.
+                let _ = tokio::time::timeout(FINAL_STATUS_WINDOW, &mut serving).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for `signal`, starts the drain, and ends the remaining calls once
+    /// the grace is over. Resolves when the server has stopped.
+    pub async fn shutdown_after(&self, signal: impl Future<Output = ()>) {
+        let shared = &self.shared;
+        tokio::select! {
+            () = signal => {}
+            // Every listener may have failed on its own; nothing left to drain then.
+            () = shared.hard_stop.cancelled() => return,
+        }
+        tracing::info!("shutdown started: no new connections, draining in-flight calls");
+        shared.draining.cancel();
+        let grace = shared.config.shutdown_grace;
+        tokio::time::sleep(grace).await;
+        let open = shared.stats.snapshot().streams_open;
+        if open > 0 {
+            tracing::warn!(open_streams = open, ?grace, "shutdown grace over: ending the remaining calls");
+        }
+        shared.hard_stop.cancel();
+    }
+
+    /// Starts the periodic summary, unless `--stats-interval` is 0.
+    pub fn spawn_stats_reporter(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let interval = self.shared.config.stats_interval;
+        (!interval.is_zero()).then(|| tokio::spawn(self.stats().report_every(interval)))
     }
 }
