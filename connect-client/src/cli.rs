@@ -53,4 +53,6 @@ pub enum Command {
     },
     /// Sends stdin lines as requests and prints each reply as it arrives.
     Bidi,
+    /// Load-tests the server and reports throughput and latency (see `bench --help`).
+    Bench(crate::bench::BenchOptions),
 }

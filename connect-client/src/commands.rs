@@ -20,6 +20,10 @@ const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 
 /// Runs the command described by `cli`, printing responses to stdout.
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
+    // The benchmark opens its own connections and sets each call's deadline itself.
+    if let Command::Bench(options) = cli.command {
+        return crate::bench::run(&cli.addr, cli.connect_timeout, cli.timeout, options).await;
+    }
     let mut client = connect(&cli.addr, cli.connect_timeout).await?;
     let call = async {
         match cli.command {
@@ -36,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
                 client_stream(&mut client, cli.timeout, requests).await
             }
             Command::Bidi => bidi(&mut client, cli.timeout, stdin_requests()).await,
+            Command::Bench(_) => unreachable!("handled above"),
         }
     };
     match cli.timeout {

@@ -3,6 +3,7 @@
 //! `connect-client` (the binary) parses a [`cli::Cli`] and hands it to
 //! [`run`]; tests call the same functions against an in-process server.
 
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod connection;

@@ -1,6 +1,6 @@
 //! Command-line flags and environment variables of the server.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, num::NonZeroUsize, time::Duration};
 
 use clap::Parser;
 
@@ -31,6 +31,11 @@ pub struct Config {
     /// How long in-flight RPCs may run after a shutdown signal before they are ended.
     #[arg(long, env = "CONNECT_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Worker threads, each a single-threaded runtime with its own listener
+    /// (default: the cores this process may run on, which follows `taskset`).
+    #[arg(long, env = "CONNECT_WORKERS")]
+    pub workers: Option<NonZeroUsize>,
 }
 
 impl Default for Config {

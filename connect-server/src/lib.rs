@@ -11,6 +11,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod stats;
+pub mod workers;
 
 pub use config::Config;
 pub use server::ConnectServer;

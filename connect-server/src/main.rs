@@ -1,19 +1,23 @@
 //! `connect-server`: serves `ConnectService` on `[::]:50051` (see `--help`).
+//!
+//! Runs one worker thread per available core (`--workers`), each with its own
+//! single-threaded runtime and listener; this thread handles signals, the
+//! periodic summary and the shutdown timer.
 
 use clap::Parser;
-use connect_server::{Config, ConnectServer, shutdown};
-use tokio::net::TcpListener;
+use connect_server::{Config, ConnectServer, shutdown, workers};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
-    let listener = TcpListener::bind(config.addr).await?;
-    println!("Server listening on {}", listener.local_addr()?);
+    let count = config.workers.unwrap_or_else(workers::default_count);
+    let listeners = workers::bind(config.addr, count)?;
+    println!("Server listening on {}", listeners[0].local_addr()?);
 
     let shutdown = async {
         shutdown::signal().await;
@@ -24,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(130);
         });
     };
-    ConnectServer::new(config).serve(listener, shutdown).await?;
+    workers::serve(ConnectServer::new(config), listeners, shutdown).await?;
     println!("Bye");
     Ok(())
 }

@@ -22,6 +22,11 @@ use crate::stats::{OpenStream, Stats};
 /// Responses buffered between a producer and the connection; flow control does the rest.
 const CHANNEL_CAPACITY: usize = 64;
 
+/// On the fast path (room in the channel), how many sends may pass between two
+/// looks at the shared hard-stop token, whose check takes a lock that every
+/// stream of every worker shares.
+const HARD_STOP_CHECK_EVERY: u64 = 32;
+
 /// The trailer that tells the client how many messages the server sent.
 pub const MESSAGE_COUNT_TRAILER: &str = "x-message-count";
 
@@ -47,6 +52,8 @@ pub struct Producer {
     method: &'static str,
     tx: mpsc::Sender<Result<ResponseMessage, Status>>,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The same deadline as an instant, for the fast path's cheap comparison.
+    deadline_at: Option<Instant>,
     hard_stop: CancellationToken,
     stats: Arc<Stats>,
     sent: u64,
@@ -66,6 +73,7 @@ impl Producer {
             method,
             tx,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            deadline_at: deadline,
             hard_stop,
             stats: Arc::clone(stats),
             sent: 0,
@@ -76,12 +84,29 @@ impl Producer {
 
     /// Sends one response, unless the stream is interrupted first.
     pub async fn send(&mut self, response: ResponseMessage) -> Result<(), Interrupted> {
+        // Fast path: while the channel has room, a send needs no waker registered on
+        // the token, the deadline timer and the channel, which is most of its cost.
+        if self.sent % HARD_STOP_CHECK_EVERY == 0 && self.hard_stop.is_cancelled() {
+            return Err(Interrupted::ShuttingDown);
+        }
+        if self.deadline_at.is_some_and(|at| Instant::now() >= at) {
+            return Err(Interrupted::DeadlineExceeded);
+        }
+        let response = match self.tx.try_send(Ok(response)) {
+            Ok(()) => {
+                self.sent += 1;
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Interrupted::ClientGone),
+            Err(mpsc::error::TrySendError::Full(response)) => response,
+        };
+        // Slow path: the connection is behind, so wait for room or an interruption.
         let Self { tx, deadline, hard_stop, .. } = self;
         tokio::select! {
             biased;
             () = hard_stop.cancelled() => return Err(Interrupted::ShuttingDown),
             () = until(deadline) => return Err(Interrupted::DeadlineExceeded),
-            sent = tx.send(Ok(response)) => sent.map_err(|_| Interrupted::ClientGone)?,
+            sent = tx.send(response) => sent.map_err(|_| Interrupted::ClientGone)?,
         }
         self.sent += 1;
         Ok(())

@@ -9,9 +9,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use connect_proto::ConnectServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
     config::Config,
@@ -21,6 +20,12 @@ use crate::{
 
 /// After the grace, how long ended streams get to deliver their final status.
 const FINAL_STATUS_WINDOW: Duration = Duration::from_secs(1);
+
+/// The accepted connections of `listener`, with Nagle off: `serve_with_incoming`
+/// ignores the builder's `tcp_nodelay`, and small gRPC frames must not wait for ACKs.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
 
 /// A configured server; clones share their state.
 #[derive(Debug, Clone)]
@@ -91,7 +96,7 @@ impl ConnectServer {
             Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
         let serving = Server::builder()
             .add_service(ConnectServiceServer::new(service))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shared.draining.cancelled());
+            .serve_with_incoming_shutdown(incoming(listener), shared.draining.cancelled());
         tokio::pin!(serving);
         tokio::select! {
             result = &mut serving => Ok(result?),

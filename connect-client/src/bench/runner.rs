@@ -1,0 +1,272 @@
+//! Drives the load: one OS thread per slice of the connections, each with a
+//! current-thread runtime running that slice's call loops, so the load
+//! generator spends its time on calls rather than on cross-thread wake-ups.
+
+use std::{
+    cell::RefCell,
+    sync::{
+        Arc, Barrier, Mutex,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use connect_proto::RequestMessage;
+use futures::future::join_all;
+use tonic::Status;
+
+use super::{
+    options::{BenchOptions, DEFAULT_DURATION, Rpc},
+    progress::{self, ClearOnDrop, Counters, Goal},
+    report::{Report, Tally},
+    wire::{self, CallTemplate, Connection},
+};
+use crate::exit::ClientError;
+
+/// Everything a call loop needs to know, shared read-only by every thread.
+#[derive(Debug)]
+struct Settings {
+    addr: String,
+    connect_timeout: Duration,
+    rpc: Rpc,
+    connections: usize,
+    concurrency: usize,
+    threads: usize,
+    warmup: Duration,
+    duration: Option<Duration>,
+    /// Time between two calls of one loop, when `--rate` is set.
+    interval: Option<Duration>,
+    messages_per_call: u32,
+    template: CallTemplate,
+}
+
+/// State the threads coordinate through.
+#[derive(Debug)]
+struct Shared {
+    /// Every thread waits here with its connections open, so the clock starts once for all.
+    connected: Barrier,
+    /// The first connection failure, which calls the run off.
+    failure: Mutex<Option<ClientError>>,
+    /// When the run (warm-up included) started; set by the first thread past the barrier.
+    started: Mutex<Option<Instant>>,
+    /// Measured calls still to start, in `--requests` mode.
+    remaining: Option<AtomicI64>,
+}
+
+/// What one thread hands back.
+struct ThreadResult {
+    tally: Tally,
+    started: Option<Instant>,
+    last_done: Option<Instant>,
+}
+
+/// Runs the benchmark described by `options` against `addr` and returns what it measured.
+pub async fn run(
+    addr: &str,
+    connect_timeout: Duration,
+    timeout: Option<Duration>,
+    options: &BenchOptions,
+) -> Result<Report, ClientError> {
+    let duration = match (options.duration, options.requests) {
+        (None, None) => Some(DEFAULT_DURATION),
+        (duration, _) => duration,
+    };
+    let concurrency = options.concurrency.get();
+    let messages_per_call = options.messages_per_call();
+    let data = "x".repeat(options.data_size);
+    let requests = match options.rpc {
+        Rpc::Unary => vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }],
+        Rpc::ServerStream => {
+            vec![RequestMessage { request_data: data, count: messages_per_call, interval_ms: 0 }]
+        }
+        Rpc::ClientStream | Rpc::Bidi => {
+            vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }; messages_per_call as usize]
+        }
+    };
+    let template = CallTemplate::new(addr, options.rpc.method(), &requests, timeout)?;
+    let settings = Arc::new(Settings {
+        addr: addr.to_owned(),
+        connect_timeout,
+        rpc: options.rpc,
+        connections: options.connections.get(),
+        concurrency,
+        threads: options.thread_count().get(),
+        warmup: options.warmup,
+        duration,
+        interval: options.rate.map(|rate| Duration::from_secs_f64(concurrency as f64 / rate)),
+        messages_per_call,
+        template,
+    });
+    let shared = Arc::new(Shared {
+        connected: Barrier::new(settings.threads),
+        failure: Mutex::new(None),
+        started: Mutex::new(None),
+        remaining: options.requests.map(|n| AtomicI64::new(i64::try_from(n).unwrap_or(i64::MAX))),
+    });
+    let counters: Counters = (0..settings.threads).map(|_| Arc::new(AtomicU64::new(0))).collect();
+
+    let mut handles = Vec::with_capacity(settings.threads);
+    for index in 0..settings.threads {
+        let (settings, shared, counter) =
+            (Arc::clone(&settings), Arc::clone(&shared), Arc::clone(&counters[index]));
+        let handle = std::thread::Builder::new()
+            .name(format!("bench-{index}"))
+            .spawn(move || run_thread(index, &settings, &shared, &counter))
+            .map_err(|error| ClientError::Other(format!("cannot start a load thread: {error}")))?;
+        handles.push(handle);
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        handles.into_iter().map(|handle| handle.join()).collect::<Vec<_>>()
+    });
+    let goal = match (duration, options.requests) {
+        (Some(duration), _) => Goal::Time(options.warmup + duration),
+        (None, Some(requests)) => Goal::Calls(requests),
+        (None, None) => unreachable!("a duration is set when requests is not"),
+    };
+    let results = {
+        let _clear = ClearOnDrop;
+        tokio::select! {
+            joined = joined => joined.map_err(|error| ClientError::Other(format!("load threads lost: {error}")))?,
+            () = progress::show(goal, counters) => unreachable!("the progress bar never ends"),
+        }
+    };
+
+    if let Some(error) = shared.failure.lock().map_or(None, |mut failure| failure.take()) {
+        return Err(error);
+    }
+    let mut tally = Tally::default();
+    let (mut started, mut last_done) = (None::<Instant>, None::<Instant>);
+    for result in results {
+        let result = result.map_err(|_| ClientError::Other("a load thread panicked".into()))?;
+        tally.merge(&result.tally);
+        started = started.or(result.started);
+        last_done = last_done.max(result.last_done);
+    }
+    let measured_from = started.map(|at| at + settings.warmup);
+    let elapsed = match (measured_from, last_done) {
+        (Some(from), Some(to)) => to.saturating_duration_since(from),
+        _ => Duration::ZERO,
+    };
+    Ok(Report {
+        rpc: settings.rpc,
+        addr: settings.addr.clone(),
+        connections: settings.connections,
+        concurrency: settings.concurrency,
+        elapsed,
+        tally,
+    })
+}
+
+/// One load thread: opens its connections, waits for the others, runs its call loops.
+fn run_thread(index: usize, settings: &Settings, shared: &Shared, counter: &AtomicU64) -> ThreadResult {
+    let idle = ThreadResult { tally: Tally::default(), started: None, last_done: None };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            fail(shared, ClientError::Other(format!("cannot build a load runtime: {error}")));
+            shared.connected.wait();
+            return idle;
+        }
+    };
+    // Connection `c` belongs to thread `c % threads`; call loop `j` uses connection `j % connections`.
+    let mine: Vec<usize> = (0..settings.connections).filter(|c| c % settings.threads == index).collect();
+    let connected = runtime
+        .block_on(join_all(mine.iter().map(|_| wire::connect(&settings.addr, settings.connect_timeout))));
+    let mut clients = Vec::with_capacity(connected.len());
+    for client in connected {
+        match client {
+            Ok(client) => clients.push(client),
+            Err(error) => fail(shared, error),
+        }
+    }
+    shared.connected.wait();
+    if shared.failure.lock().map_or(true, |failure| failure.is_some()) {
+        return idle;
+    }
+    let started = *shared
+        .started
+        .lock()
+        .map(|mut started| *started.get_or_insert_with(Instant::now))
+        .as_ref()
+        .unwrap_or(&Instant::now());
+
+    let tally = RefCell::new(Tally::default());
+    let last_done = RefCell::new(None);
+    let loops = (0..settings.concurrency).filter_map(|j| {
+        let connection = j % settings.connections;
+        let slot = mine.iter().position(|&c| c == connection)?;
+        let client = clients[slot].clone();
+        Some(call_loop(j, client, settings, shared, started, counter, &tally, &last_done))
+    });
+    runtime.block_on(join_all(loops));
+    ThreadResult { tally: tally.into_inner(), started: Some(started), last_done: last_done.into_inner() }
+}
+
+/// Keeps the first failure; later ones are usually the same cause.
+fn fail(shared: &Shared, error: ClientError) {
+    if let Ok(mut failure) = shared.failure.lock() {
+        failure.get_or_insert(error);
+    }
+}
+
+/// One call loop: calls back to back (or on schedule with `--rate`) until the run is over.
+#[allow(clippy::too_many_arguments)] // the loop's whole context, borrowed from its thread
+async fn call_loop(
+    index: usize,
+    mut client: Connection,
+    settings: &Settings,
+    shared: &Shared,
+    started: Instant,
+    counter: &AtomicU64,
+    tally: &RefCell<Tally>,
+    last_done: &RefCell<Option<Instant>>,
+) {
+    let measured_from = started + settings.warmup;
+    let end = settings.duration.map(|duration| measured_from + duration);
+    // Loops start staggered over one interval so a fixed rate does not arrive in bursts.
+    let mut due = settings
+        .interval
+        .map(|interval| started + interval.mul_f64(index as f64 / settings.concurrency as f64));
+    loop {
+        let call_started = match (&mut due, settings.interval) {
+            (Some(due), Some(interval)) => {
+                tokio::time::sleep_until((*due).into()).await;
+                // Latency counts from when the call was due, not when it went out.
+                let at = *due;
+                *due += interval;
+                at
+            }
+            _ => Instant::now(),
+        };
+        if end.is_some_and(|end| call_started >= end) {
+            break;
+        }
+        let measured = call_started >= measured_from;
+        if measured
+            && let Some(remaining) = &shared.remaining
+            && remaining.fetch_sub(1, Ordering::Relaxed) <= 0
+        {
+            break;
+        }
+        let outcome = call(&mut client, settings).await;
+        let done = Instant::now();
+        counter.fetch_add(1, Ordering::Relaxed);
+        if measured {
+            let mut tally = tally.borrow_mut();
+            match outcome {
+                Ok(messages) => tally.record_ok(done - call_started, messages),
+                Err(status) => tally.record_error(crate::exit::code_name(status.code())),
+            }
+            *last_done.borrow_mut() = Some(done);
+        }
+    }
+}
+
+/// Makes one call; returns the messages it carried (requests sent, for client-stream).
+async fn call(connection: &mut Connection, settings: &Settings) -> Result<u64, Status> {
+    let received = wire::call(connection, &settings.template).await?;
+    Ok(match settings.rpc {
+        Rpc::ClientStream => settings.messages_per_call.into(),
+        Rpc::Unary | Rpc::ServerStream | Rpc::Bidi => received,
+    })
+}

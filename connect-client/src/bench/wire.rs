@@ -1,0 +1,214 @@
+//! A minimal gRPC caller written straight on `h2`, for the load generator.
+//!
+//! Why not the tonic client: its `Channel` hands every call to a buffer task
+//! and then to hyper's dispatch task before `h2` sees it; those hops cost the
+//! load generator more CPU per call than the server spends answering it, so
+//! the benchmark would measure the client. Here a call is one `h2` stream:
+//! headers and the pre-encoded request frames out, response frames decoded
+//! with prost, `grpc-status` read from the trailers (or from the headers of a
+//! trailers-only response).
+
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use connect_proto::{RequestMessage, ResponseMessage};
+use h2::{RecvStream, client::SendRequest};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
+use prost::Message as _;
+use tokio::net::TcpStream;
+use tonic::{Code, Status};
+
+use crate::exit::{ClientError, one_line};
+
+/// Flow-control windows large enough that the load generator never waits for WINDOW_UPDATEs.
+const STREAM_WINDOW: u32 = 1 << 20;
+/// See [`STREAM_WINDOW`].
+const CONNECTION_WINDOW: u32 = 1 << 24;
+/// Bytes of a gRPC message prefix: compressed flag and big-endian length.
+const PREFIX: usize = 5;
+
+/// One HTTP/2 connection to the server, cheap to clone into each call loop.
+pub type Connection = SendRequest<Bytes>;
+
+/// Opens an HTTP/2 connection to `addr` (`http://host:port`) and drives it on the current runtime.
+pub async fn connect(addr: &str, connect_timeout: Duration) -> Result<Connection, ClientError> {
+    let failed = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
+    let uri: Uri = addr.parse().map_err(|error: http::uri::InvalidUri| failed(error.to_string()))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(failed("bench supports plain-text http:// addresses only".into()));
+    }
+    let host = uri.host().ok_or_else(|| failed("no host in address".into()))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| failed(format!("timed out after {connect_timeout:?}")))?
+        .map_err(|error| failed(one_line(&error)))?;
+    // Small frames must not wait for ACKs (Nagle), or latency measures the kernel.
+    tcp.set_nodelay(true).map_err(|error| failed(one_line(&error)))?;
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .map_err(|error| failed(one_line(&error)))?;
+    tokio::spawn(async move {
+        // The connection ends with the run or with an error each call reports itself.
+        let _ = connection.await;
+    });
+    Ok(send)
+}
+
+/// What every call of a run sends: the method's URI, the headers and the request frames.
+#[derive(Debug, Clone)]
+pub struct CallTemplate {
+    uri: Uri,
+    headers: HeaderMap,
+    frames: Vec<Bytes>,
+}
+
+impl CallTemplate {
+    /// A template for calling `method` with `messages`, under an optional deadline.
+    pub fn new(
+        addr: &str,
+        method: &str,
+        messages: &[RequestMessage],
+        timeout: Option<Duration>,
+    ) -> Result<Self, ClientError> {
+        let uri = format!("{}/ConnectService/{method}", addr.trim_end_matches('/')).parse().map_err(
+            |error: http::uri::InvalidUri| ClientError::Other(format!("bad address {addr}: {error}")),
+        )?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        if let Some(timeout) = timeout {
+            // Milliseconds, at most the eight digits the spec allows.
+            let millis = timeout.as_millis().clamp(1, 99_999_999);
+            let value = HeaderValue::from_str(&format!("{millis}m"))
+                .map_err(|error| ClientError::Other(format!("bad timeout: {error}")))?;
+            headers.insert("grpc-timeout", value);
+        }
+        Ok(Self { uri, headers, frames: messages.iter().map(frame).collect() })
+    }
+
+    fn request(&self) -> Request<()> {
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+/// Encodes `message` as one length-prefixed gRPC frame.
+pub fn frame(message: &RequestMessage) -> Bytes {
+    let length = message.encoded_len();
+    let mut buf = BytesMut::with_capacity(PREFIX + length);
+    buf.extend_from_slice(&[0]);
+    buf.extend_from_slice(&u32::try_from(length).unwrap_or(u32::MAX).to_be_bytes());
+    // The buffer has exactly the room the message needs, so encoding cannot fail.
+    let _ = message.encode(&mut buf);
+    buf.freeze()
+}
+
+/// Makes one call on `connection`; returns how many response messages it received.
+pub async fn call(connection: &mut Connection, template: &CallTemplate) -> Result<u64, Status> {
+    // Waits while the connection is at the server's limit of concurrent streams.
+    std::future::poll_fn(|cx| connection.poll_ready(cx)).await.map_err(h2_status)?;
+    let (response, mut body) = connection.send_request(template.request(), false).map_err(h2_status)?;
+    let last = template.frames.len().saturating_sub(1);
+    for (index, frame) in template.frames.iter().enumerate() {
+        body.send_data(frame.clone(), index == last).map_err(h2_status)?;
+    }
+    let response = response.await.map_err(h2_status)?;
+    let (parts, mut stream) = response.into_parts();
+    if parts.status != http::StatusCode::OK {
+        return Err(Status::new(Code::Unknown, format!("HTTP status {}", parts.status)));
+    }
+    // A trailers-only response carries its status in the headers.
+    if let Some(outcome) = grpc_status(&parts.headers) {
+        return outcome.map(|()| 0);
+    }
+    let received = read_messages(&mut stream).await?;
+    match stream.trailers().await.map_err(h2_status)? {
+        Some(trailers) => grpc_status(&trailers)
+            .unwrap_or_else(|| Err(Status::internal("trailers without grpc-status")))
+            .map(|()| received),
+        None => Err(Status::internal("response ended without trailers")),
+    }
+}
+
+/// Reads and decodes every response message until the body ends.
+async fn read_messages(stream: &mut RecvStream) -> Result<u64, Status> {
+    let mut pending = BytesMut::new();
+    let mut received = 0;
+    while let Some(chunk) = stream.data().await {
+        let chunk = chunk.map_err(h2_status)?;
+        // Hand the window back at once, as the connection would otherwise stall.
+        let _ = stream.flow_control().release_capacity(chunk.len());
+        pending.extend_from_slice(&chunk);
+        while pending.len() >= PREFIX {
+            if pending[0] != 0 {
+                return Err(Status::internal("compressed response, but none was asked for"));
+            }
+            let length = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
+            if pending.len() < PREFIX + length {
+                break;
+            }
+            pending.advance(PREFIX);
+            let message = pending.split_to(length);
+            ResponseMessage::decode(message.as_ref())
+                .map_err(|error| Status::internal(format!("undecodable response: {error}")))?;
+            received += 1;
+        }
+    }
+    if !pending.is_empty() {
+        return Err(Status::internal("response body ended inside a message"));
+    }
+    Ok(received)
+}
+
+/// The call's outcome from `grpc-status` (and `grpc-message`), if the map has one.
+fn grpc_status(headers: &HeaderMap) -> Option<Result<(), Status>> {
+    let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    Some(match code {
+        Code::Ok => Ok(()),
+        code => {
+            let message = headers.get("grpc-message").map(|value| String::from_utf8_lossy(value.as_bytes()));
+            Err(Status::new(code, message.unwrap_or_default()))
+        }
+    })
+}
+
+/// Maps a transport error to the status code gRPC gives it.
+fn h2_status(error: h2::Error) -> Status {
+    if error.is_io() || error.is_go_away() {
+        return Status::unavailable(one_line(&error));
+    }
+    Status::from_error(Box::new(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_a_prefix_and_the_encoded_message() {
+        let message = RequestMessage { request_data: "ab".into(), count: 10, interval_ms: 0 };
+        let framed = frame(&message);
+        assert_eq!(framed.as_ref(), &[0, 0, 0, 0, 6, 0x0a, 2, b'a', b'b', 0x10, 10]);
+    }
+
+    #[test]
+    fn grpc_status_reads_code_and_message() {
+        let mut headers = HeaderMap::new();
+        assert!(grpc_status(&headers).is_none());
+        headers.insert("grpc-status", HeaderValue::from_static("0"));
+        assert!(matches!(grpc_status(&headers), Some(Ok(()))));
+        headers.insert("grpc-status", HeaderValue::from_static("3"));
+        headers.insert("grpc-message", HeaderValue::from_static("count must be at most 5"));
+        let status = grpc_status(&headers).and_then(Result::err).expect("an error status");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "count must be at most 5");
+    }
+}
