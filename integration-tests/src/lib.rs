@@ -2,6 +2,8 @@
 //! in-process on `127.0.0.1:0`, connect the real client library to it, and
 //! shut it down with a oneshot.
 
+pub mod certs;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Parser;
@@ -37,6 +39,12 @@ impl TestServer {
         Self::start_with_config(Config::parse_from(argv)).await
     }
 
+    /// Starts a server with owned `args`, as [`start_with_args`](Self::start_with_args).
+    pub async fn start_with_owned_args(args: &[String]) -> Self {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::start_with_args(&args).await
+    }
+
     /// Starts a server with `config`, bound to `127.0.0.1:0` whatever `config.addr` says.
     pub async fn start_with_config(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
@@ -53,6 +61,16 @@ impl TestServer {
     /// The server's address as a client URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The server's address as a TLS client URL (the test certificate names `127.0.0.1`).
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// A plaintext channel to this server, for services other than `ConnectService`.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).expect("test url").connect().await.expect("connect to test server")
     }
 
     /// A client connected to this server.
