@@ -9,6 +9,7 @@ pub mod config;
 pub mod deadline;
 pub mod health;
 pub mod limits;
+pub mod max_age;
 pub mod producer;
 pub mod routes;
 pub mod server;

@@ -50,7 +50,15 @@ pub struct LimitArgs {
     pub max_connection_age_grace: Duration,
 }
 
-/// Applies the connection-level limits of `limits` to `server`.
+impl LimitArgs {
+    /// How long a connection may exist at most: its age plus the grace.
+    pub fn connection_lifetime(&self) -> Duration {
+        self.max_connection_age.saturating_add(self.max_connection_age_grace)
+    }
+}
+
+/// Applies the connection-level limits of `limits` to `server`. The age grace is
+/// enforced on the socket instead (see [`crate::max_age`]).
 pub fn apply<L>(server: Server<L>, limits: &LimitArgs) -> Server<L> {
     server
         .max_concurrent_streams(limits.max_concurrent_streams)
@@ -59,5 +67,4 @@ pub fn apply<L>(server: Server<L>, limits: &LimitArgs) -> Server<L> {
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .max_connection_age(limits.max_connection_age)
-        .max_connection_age_grace(limits.max_connection_age_grace)
 }

@@ -15,7 +15,7 @@ use tonic::transport::Server;
 use crate::{
     config::Config,
     health::Health,
-    limits, routes,
+    limits, max_age, routes,
     service::{Connect, Limits},
     stats::Stats,
 };
@@ -98,7 +98,13 @@ impl ConnectServer {
             .tls
             .apply(limits::apply(Server::builder(), &config.limits))?
             .add_routes(routes::routes(config, service, &shared.health)?)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shared.draining.cancelled());
+            .serve_with_incoming_shutdown(
+                max_age::limit_lifetime(
+                    TcpListenerStream::new(listener),
+                    config.limits.connection_lifetime(),
+                ),
+                shared.draining.cancelled(),
+            );
         tokio::pin!(serving);
         tokio::select! {
             result = &mut serving => Ok(result?),

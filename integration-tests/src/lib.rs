@@ -3,6 +3,7 @@
 //! shut it down with a oneshot.
 
 pub mod certs;
+pub mod h2raw;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
