@@ -128,19 +128,19 @@ async fn connections_past_max_age_get_goaway_then_close_after_the_grace() {
         "--max-connection-age",
         "200ms",
         "--max-connection-age-grace",
-        "200ms",
+        "300ms",
     ])
     .await;
+    let connected = Instant::now();
     let mut h2 = RawH2::connect(server.addr).await;
     // A call that never finishes keeps the connection open past its age, until the grace ends it.
     h2.write(&unary_headers(1, false)).await;
     let goaway = h2.next_of(&[kind::GOAWAY]).await.expect("a GOAWAY");
     assert_eq!(goaway.error_code(), reason::NO_ERROR);
-    assert_eq!(
-        h2.next_of(&[kind::GOAWAY]).await.map(|frame| frame.error_code()),
-        None,
-        "closed after the grace"
-    );
+    assert!(connected.elapsed() >= Duration::from_millis(200), "GOAWAY at the age, not before");
+    let after_goaway = h2.next_of(&[kind::GOAWAY]).await;
+    assert_eq!(after_goaway.map(|frame| frame.error_code()), None, "closed after the grace");
+    assert!(connected.elapsed() >= Duration::from_millis(500), "open until age + grace");
 }
 
 #[tokio::test]
