@@ -41,4 +41,14 @@ impl Health {
             self.reporter.set_service_status(service, ServingStatus::NotServing).await;
         }
     }
+
+    /// Ends every `Watch` stream (after delivering the last status), so that health
+    /// watchers do not hold their connections open through the whole drain.
+    /// `Check` answers `NOT_FOUND` afterwards.
+    pub async fn end_watches(&self) {
+        let mut reporter = self.reporter.clone();
+        for service in SERVICES {
+            reporter.clear_service_status(service).await;
+        }
+    }
 }

@@ -136,6 +136,7 @@ impl ConnectServer {
         }
         tracing::info!("shutdown started: no new connections, draining in-flight calls");
         shared.draining.cancel();
+        shared.health.end_watches().await;
         let grace = shared.config.shutdown_grace;
         tokio::time::sleep(grace).await;
         let open = shared.stats.snapshot().streams_open;

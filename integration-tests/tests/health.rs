@@ -54,9 +54,12 @@ async fn health_turns_not_serving_when_shutdown_starts() {
     server.begin_shutdown();
     assert_eq!(next_status(&mut whole).await, ServingStatus::NotServing);
     assert_eq!(next_status(&mut connect).await, ServingStatus::NotServing);
-    // Watches never end by themselves; closing them lets the drain finish.
-    drop((whole, connect, health));
-    server.join().await.expect("clean shutdown");
+    // Then the server ends the watches itself, so watchers do not hold up the drain.
+    for watch in [&mut whole, &mut connect] {
+        let end = tokio::time::timeout(PROMPTLY, watch.message()).await.expect("watch ends in time");
+        assert!(matches!(end, Ok(None)), "{end:?}");
+    }
+    tokio::time::timeout(PROMPTLY, server.join()).await.expect("drained in time").expect("clean shutdown");
 }
 
 #[tokio::test]
