@@ -4,9 +4,18 @@ use clap::Parser;
 use connect_client::{Cli, ClientError};
 use connect_proto::ConnectServiceClient;
 use integration_tests::{PROMPTLY, TestServer, certs::TestCerts, certs::path, request};
+use std::sync::Arc;
+
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
+};
+use tokio_rustls::{
+    TlsConnector,
+    rustls::{
+        AlertDescription, ClientConfig, RootCertStore,
+        pki_types::{CertificateDer, ServerName, pem::PemObject},
+    },
 };
 use tonic::{
     Code,
@@ -30,10 +39,40 @@ async fn tls_call_succeeds() {
     assert_eq!(hello_over(channel).await, "Hello, TLS");
 }
 
-/// tonic reports a connection the server dropped as `UNKNOWN: transport error`, or as
-/// `UNAVAILABLE` if it notices before the call starts; either way the call never ran.
+/// tonic reports a connection the server dropped as `UNKNOWN: transport error`,
+/// `UNAVAILABLE` or `CANCELLED`, depending on when it notices; the exact refusal is
+/// asserted on the wire separately.
 fn assert_transport_failure(status: &tonic::Status) {
-    assert!(matches!(status.code(), Code::Unknown | Code::Unavailable), "{status:?}");
+    assert!(matches!(status.code(), Code::Unknown | Code::Unavailable | Code::Cancelled), "{status:?}");
+}
+
+/// The TLS alert a client without a certificate gets from an mTLS server.
+async fn alert_for_anonymous_client(
+    certs: &TestCerts,
+    addr: std::net::SocketAddr,
+) -> Option<AlertDescription> {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(&certs.ca).expect("ca pem")).expect("ca cert");
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(addr).await.expect("tcp connect");
+    let server_name = ServerName::try_from("localhost").expect("name");
+    let attempt = async {
+        // With TLS 1.3 the client's side completes first; the server's verdict comes on the first read.
+        let mut tls = TlsConnector::from(Arc::new(config)).connect(server_name, tcp).await?;
+        let mut buf = [0u8; 1];
+        tls.read(&mut buf).await
+    };
+    let error = tokio::time::timeout(PROMPTLY, attempt).await.expect("refused in time").err()?;
+    match error.get_ref()?.downcast_ref::<tokio_rustls::rustls::Error>()? {
+        tokio_rustls::rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
 }
 
 #[tokio::test]
@@ -73,6 +112,10 @@ async fn mtls_refuses_client_without_certificate() {
         assert_transport_failure(&status);
     }
     assert_eq!(server.stats.snapshot().unary, 0, "no call got through");
+    assert_eq!(
+        alert_for_anonymous_client(&certs, server.addr).await,
+        Some(AlertDescription::CertificateRequired)
+    );
 }
 
 #[tokio::test]
