@@ -8,6 +8,7 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::Args;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// TLS flags; without `--tls-cert` the server speaks plaintext HTTP/2.
@@ -37,10 +38,10 @@ impl TlsArgs {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
-        let identity = Identity::from_pem(read(cert, "--tls-cert")?, read(key, "--tls-key")?);
+        let identity = Identity::from_pem(read_certs(cert, "--tls-cert")?, read_key(key)?);
         let mut config = ServerTlsConfig::new().identity(identity).timeout(self.tls_handshake_timeout);
         if let Some(ca) = &self.tls_client_ca {
-            config = config.client_ca_root(Certificate::from_pem(read(ca, "--tls-client-ca")?));
+            config = config.client_ca_root(Certificate::from_pem(read_certs(ca, "--tls-client-ca")?));
         }
         Ok(Some(config))
     }
@@ -56,4 +57,63 @@ impl TlsArgs {
 
 fn read(path: &PathBuf, flag: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {flag} {}", path.display()))
+}
+
+/// Reads a PEM file that must hold at least one certificate; checked here because
+/// tonic only says "transport error" about a bad one.
+fn read_certs(path: &PathBuf, flag: &str) -> anyhow::Result<Vec<u8>> {
+    let pem = read(path, flag)?;
+    let count = CertificateDer::pem_slice_iter(&pem)
+        .try_fold(0, |count, cert| cert.map(|_| count + 1))
+        .with_context(|| format!("{flag} {}: invalid PEM", path.display()))?;
+    anyhow::ensure!(count > 0, "{flag} {}: no PEM certificate in it", path.display());
+    Ok(pem)
+}
+
+/// Reads a PEM file that must hold a private key.
+fn read_key(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    let pem = read(path, "--tls-key")?;
+    PrivateKeyDer::from_pem_slice(&pem)
+        .with_context(|| format!("--tls-key {}: no PEM private key in it", path.display()))?;
+    Ok(pem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(cert: &str, key: &str) -> TlsArgs {
+        TlsArgs {
+            tls_cert: Some(cert.into()),
+            tls_key: Some(key.into()),
+            tls_client_ca: None,
+            tls_handshake_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn plaintext_without_cert() {
+        let off = TlsArgs {
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_handshake_timeout: Duration::ZERO,
+        };
+        assert!(off.server_config().expect("no files to read").is_none());
+    }
+
+    #[test]
+    fn clear_errors_for_bad_files() {
+        let dir = std::env::temp_dir().join(format!("connect-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not pem\n").expect("write");
+        let junk = junk.to_str().expect("utf-8");
+
+        let missing = args("/nonexistent/cert.pem", junk).server_config().unwrap_err();
+        assert_eq!(missing.to_string(), "cannot read --tls-cert /nonexistent/cert.pem");
+        let no_cert = args(junk, junk).server_config().unwrap_err();
+        assert_eq!(no_cert.to_string(), format!("--tls-cert {junk}: no PEM certificate in it"));
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 }
