@@ -6,6 +6,8 @@
 //! at age + grace (`connection_timeout_future` returns only
 //! `ForcefulShutdown`), although its docs promise both. So tonic gets only
 //! the age (GOAWAY, then calls finish) and this wrapper enforces the grace.
+//! (tonic starts its age clock after the TLS handshake, this one at accept:
+//! the grace is shorter by the handshake time, at most `--tls-handshake-timeout`.)
 
 use std::{
     io,
@@ -35,20 +37,29 @@ impl<IO> AgedIo<IO> {
     }
 
     /// Errors once the lifetime is over; otherwise arranges a wake-up for when it is.
-    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+    /// Reads call this: a live HTTP/2 connection always has a read pending, so the
+    /// wake-up reaches it even when it is idle.
+    fn check_and_wake(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         match self.end_of_life.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "max connection age grace is over"))
-            }
+            Poll::Ready(()) => Err(expired()),
             Poll::Pending => Ok(()),
         }
     }
+
+    /// Errors once the lifetime is over; writes call this cheaper check.
+    fn check(&self) -> io::Result<()> {
+        if self.end_of_life.is_elapsed() { Err(expired()) } else { Ok(()) }
+    }
+}
+
+fn expired() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "max connection age grace is over")
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for AgedIo<IO> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.check(cx)?;
+        this.check_and_wake(cx)?;
         Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
@@ -56,13 +67,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for AgedIo<IO> {
 impl<IO: AsyncWrite + Unpin> AsyncWrite for AgedIo<IO> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.check(cx)?;
+        this.check()?;
         Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.check(cx)?;
+        this.check()?;
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
@@ -76,7 +87,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for AgedIo<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.check(cx)?;
+        this.check()?;
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
