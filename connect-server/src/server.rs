@@ -94,17 +94,12 @@ impl ConnectServer {
         let service =
             Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
         let config = &shared.config;
-        let serving = config
-            .tls
-            .apply(limits::apply(Server::builder(), &config.limits))?
-            .add_routes(routes::routes(config, service, &shared.health)?)
-            .serve_with_incoming_shutdown(
-                max_age::limit_lifetime(
-                    TcpListenerStream::new(listener),
-                    config.limits.connection_lifetime(),
-                ),
-                shared.draining.cancelled(),
-            );
+        let mut server = config.tls.apply(limits::apply(Server::builder(), &config.limits))?;
+        let routes = routes::routes(config, service, &shared.health)?;
+        let incoming =
+            max_age::limit_lifetime(TcpListenerStream::new(listener), config.limits.connection_lifetime());
+        let serving =
+            server.add_routes(routes).serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
         tokio::pin!(serving);
         tokio::select! {
             result = &mut serving => Ok(result?),
