@@ -46,6 +46,14 @@ impl TestServer {
         Self::start_with_args(&args).await
     }
 
+    /// Starts a TLS server with the certificates of `certs` (client certificates
+    /// required with `mtls`) and `args`.
+    pub async fn start_tls(certs: &certs::TestCerts, mtls: bool, args: &[&str]) -> Self {
+        let mut argv = certs.server_args(mtls);
+        argv.extend(args.iter().map(|arg| (*arg).to_owned()));
+        Self::start_with_owned_args(&argv).await
+    }
+
     /// Starts a server with `config`, bound to `127.0.0.1:0` whatever `config.addr` says.
     pub async fn start_with_config(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
@@ -72,6 +80,19 @@ impl TestServer {
     /// A plaintext channel to this server, for services other than `ConnectService`.
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(self.url()).expect("test url").connect().await.expect("connect to test server")
+    }
+
+    /// A TLS channel to this server, trusting `certs`' CA; with `identity`, presenting the client certificate.
+    pub async fn tls_channel(
+        &self,
+        certs: &certs::TestCerts,
+        identity: bool,
+    ) -> Result<Channel, tonic::transport::Error> {
+        Channel::from_shared(self.https_url())
+            .expect("test url")
+            .tls_config(certs.client_tls(identity))?
+            .connect()
+            .await
     }
 
     /// A client connected to this server.

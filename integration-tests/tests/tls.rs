@@ -17,14 +17,7 @@ use tokio_rustls::{
         pki_types::{CertificateDer, ServerName, pem::PemObject},
     },
 };
-use tonic::{
-    Code,
-    transport::{Channel, ClientTlsConfig},
-};
-
-async fn tls_channel(server: &TestServer, tls: ClientTlsConfig) -> Result<Channel, tonic::transport::Error> {
-    Channel::from_shared(server.https_url()).expect("url").tls_config(tls)?.connect().await
-}
+use tonic::{Code, transport::Channel};
 
 async fn hello_over(channel: Channel) -> String {
     let mut client = ConnectServiceClient::new(channel);
@@ -34,8 +27,8 @@ async fn hello_over(channel: Channel) -> String {
 #[tokio::test]
 async fn tls_call_succeeds() {
     let certs = TestCerts::generate();
-    let server = TestServer::start_with_owned_args(&certs.server_args(false)).await;
-    let channel = tls_channel(&server, certs.client_tls(false)).await.expect("TLS connect");
+    let server = TestServer::start_tls(&certs, false, &[]).await;
+    let channel = server.tls_channel(&certs, false).await.expect("TLS connect");
     assert_eq!(hello_over(channel).await, "Hello, TLS");
 }
 
@@ -78,7 +71,7 @@ async fn alert_for_anonymous_client(
 #[tokio::test]
 async fn plaintext_client_is_refused_by_tls_server() {
     let certs = TestCerts::generate();
-    let server = TestServer::start_with_owned_args(&certs.server_args(false)).await;
+    let server = TestServer::start_tls(&certs, false, &[]).await;
     if let Ok(channel) = Channel::from_shared(server.url()).unwrap().connect().await {
         let status = ConnectServiceClient::new(channel).unary_rpc(request("plain")).await.unwrap_err();
         assert_transport_failure(&status);
@@ -97,17 +90,17 @@ async fn plaintext_client_is_refused_by_tls_server() {
 #[tokio::test]
 async fn mtls_call_with_client_certificate_succeeds() {
     let certs = TestCerts::generate();
-    let server = TestServer::start_with_owned_args(&certs.server_args(true)).await;
-    let channel = tls_channel(&server, certs.client_tls(true)).await.expect("mTLS connect");
+    let server = TestServer::start_tls(&certs, true, &[]).await;
+    let channel = server.tls_channel(&certs, true).await.expect("mTLS connect");
     assert_eq!(hello_over(channel).await, "Hello, TLS");
 }
 
 #[tokio::test]
 async fn mtls_refuses_client_without_certificate() {
     let certs = TestCerts::generate();
-    let server = TestServer::start_with_owned_args(&certs.server_args(true)).await;
+    let server = TestServer::start_tls(&certs, true, &[]).await;
     // TLS 1.3: the client may finish its side of the handshake before the server rejects it.
-    if let Ok(channel) = tls_channel(&server, certs.client_tls(false)).await {
+    if let Ok(channel) = server.tls_channel(&certs, false).await {
         let status = ConnectServiceClient::new(channel).unary_rpc(request("anon")).await.unwrap_err();
         assert_transport_failure(&status);
     }
@@ -121,9 +114,7 @@ async fn mtls_refuses_client_without_certificate() {
 #[tokio::test]
 async fn silent_client_is_dropped_after_the_handshake_timeout() {
     let certs = TestCerts::generate();
-    let mut args = certs.server_args(false);
-    args.extend(["--tls-handshake-timeout".to_owned(), "200ms".to_owned()]);
-    let server = TestServer::start_with_owned_args(&args).await;
+    let server = TestServer::start_tls(&certs, false, &["--tls-handshake-timeout", "200ms"]).await;
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let mut buf = [0u8; 1];
     let read = tokio::time::timeout(PROMPTLY, silent.read(&mut buf)).await.expect("closed in time");
@@ -134,7 +125,7 @@ async fn silent_client_is_dropped_after_the_handshake_timeout() {
 #[tokio::test]
 async fn client_command_speaks_tls_and_mtls() {
     let certs = TestCerts::generate();
-    let server = TestServer::start_with_owned_args(&certs.server_args(true)).await;
+    let server = TestServer::start_tls(&certs, true, &[]).await;
     let (ca, cert, key) = (path(&certs.ca), path(&certs.client_cert), path(&certs.client_key));
     let url = server.https_url();
     let with_cert =
