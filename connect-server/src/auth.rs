@@ -131,4 +131,13 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
     }
+
+    #[test]
+    fn config_debug_hides_the_token() {
+        use clap::Parser as _;
+        let config = crate::Config::parse_from(["connect-server", "--auth-token", "s3cret"]);
+        assert_eq!(config.auth.auth_token.as_deref(), Some("s3cret"));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
 }
