@@ -18,6 +18,9 @@ pub enum ClientError {
         /// Why it failed, in one line.
         reason: String,
     },
+    /// A health check answered, but not `SERVING` (the status was printed).
+    #[error("not serving: {0}")]
+    NotServing(String),
     /// Anything else: bad arguments, unreadable input.
     #[error("{0}")]
     Other(String),
@@ -30,11 +33,11 @@ impl From<Status> for ClientError {
 }
 
 impl ClientError {
-    /// The process exit code: 1 for a failed RPC, 3 when the server is unreachable, 4 otherwise.
+    /// The process exit code: 1 for a failed RPC or a health status other than `SERVING`, 3 when the server is unreachable, 4 otherwise.
     /// (2 is clap's usage error.)
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Self::Rpc(_) => 1,
+            Self::Rpc(_) | Self::NotServing(_) => 1,
             Self::Connect { .. } => 3,
             Self::Other(_) => 4,
         })
