@@ -1,8 +1,8 @@
 //! Command-line arguments of `connect-client`.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Calls `ConnectService`; every option can also be set by its environment variable.
 #[derive(Debug, Clone, Parser)]
@@ -19,6 +19,26 @@ pub struct Cli {
     /// Most time to spend connecting to the server.
     #[arg(long, env = "CONNECT_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub connect_timeout: Duration,
+
+    /// CA certificate (PEM) to trust for `https://` addresses (there are no built-in roots).
+    #[arg(long, env = "CONNECT_CA", global = true)]
+    pub ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mTLS; needs `--key`.
+    #[arg(long, env = "CONNECT_CERT", requires = "key", global = true)]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the client certificate.
+    #[arg(long, env = "CONNECT_KEY", requires = "cert", global = true)]
+    pub key: Option<PathBuf>,
+
+    /// Bearer token sent as `authorization: Bearer <token>` on ConnectService calls.
+    #[arg(long, env = "CONNECT_AUTH_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+
+    /// Compress requests with this encoding (responses are then asked for compressed the same way).
+    #[arg(long, env = "CONNECT_COMPRESS", value_enum, global = true)]
+    pub compress: Option<Compression>,
 
     /// What to call.
     #[command(subcommand)]
@@ -53,6 +73,23 @@ pub enum Command {
     },
     /// Sends stdin lines as requests and prints each reply as it arrives.
     Bidi,
+    /// Asks `grpc.health.v1` for a service's status and prints it; exits 1 unless `SERVING`.
+    Health {
+        /// The service to ask about; empty: the whole server.
+        #[arg(default_value = "")]
+        service: String,
+    },
+    /// Lists the server's services through gRPC reflection.
+    List,
     /// Load-tests the server and reports throughput and latency (see `bench --help`).
     Bench(crate::bench::BenchOptions),
+}
+
+/// Message compression the client can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
 }

@@ -3,15 +3,16 @@
 
 use std::time::Duration;
 
-use connect_proto::{ConnectServiceClient, RequestMessage};
+use connect_proto::RequestMessage;
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tonic::{Request, Status, Streaming, transport::Channel};
+use tonic::{Request, Status, Streaming};
 
 use crate::{
     cli::{Cli, Command},
-    connection::connect,
+    connection::{self, Client},
     exit::ClientError,
+    probe,
 };
 
 /// How long past its deadline the client waits for the server's own status
@@ -24,9 +25,13 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
     if let Command::Bench(options) = cli.command {
         return crate::bench::run(&cli.addr, cli.connect_timeout, cli.timeout, options).await;
     }
-    let mut client = connect(&cli.addr, cli.connect_timeout).await?;
+    let channel =
+        connection::channel(&cli.addr, cli.connect_timeout, &connection::TlsFiles::from(&cli)).await?;
+    let mut client = connection::client(channel.clone(), cli.token.as_deref(), cli.compress)?;
     let call = async {
         match cli.command {
+            Command::Health { service } => probe::health(channel, service, cli.timeout).await,
+            Command::List => probe::list(channel, cli.timeout).await,
             Command::Unary { data } => unary(&mut client, cli.timeout, data).await,
             Command::ServerStream { data, count, interval_ms } => {
                 let message = RequestMessage { request_data: data, count, interval_ms };
@@ -57,7 +62,7 @@ pub fn request(data: String) -> RequestMessage {
 }
 
 /// Wraps `message` in a request with the optional deadline set as `grpc-timeout`.
-fn with_deadline<T>(message: T, timeout: Option<Duration>) -> Request<T> {
+pub fn with_deadline<T>(message: T, timeout: Option<Duration>) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(timeout) = timeout {
         request.set_timeout(timeout);
@@ -70,11 +75,7 @@ fn print_response(data: &str) {
 }
 
 /// Calls `UnaryRPC` once.
-pub async fn unary(
-    client: &mut ConnectServiceClient<Channel>,
-    timeout: Option<Duration>,
-    data: String,
-) -> Result<(), ClientError> {
+pub async fn unary(client: &mut Client, timeout: Option<Duration>, data: String) -> Result<(), ClientError> {
     let response = client.unary_rpc(with_deadline(request(data), timeout)).await?;
     print_response(&response.get_ref().response_data);
     Ok(())
@@ -82,7 +83,7 @@ pub async fn unary(
 
 /// Calls `ServerStreamRPC` and prints every response as it arrives.
 pub async fn server_stream(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
     message: RequestMessage,
 ) -> Result<(), ClientError> {
@@ -92,7 +93,7 @@ pub async fn server_stream(
 
 /// Calls `ClientStreamRPC` with `requests` and prints the one response.
 pub async fn client_stream(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
     requests: impl Stream<Item = RequestMessage> + Send + 'static,
 ) -> Result<(), ClientError> {
@@ -103,7 +104,7 @@ pub async fn client_stream(
 
 /// Calls `BidiStreamRPC` with `requests`, printing each reply as it arrives.
 pub async fn bidi(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
     requests: impl Stream<Item = RequestMessage> + Send + 'static,
 ) -> Result<(), ClientError> {

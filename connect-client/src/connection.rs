@@ -1,22 +1,139 @@
-//! Opening a channel to the server.
+//! Opening a channel to the server: plaintext or TLS (`https://`), with the
+//! bearer token and compression the command line asks for.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use connect_proto::ConnectServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    Request, Status,
+    codec::CompressionEncoding,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
 
-use crate::exit::{ClientError, one_line};
+use crate::{
+    cli::{Cli, Compression},
+    exit::{ClientError, one_line},
+};
+
+/// A `ConnectService` client that sends the configured credentials on every call.
+pub type Client = ConnectServiceClient<InterceptedService<Channel, Credentials>>;
+
+/// The TLS files for `https://` addresses.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// CA certificate (PEM) that the server's certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM), for mTLS.
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    pub key: Option<PathBuf>,
+}
+
+impl From<&Cli> for TlsFiles {
+    fn from(cli: &Cli) -> Self {
+        Self { ca: cli.ca.clone(), cert: cli.cert.clone(), key: cli.key.clone() }
+    }
+}
+
+impl TlsFiles {
+    fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.cert.is_none() && self.key.is_none()
+    }
+
+    fn config(&self) -> Result<ClientTlsConfig, ClientError> {
+        let mut config = ClientTlsConfig::new();
+        if let Some(ca) = &self.ca {
+            config = config.ca_certificate(Certificate::from_pem(read(ca, "--ca")?));
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            config = config.identity(Identity::from_pem(read(cert, "--cert")?, read(key, "--key")?));
+        }
+        Ok(config)
+    }
+}
+
+fn read(path: &PathBuf, flag: &str) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path)
+        .map_err(|error| ClientError::Other(format!("cannot read {flag} {}: {error}", path.display())))
+}
 
 /// Connects to `addr` (e.g. `http://localhost:50051`), giving up after `connect_timeout`.
 pub async fn connect(
     addr: &str,
     connect_timeout: Duration,
 ) -> Result<ConnectServiceClient<Channel>, ClientError> {
+    Ok(ConnectServiceClient::new(channel(addr, connect_timeout, &TlsFiles::default()).await?))
+}
+
+/// Opens a channel to `addr`; `https://` addresses use TLS with `tls`.
+pub async fn channel(addr: &str, connect_timeout: Duration, tls: &TlsFiles) -> Result<Channel, ClientError> {
     let failed = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
-    let endpoint = Endpoint::from_shared(addr.to_owned())
+    let mut endpoint = Endpoint::from_shared(addr.to_owned())
         .map_err(|error| failed(one_line(&error)))?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true);
-    let channel = endpoint.connect().await.map_err(|error| failed(one_line(&error)))?;
-    Ok(ConnectServiceClient::new(channel))
+    if addr.starts_with("https://") {
+        endpoint = endpoint.tls_config(tls.config()?).map_err(|error| failed(one_line(&error)))?;
+    } else if !tls.is_empty() {
+        return Err(ClientError::Other("--ca, --cert and --key need an https:// address".into()));
+    }
+    endpoint.connect().await.map_err(|error| failed(one_line(&error)))
+}
+
+/// A client on `channel` sending `token` as a bearer token and compressing with `compress`.
+pub fn client(
+    channel: Channel,
+    token: Option<&str>,
+    compress: Option<Compression>,
+) -> Result<Client, ClientError> {
+    let credentials = Credentials::bearer(token)?;
+    let mut client = ConnectServiceClient::with_interceptor(channel, credentials)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+    if let Some(compress) = compress {
+        client = client.send_compressed(match compress {
+            Compression::Gzip => CompressionEncoding::Gzip,
+            Compression::Zstd => CompressionEncoding::Zstd,
+        });
+    }
+    Ok(client)
+}
+
+/// Adds `authorization: Bearer <token>` to every call, when there is a token.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("bearer", &self.authorization.is_some()).finish()
+    }
+}
+
+impl Credentials {
+    /// Credentials sending `token`, or none; fails if the token cannot be a header value.
+    pub fn bearer(token: Option<&str>) -> Result<Self, ClientError> {
+        let authorization = token
+            .map(|token| {
+                let mut value: MetadataValue<Ascii> = format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| ClientError::Other("--token must be printable ASCII".into()))?;
+                value.set_sensitive(true);
+                Ok::<_, ClientError>(value)
+            })
+            .transpose()?;
+        Ok(Self { authorization })
+    }
+}
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.authorization {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
 }

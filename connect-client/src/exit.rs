@@ -18,6 +18,9 @@ pub enum ClientError {
         /// Why it failed, in one line.
         reason: String,
     },
+    /// A health check answered, but not `SERVING` (the status was printed).
+    #[error("not serving: {0}")]
+    NotServing(String),
     /// A benchmark ran, but this many of its calls failed.
     #[error("{0} calls failed")]
     CallsFailed(u64),
@@ -33,11 +36,11 @@ impl From<Status> for ClientError {
 }
 
 impl ClientError {
-    /// The process exit code: 1 for a failed RPC (or benchmark calls that failed), 3 when the server is unreachable, 4 otherwise.
+    /// The process exit code: 1 for a failed RPC, a health status other than `SERVING` or benchmark calls that failed, 3 when the server is unreachable, 4 otherwise.
     /// (2 is clap's usage error.)
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Self::Rpc(_) | Self::CallsFailed(_) => 1,
+            Self::Rpc(_) | Self::NotServing(_) | Self::CallsFailed(_) => 1,
             Self::Connect { .. } => 3,
             Self::Other(_) => 4,
         })

@@ -8,8 +8,9 @@ pub mod cli;
 pub mod commands;
 pub mod connection;
 pub mod exit;
+pub mod probe;
 
 pub use cli::Cli;
 pub use commands::run;
-pub use connection::connect;
+pub use connection::{Client, connect};
 pub use exit::{ClientError, code_name};

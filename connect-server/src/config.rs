@@ -4,6 +4,8 @@ use std::{net::SocketAddr, num::NonZeroUsize, time::Duration};
 
 use clap::Parser;
 
+use crate::{auth::AuthArgs, limits::LimitArgs, tls::TlsArgs};
+
 /// Server configuration; every flag can also be set by its environment variable.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "connect-server", version, about = "The ConnectService gRPC server")]
@@ -31,6 +33,23 @@ pub struct Config {
     /// How long in-flight RPCs may run after a shutdown signal before they are ended.
     #[arg(long, env = "CONNECT_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// After a shutdown signal, how long to keep accepting and serving while health reports
+    /// NOT_SERVING (so balancers stop sending calls) before the drain begins.
+    #[arg(long, env = "CONNECT_LAME_DUCK", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lame_duck: Duration,
+
+    /// TLS and mTLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Bearer-token authentication.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// HTTP/2, connection and message limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 
     /// Worker threads, each a single-threaded runtime with its own listener
     /// (default: the cores this process may run on, which follows `taskset`).

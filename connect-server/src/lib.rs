@@ -4,13 +4,19 @@
 //! [`Config`], sets up logging and calls [`ConnectServer::serve`] with a
 //! bound listener and a shutdown future. Tests do the same on `127.0.0.1:0`.
 
+pub mod auth;
 pub mod config;
 pub mod deadline;
+pub mod health;
+pub mod limits;
+pub mod max_age;
 pub mod producer;
+pub mod routes;
 pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod stats;
+pub mod tls;
 pub mod workers;
 
 pub use config::Config;

@@ -7,13 +7,14 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use connect_proto::ConnectServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
     config::Config,
+    health::Health,
+    limits, max_age, routes,
     service::{Connect, Limits},
     stats::Stats,
 };
@@ -41,6 +42,8 @@ struct Shared {
     draining: CancellationToken,
     /// Cancelled when the grace is over: every remaining call ends with `UNAVAILABLE`.
     hard_stop: CancellationToken,
+    /// Health of every listener: `NOT_SERVING` from the moment shutdown starts.
+    health: Health,
 }
 
 impl ConnectServer {
@@ -52,6 +55,7 @@ impl ConnectServer {
                 stats: Arc::default(),
                 draining: CancellationToken::new(),
                 hard_stop: CancellationToken::new(),
+                health: Health::serving(),
             }),
         }
     }
@@ -94,9 +98,13 @@ impl ConnectServer {
         let shared = &self.shared;
         let service =
             Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
-        let serving = Server::builder()
-            .add_service(ConnectServiceServer::new(service))
-            .serve_with_incoming_shutdown(incoming(listener), shared.draining.cancelled());
+        let config = &shared.config;
+        let mut server = config.tls.apply(limits::apply(Server::builder(), &config.limits))?;
+        let routes = routes::routes(config, service, &shared.health)?;
+        let incoming =
+            max_age::limit_lifetime(incoming(listener), config.limits.connection_lifetime());
+        let serving =
+            server.add_routes(routes).serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
         tokio::pin!(serving);
         tokio::select! {
             result = &mut serving => Ok(result?),
@@ -117,8 +125,18 @@ impl ConnectServer {
             // Every listener may have failed on its own; nothing left to drain then.
             () = shared.hard_stop.cancelled() => return,
         }
+        shared.health.set_not_serving().await;
+        let lame_duck = shared.config.lame_duck;
+        if !lame_duck.is_zero() {
+            tracing::info!(
+                ?lame_duck,
+                "shutdown started: health NOT_SERVING, still serving for the lame duck"
+            );
+            tokio::time::sleep(lame_duck).await;
+        }
         tracing::info!("shutdown started: no new connections, draining in-flight calls");
         shared.draining.cancel();
+        shared.health.end_watches().await;
         let grace = shared.config.shutdown_grace;
         tokio::time::sleep(grace).await;
         let open = shared.stats.snapshot().streams_open;

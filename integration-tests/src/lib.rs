@@ -2,6 +2,9 @@
 //! in-process on `127.0.0.1:0`, connect the real client library to it, and
 //! shut it down with a oneshot.
 
+pub mod certs;
+pub mod h2raw;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Parser;
@@ -37,6 +40,20 @@ impl TestServer {
         Self::start_with_config(Config::parse_from(argv)).await
     }
 
+    /// Starts a server with owned `args`, as [`start_with_args`](Self::start_with_args).
+    pub async fn start_with_owned_args(args: &[String]) -> Self {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::start_with_args(&args).await
+    }
+
+    /// Starts a TLS server with the certificates of `certs` (client certificates
+    /// required with `mtls`) and `args`.
+    pub async fn start_tls(certs: &certs::TestCerts, mtls: bool, args: &[&str]) -> Self {
+        let mut argv = certs.server_args(mtls);
+        argv.extend(args.iter().map(|arg| (*arg).to_owned()));
+        Self::start_with_owned_args(&argv).await
+    }
+
     /// Starts a server with `config`, bound to `127.0.0.1:0` whatever `config.addr` says.
     pub async fn start_with_config(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
@@ -53,6 +70,29 @@ impl TestServer {
     /// The server's address as a client URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The server's address as a TLS client URL (the test certificate names `127.0.0.1`).
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// A plaintext channel to this server, for services other than `ConnectService`.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).expect("test url").connect().await.expect("connect to test server")
+    }
+
+    /// A TLS channel to this server, trusting `certs`' CA; with `identity`, presenting the client certificate.
+    pub async fn tls_channel(
+        &self,
+        certs: &certs::TestCerts,
+        identity: bool,
+    ) -> Result<Channel, tonic::transport::Error> {
+        Channel::from_shared(self.https_url())
+            .expect("test url")
+            .tls_config(certs.client_tls(identity))?
+            .connect()
+            .await
     }
 
     /// A client connected to this server.
@@ -88,4 +128,22 @@ impl Drop for TestServer {
 /// A request carrying only `request_data`.
 pub fn request(data: &str) -> connect_proto::RequestMessage {
     connect_proto::RequestMessage { request_data: data.to_owned(), ..Default::default() }
+}
+
+/// Runs the real `connect-client` binary (built on first use) with `args`
+/// and returns its output.
+pub fn run_client_binary(args: &[&str]) -> std::process::Output {
+    static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let path = BINARY.get_or_init(|| {
+        escargot::CargoBuild::new()
+            .package("connect-client")
+            .bin("connect-client")
+            .current_release()
+            .current_target()
+            .run()
+            .expect("build connect-client")
+            .path()
+            .to_path_buf()
+    });
+    std::process::Command::new(path).args(args).output().expect("run connect-client")
 }
