@@ -86,7 +86,7 @@ impl Producer {
     pub async fn send(&mut self, response: ResponseMessage) -> Result<(), Interrupted> {
         // Fast path: while the channel has room, a send needs no waker registered on
         // the token, the deadline timer and the channel, which is most of its cost.
-        if self.sent % HARD_STOP_CHECK_EVERY == 0 && self.hard_stop.is_cancelled() {
+        if self.sent.is_multiple_of(HARD_STOP_CHECK_EVERY) && self.hard_stop.is_cancelled() {
             return Err(Interrupted::ShuttingDown);
         }
         if self.deadline_at.is_some_and(|at| Instant::now() >= at) {

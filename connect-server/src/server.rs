@@ -101,8 +101,7 @@ impl ConnectServer {
         let config = &shared.config;
         let mut server = config.tls.apply(limits::apply(Server::builder(), &config.limits))?;
         let routes = routes::routes(config, service, &shared.health)?;
-        let incoming =
-            max_age::limit_lifetime(incoming(listener), config.limits.connection_lifetime());
+        let incoming = max_age::limit_lifetime(incoming(listener), config.limits.connection_lifetime());
         let serving =
             server.add_routes(routes).serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
         tokio::pin!(serving);

@@ -1,0 +1,93 @@
+//! `connect-client bench`: every call counted, messages counted per RPC kind,
+//! failures counted by status code and turned into exit code 1.
+
+use std::time::Duration;
+
+use clap::Parser;
+use connect_client::{
+    Cli, ClientError,
+    bench::{BenchOptions, Report, runner},
+    cli::Command,
+};
+use integration_tests::TestServer;
+
+fn options(args: &[&str]) -> BenchOptions {
+    let mut argv = vec!["connect-client", "bench"];
+    argv.extend_from_slice(args);
+    match Cli::parse_from(argv).command {
+        Command::Bench(options) => options,
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
+async fn bench(server: &TestServer, args: &[&str]) -> Report {
+    runner::run(&server.url(), Duration::from_secs(5), None, &options(args)).await.expect("bench ran")
+}
+
+#[tokio::test]
+async fn counts_every_unary_call_over_several_connections() {
+    let server = TestServer::start().await;
+    let report = bench(&server, &["--requests", "40", "--connections", "3", "--concurrency", "5"]).await;
+    assert_eq!((report.tally.ok, report.tally.failed(), report.tally.messages), (40, 0, 40));
+    assert_eq!(report.tally.latency_us.len(), 40);
+    assert_eq!(server.stats.snapshot().unary, 40);
+}
+
+#[tokio::test]
+async fn counts_the_messages_of_each_streaming_kind() {
+    let server = TestServer::start().await;
+    let report = bench(&server, &["--rpc", "server-stream", "--count", "7", "--requests", "10"]).await;
+    assert_eq!((report.tally.ok, report.tally.messages), (10, 70));
+    let report = bench(&server, &["--rpc", "client-stream", "--count", "3", "--requests", "5"]).await;
+    assert_eq!((report.tally.ok, report.tally.messages), (5, 15));
+    let report = bench(&server, &["--rpc", "bidi", "--count", "4", "--requests", "6"]).await;
+    assert_eq!((report.tally.ok, report.tally.messages), (6, 24));
+    let stats = server.stats.snapshot();
+    assert_eq!((stats.server_stream, stats.client_stream, stats.bidi), (10, 5, 6));
+}
+
+#[tokio::test]
+async fn a_duration_run_counts_exactly_the_calls_the_server_saw() {
+    let server = TestServer::start().await;
+    let report = bench(&server, &["--duration", "200ms", "--concurrency", "4"]).await;
+    assert!(report.tally.ok > 0);
+    assert!(report.elapsed >= Duration::from_millis(200), "{:?}", report.elapsed);
+    assert_eq!(report.tally.ok, server.stats.snapshot().unary);
+}
+
+#[tokio::test]
+async fn a_fixed_rate_makes_the_scheduled_number_of_calls() {
+    let server = TestServer::start().await;
+    // 100 calls/s over two loops: one call every 20 ms each, staggered by 10 ms: 30 due in 300 ms.
+    let report = bench(&server, &["--rate", "100/s", "--duration", "300ms", "--concurrency", "2"]).await;
+    assert_eq!(report.tally.ok, 30);
+}
+
+#[tokio::test]
+async fn failures_are_counted_by_code_and_exit_1() {
+    let server = TestServer::start_with_args(&["--max-stream-count", "5"]).await;
+    let args = ["--rpc", "server-stream", "--count", "6", "--requests", "8", "--concurrency", "2"];
+    let report = bench(&server, &args).await;
+    assert_eq!(report.tally.ok, 0);
+    assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"INVALID_ARGUMENT", &8)]);
+    assert_eq!(report.json()["errors"]["INVALID_ARGUMENT"], 8);
+
+    let url = server.url();
+    let mut argv = vec!["connect-client", "--addr", url.as_str(), "bench", "--json"];
+    argv.extend_from_slice(&args);
+    let error = connect_client::run(Cli::parse_from(argv)).await.expect_err("calls failed");
+    assert!(matches!(error, ClientError::CallsFailed(8)), "{error:?}");
+    assert_eq!(error.exit_code(), std::process::ExitCode::from(1));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let error = runner::run(&url, Duration::from_secs(5), None, &options(&["--requests", "1"]))
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(&error, ClientError::Connect { addr, .. } if *addr == url), "{error:?}");
+    assert_eq!(error.exit_code(), std::process::ExitCode::from(3));
+}
