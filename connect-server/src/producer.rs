@@ -1,37 +1,66 @@
 //! The producing side of a response stream.
 //!
 //! Every streamed response is produced by a task writing into a bounded
-//! channel. The task stops as soon as one of four things happens: the client
+//! channel, in batches: a long stream hands the connection up to
+//! [`MAX_BATCH`] responses per channel operation ([`Producer::queue`]), which
+//! is most of the cost of a small message otherwise. The task stops as soon as one of four things happens: the client
 //! goes away (the channel closes), the call's deadline passes, the server's
 //! shutdown grace runs out, or the work is done. It ends the stream with a
 //! status and an `x-message-count` trailer either way.
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use connect_proto::ResponseMessage;
 use tokio::{
     sync::mpsc,
     time::{Instant, Sleep},
 };
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, metadata::MetadataMap};
 
 use crate::stats::{OpenStream, Stats};
 
-/// Responses buffered between a producer and the connection; flow control does the rest.
-const CHANNEL_CAPACITY: usize = 64;
+/// Batches buffered between a producer and the connection; flow control does the rest.
+const CHANNEL_CAPACITY: usize = 16;
 
-/// On the fast path (room in the channel), how many sends may pass between two
-/// looks at the shared hard-stop token, whose check takes a lock that every
-/// stream of every worker shares.
-const HARD_STOP_CHECK_EVERY: u64 = 32;
+/// Most responses [`Producer::queue`] gathers before it hands them over.
+pub const MAX_BATCH: usize = 32;
+
+/// One response or the final status, as tonic takes them.
+type Item = Result<ResponseMessage, Status>;
 
 /// The trailer that tells the client how many messages the server sent.
 pub const MESSAGE_COUNT_TRAILER: &str = "x-message-count";
 
-/// The stream type handed to tonic for every streaming response.
-pub type ResponseStream = ReceiverStream<Result<ResponseMessage, Status>>;
+/// The stream handed to tonic for every streaming response: the producer's
+/// batches, one response at a time.
+#[derive(Debug)]
+pub struct ResponseStream {
+    rx: mpsc::Receiver<Vec<Item>>,
+    batch: std::vec::IntoIter<Item>,
+}
+
+impl Stream for ResponseStream {
+    type Item = Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        loop {
+            if let Some(item) = self.batch.next() {
+                return Poll::Ready(Some(item));
+            }
+            match std::task::ready!(self.rx.poll_recv(cx)) {
+                Some(batch) => self.batch = batch.into_iter(),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+}
 
 /// Why a producer stopped before finishing its work.
 #[derive(Debug)]
@@ -50,7 +79,9 @@ pub enum Interrupted {
 #[derive(Debug)]
 pub struct Producer {
     method: &'static str,
-    tx: mpsc::Sender<Result<ResponseMessage, Status>>,
+    tx: mpsc::Sender<Vec<Item>>,
+    /// Responses queued but not yet handed to the connection.
+    pending: Vec<Item>,
     deadline: Option<Pin<Box<Sleep>>>,
     /// The same deadline as an instant, for the fast path's cheap comparison.
     deadline_at: Option<Instant>,
@@ -72,6 +103,7 @@ impl Producer {
         let producer = Self {
             method,
             tx,
+            pending: Vec::new(),
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             deadline_at: deadline,
             hard_stop,
@@ -79,26 +111,48 @@ impl Producer {
             sent: 0,
             _open: stats.open_stream(),
         };
-        (producer, ReceiverStream::new(rx))
+        (producer, ResponseStream { rx, batch: Vec::new().into_iter() })
     }
 
-    /// Sends one response, unless the stream is interrupted first.
+    /// Sends one response (and any queued before it) at once, unless the stream is interrupted first.
     pub async fn send(&mut self, response: ResponseMessage) -> Result<(), Interrupted> {
-        // Fast path: while the channel has room, a send needs no waker registered on
-        // the token, the deadline timer and the channel, which is most of its cost.
-        if self.sent.is_multiple_of(HARD_STOP_CHECK_EVERY) && self.hard_stop.is_cancelled() {
-            return Err(Interrupted::ShuttingDown);
-        }
+        self.queue(response).await?;
+        self.flush().await
+    }
+
+    /// Queues one response, handing the batch over when it is full, unless the
+    /// stream is interrupted first. Queued responses go out at the next
+    /// [`send`](Self::send), [`pause`](Self::pause) or [`finish`](Self::finish).
+    pub async fn queue(&mut self, response: ResponseMessage) -> Result<(), Interrupted> {
         if self.deadline_at.is_some_and(|at| Instant::now() >= at) {
             return Err(Interrupted::DeadlineExceeded);
         }
-        let response = match self.tx.try_send(Ok(response)) {
+        self.pending.push(Ok(response));
+        if self.pending.len() >= MAX_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the queued responses to the connection, waiting for room if need be.
+    async fn flush(&mut self) -> Result<(), Interrupted> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // Fast path: room in the channel means no waker to register on the token,
+        // the deadline timer or the channel, which is most of the cost of a send.
+        if self.hard_stop.is_cancelled() {
+            return Err(Interrupted::ShuttingDown);
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let count = batch.len() as u64;
+        let batch = match self.tx.try_send(batch) {
             Ok(()) => {
-                self.sent += 1;
+                self.sent += count;
                 return Ok(());
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(Interrupted::ClientGone),
-            Err(mpsc::error::TrySendError::Full(response)) => response,
+            Err(mpsc::error::TrySendError::Full(batch)) => batch,
         };
         // Slow path: the connection is behind, so wait for room or an interruption.
         let Self { tx, deadline, hard_stop, .. } = self;
@@ -106,14 +160,28 @@ impl Producer {
             biased;
             () = hard_stop.cancelled() => return Err(Interrupted::ShuttingDown),
             () = until(deadline) => return Err(Interrupted::DeadlineExceeded),
-            sent = tx.send(response) => sent.map_err(|_| Interrupted::ClientGone)?,
+            sent = tx.send(batch) => sent.map_err(|_| Interrupted::ClientGone)?,
         }
-        self.sent += 1;
+        self.sent += count;
         Ok(())
+    }
+
+    /// Hands over what is queued if there is room right now; used once the stream is
+    /// interrupted, so that responses produced before it still go out as they would have.
+    fn flush_if_room(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let count = batch.len() as u64;
+        if self.tx.try_send(batch).is_ok() {
+            self.sent += count;
+        }
     }
 
     /// Waits for `pause`, unless the stream is interrupted first.
     pub async fn pause(&mut self, pause: Duration) -> Result<(), Interrupted> {
+        self.flush().await?;
         tokio::select! {
             interrupted = self.interrupted() => Err(interrupted),
             () = tokio::time::sleep(pause) => Ok(()),
@@ -121,6 +189,7 @@ impl Producer {
     }
 
     /// Resolves when the client goes away, the deadline passes or the grace runs out.
+    /// Nothing queued is handed over meanwhile: use it after [`send`](Self::send).
     pub async fn interrupted(&mut self) -> Interrupted {
         let Self { tx, deadline, hard_stop, .. } = self;
         tokio::select! {
@@ -132,7 +201,14 @@ impl Producer {
     }
 
     /// Ends the stream: an OK status when `outcome` is `Ok`, the matching error otherwise.
-    pub async fn finish(self, outcome: Result<(), Interrupted>) {
+    pub async fn finish(mut self, outcome: Result<(), Interrupted>) {
+        let outcome = match outcome {
+            Ok(()) => self.flush().await,
+            Err(interrupted) => {
+                self.flush_if_room();
+                Err(interrupted)
+            }
+        };
         let status = match outcome {
             Ok(()) => Status::ok(""),
             Err(Interrupted::ClientGone) => {
@@ -160,7 +236,7 @@ impl Producer {
         };
         let status = with_message_count(status, self.sent);
         // The status travels as the trailers; if the client left meanwhile there is nobody to tell.
-        let _ = self.tx.send(Err(status)).await;
+        let _ = self.tx.send(vec![Err(status)]).await;
     }
 }
 

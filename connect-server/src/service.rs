@@ -79,12 +79,26 @@ impl Connect {
 
 /// The greeting every call answers with.
 pub fn hello(data: &str) -> ResponseMessage {
-    ResponseMessage { response_data: format!("Hello, {data}") }
+    // Sized once: `format!` would grow the string as it goes, a realloc per call.
+    let mut text = String::with_capacity(GREETING.len() + data.len());
+    text.push_str(GREETING);
+    text.push_str(data);
+    ResponseMessage { response_data: text }
 }
+
+/// What every response starts with.
+const GREETING: &str = "Hello, ";
 
 /// The i-th (from 1) `ServerStreamRPC` response, trailing space included as in the original.
 pub fn stream_item(data: &str, i: u32) -> ResponseMessage {
-    ResponseMessage { response_data: format!("Hello, {data}: server({i}) ") }
+    use std::fmt::Write as _;
+    // ": server(" + ten digits at most + ") ": sized once, as in `hello`.
+    let mut text = String::with_capacity(GREETING.len() + data.len() + 22);
+    text.push_str(GREETING);
+    text.push_str(data);
+    // Writing into a String cannot fail.
+    let _ = write!(text, ": server({i}) ");
+    ResponseMessage { response_data: text }
 }
 
 /// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` field violation.
@@ -117,7 +131,7 @@ impl ConnectService for Connect {
                     if i > 1 && !interval.is_zero() {
                         producer.pause(interval).await?;
                     }
-                    producer.send(stream_item(&request.request_data, i)).await?;
+                    producer.queue(stream_item(&request.request_data, i)).await?;
                 }
                 Ok(())
             }
@@ -232,5 +246,18 @@ mod tests {
         assert_eq!(details.field_violations.len(), 1);
         assert_eq!(details.field_violations[0].field, "count");
         assert_eq!(details.field_violations[0].description, "count must be at most 1000000");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greetings_match_the_original_server() {
+        assert_eq!(hello("People").response_data, "Hello, People");
+        assert_eq!(hello("").response_data, "Hello, ");
+        assert_eq!(stream_item("People", 1).response_data, "Hello, People: server(1) ");
+        assert_eq!(stream_item("", u32::MAX).response_data, "Hello, : server(4294967295) ");
     }
 }
