@@ -247,11 +247,6 @@ mod tests {
         assert_eq!(details.field_violations[0].field, "count");
         assert_eq!(details.field_violations[0].description, "count must be at most 1000000");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn greetings_match_the_original_server() {
