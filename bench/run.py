@@ -255,6 +255,8 @@ def main():
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up per run")
     parser.add_argument("--output", type=Path, help="markdown report (default: BENCHMARKS.md, or none with --quick)")
     parser.add_argument("--no-python", action="store_true", help="leave out the Python grpc.aio server")
+    parser.add_argument("--interop-dir", type=Path, default=ROOT / "interop",
+                        help="where python_server.py and its .venv (made by its setup) are")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.duration, args.warmup = 1, 0.3, 0.1
@@ -273,13 +275,13 @@ def main():
         Server(OURS, [str(bins / "connect-server"), "--addr", "127.0.0.1:{port}"], workdir),
         Server(BASELINE, [str(bins / "baseline_server"), "127.0.0.1:{port}"], workdir),
     ]
-    venv_python = ROOT / "interop" / ".venv" / "bin" / "python"
-    python_server = ROOT / "interop" / "python_server.py"
+    venv_python = args.interop_dir / ".venv" / "bin" / "python"
+    python_server = args.interop_dir / "python_server.py"
     if not args.quick and not args.no_python:
         if venv_python.exists() and python_server.exists():
             servers.append(Server(PYTHON, [str(venv_python), str(python_server), "--addr", "127.0.0.1:{port}"], workdir))
         else:
-            print("note: interop/.venv or interop/python_server.py missing: Python server skipped", file=sys.stderr)
+            print(f"note: {args.interop_dir}/.venv or python_server.py missing: Python server skipped", file=sys.stderr)
 
     cores = len(os.sched_getaffinity(0))
     modes = [("unpinned", None, None)]

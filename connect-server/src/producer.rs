@@ -27,10 +27,11 @@ use tonic::{Code, Status, metadata::MetadataMap};
 use crate::stats::{OpenStream, Stats};
 
 /// Batches buffered between a producer and the connection; flow control does the rest.
-const CHANNEL_CAPACITY: usize = 16;
+/// With [`MAX_BATCH`], a stream still buffers at most 64 responses, as before batching.
+const CHANNEL_CAPACITY: usize = 4;
 
 /// Most responses [`Producer::queue`] gathers before it hands them over.
-pub const MAX_BATCH: usize = 32;
+pub const MAX_BATCH: usize = 16;
 
 /// One response or the final status, as tonic takes them.
 type Item = Result<ResponseMessage, Status>;
