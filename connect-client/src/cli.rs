@@ -8,9 +8,15 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "connect-client", version, about = "Command-line client for ConnectService")]
 pub struct Cli {
-    /// Server address.
-    #[arg(long, env = "CONNECT_SERVER", default_value = "http://localhost:50051", global = true)]
-    pub addr: String,
+    /// Server address; repeat it (or separate with commas) to balance calls over several replicas.
+    #[arg(
+        long,
+        env = "CONNECT_SERVER",
+        default_value = "http://localhost:50051",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub addr: Vec<String>,
 
     /// Deadline for the call, sent as `grpc-timeout` (e.g. `500ms`, `5s`).
     #[arg(long, env = "CONNECT_TIMEOUT", value_parser = humantime::parse_duration, global = true)]
@@ -19,6 +25,18 @@ pub struct Cli {
     /// Most time to spend connecting to the server.
     #[arg(long, env = "CONNECT_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub connect_timeout: Duration,
+
+    /// Balancing over several replicas and waiting for them.
+    #[command(flatten)]
+    pub balance: crate::balance::BalanceArgs,
+
+    /// Retrying idempotent calls.
+    #[command(flatten)]
+    pub retry: crate::retry::RetryArgs,
+
+    /// Repeating the unary call and tallying a response header.
+    #[command(flatten)]
+    pub repeat: crate::repeat::RepeatArgs,
 
     /// What to call.
     #[command(subcommand)]

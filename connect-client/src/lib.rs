@@ -3,10 +3,13 @@
 //! `connect-client` (the binary) parses a [`cli::Cli`] and hands it to
 //! [`run`]; tests call the same functions against an in-process server.
 
+pub mod balance;
 pub mod cli;
 pub mod commands;
 pub mod connection;
 pub mod exit;
+pub mod repeat;
+pub mod retry;
 
 pub use cli::Cli;
 pub use commands::run;
