@@ -26,7 +26,7 @@ use std::{
 use clap::Args;
 use tokio::{
     net::TcpStream,
-    sync::{Notify, mpsc::Sender},
+    sync::{Notify, mpsc::Sender, watch},
     time::Instant,
 };
 use tonic::transport::{Channel, Endpoint, Uri, channel::Change};
@@ -80,6 +80,7 @@ pub async fn connect(cli: &Cli) -> Result<Balanced, ClientError> {
         connect_timeout: cli.connect_timeout,
         resolve_interval: cli.balance.resolve_interval,
         wait_until: cli.balance.wait_for_ready.then_some(give_up),
+        failed_attempts: watch::Sender::new(0),
     };
     connect_addrs(&cli.addr, &options).await
 }
@@ -93,6 +94,8 @@ pub struct Options {
     pub resolve_interval: Duration,
     /// With `--wait-for-ready`: keep trying until then.
     pub wait_until: Option<Instant>,
+    /// Counts the failed attempts to connect (tests watch it to know the client is waiting).
+    pub failed_attempts: watch::Sender<u32>,
 }
 
 /// Connects to `addrs` (URLs such as `http://10.0.0.1:50051`; `host:port` means `http://host:port`).
@@ -112,6 +115,7 @@ pub async fn connect_addrs(addrs: &[String], options: &Options) -> Result<Balanc
         if !tracker.live.is_empty() {
             break;
         }
+        options.failed_attempts.send_modify(|attempts| *attempts += 1);
         match options.wait_until {
             Some(until) if Instant::now() + READY_POLL < until => tokio::time::sleep(READY_POLL).await,
             _ => return Err(failed(format!("no replica reachable ({})", tracker.last_error))),
@@ -130,12 +134,14 @@ pub async fn connect_addrs(addrs: &[String], options: &Options) -> Result<Balanc
 async fn connect_one(target: &Target, options: &Options) -> Result<Balanced, String> {
     let endpoint = target.endpoint(None, options.connect_timeout)?;
     loop {
-        match endpoint.connect().await {
+        let error = match endpoint.connect().await {
             Ok(channel) => return Ok(Balanced { channel, reprobe: None }),
-            Err(error) => match options.wait_until {
-                Some(until) if Instant::now() + READY_POLL < until => tokio::time::sleep(READY_POLL).await,
-                _ => return Err(one_line(&error)),
-            },
+            Err(error) => error,
+        };
+        options.failed_attempts.send_modify(|attempts| *attempts += 1);
+        match options.wait_until {
+            Some(until) if Instant::now() + READY_POLL < until => tokio::time::sleep(READY_POLL).await,
+            _ => return Err(one_line(&error)),
         }
     }
 }

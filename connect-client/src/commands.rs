@@ -26,7 +26,8 @@ const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 /// Runs the command described by `cli`, printing responses to stdout.
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
     let connected = balance::connect(&cli).await?;
-    let policy = RetryPolicy::new(&cli.retry, connected.reprobe.clone());
+    let policy = RetryPolicy::new(&cli.retry, connected.reprobe.clone())
+        .wait_for_ready(cli.balance.wait_for_ready.then(|| cli.timeout.unwrap_or(cli.connect_timeout)));
     let mut client = ConnectServiceClient::new(connected.channel);
     if let Command::Unary { data } = &cli.command
         && cli.repeat.active()

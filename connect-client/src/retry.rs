@@ -54,6 +54,7 @@ pub struct RetryPolicy {
     max: Duration,
     retried: Arc<AtomicU64>,
     reprobe: Option<Arc<Notify>>,
+    wait_for_ready: Option<Duration>,
 }
 
 impl RetryPolicy {
@@ -65,7 +66,15 @@ impl RetryPolicy {
             max: args.retry_max_backoff,
             retried: Arc::default(),
             reprobe,
+            wait_for_ready: None,
         }
+    }
+
+    /// With `--wait-for-ready`: a call keeps retrying retryable failures for
+    /// up to `budget` from its start, however many `--retries` allow, like
+    /// gRPC's wait-for-ready calls that wait for the channel instead of failing fast.
+    pub fn wait_for_ready(self, budget: Option<Duration>) -> Self {
+        Self { wait_for_ready: budget, ..self }
     }
 
     /// How many retries calls under this policy have made so far.
@@ -88,29 +97,28 @@ impl RetryPolicy {
         Fut: Future<Output = Result<T, Status>>,
     {
         let mut retry = 0;
+        let waiting_until = self.wait_for_ready.map(|budget| Instant::now() + budget);
         loop {
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
             let status = match attempt(left).await {
                 Ok(value) => return Ok(value),
                 Err(status) => status,
             };
-            if !is_retryable(&status) || retry >= self.retries {
+            if !is_retryable(&status) {
                 return Err(status);
             }
             if let Some(reprobe) = &self.reprobe {
                 reprobe.notify_one();
             }
-            retry += 1;
-            let pause = self.backoff(retry);
-            if deadline.is_some_and(|deadline| Instant::now() + pause >= deadline) {
+            let pause = self.backoff(retry + 1);
+            let resume = Instant::now() + pause;
+            let waiting = waiting_until.is_some_and(|until| resume < until);
+            if (retry >= self.retries && !waiting) || deadline.is_some_and(|deadline| resume >= deadline) {
                 return Err(status);
             }
-            eprintln!(
-                "retry {retry}/{} in {pause:.0?} after {}: {}",
-                self.retries,
-                code_name(&status),
-                status.message()
-            );
+            retry += 1;
+            // One line per retry on stderr, so scripts can count them.
+            eprintln!("retry {retry} in {pause:.0?} after {}: {}", code_name(&status), status.message());
             self.retried.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(pause).await;
         }
