@@ -303,3 +303,29 @@ async fn probe(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
         Err(_) => Err(format!("no answer within {timeout:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn host_and_port_without_a_scheme_mean_http() {
+        let target = Target::parse("127.0.0.1:50051").expect("valid");
+        assert_eq!(target.uri.to_string(), "http://127.0.0.1:50051/");
+        assert_eq!((target.host.as_str(), target.port), ("127.0.0.1", 50051));
+    }
+
+    #[test]
+    fn ipv6_hosts_lose_their_brackets_and_ports_default_by_scheme() {
+        let target = Target::parse("http://[::1]").expect("valid");
+        assert_eq!((target.host.as_str(), target.port), ("::1", 80));
+        let target = Target::parse("https://connect.example").expect("valid");
+        assert_eq!((target.host.as_str(), target.port), ("connect.example", 443));
+    }
+
+    #[test]
+    fn an_address_without_a_host_is_refused() {
+        let error = Target::parse("http://").expect_err("no host");
+        assert_eq!(error.to_string(), r#"invalid --addr "http://": empty string"#);
+    }
+}
