@@ -6,7 +6,8 @@
 # Stage 1 builds release binaries; stage 2 is a slim Debian with only the two
 # binaries and CA certificates, running as an unprivileged user.
 
-FROM rust:1.88-bookworm AS build
+# The toolchain this project is built and tested with.
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Manifests first, so the dependency download is cached across source edits.
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
