@@ -8,9 +8,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "connect-client", version, about = "Command-line client for ConnectService")]
 pub struct Cli {
-    /// Server address.
-    #[arg(long, env = "CONNECT_SERVER", default_value = "http://localhost:50051", global = true)]
-    pub addr: String,
+    /// Server address; repeat it (or separate with commas) to balance calls over several replicas.
+    #[arg(
+        long,
+        env = "CONNECT_SERVER",
+        default_value = "http://localhost:50051",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub addr: Vec<String>,
 
     /// Deadline for the call, sent as `grpc-timeout` (e.g. `500ms`, `5s`).
     #[arg(long, env = "CONNECT_TIMEOUT", value_parser = humantime::parse_duration, global = true)]
@@ -39,6 +45,17 @@ pub struct Cli {
     /// Compress requests with this encoding (responses are then asked for compressed the same way).
     #[arg(long, env = "CONNECT_COMPRESS", value_enum, global = true)]
     pub compress: Option<Compression>,
+    /// Balancing over several replicas and waiting for them.
+    #[command(flatten)]
+    pub balance: crate::balance::BalanceArgs,
+
+    /// Retrying idempotent calls.
+    #[command(flatten)]
+    pub retry: crate::retry::RetryArgs,
+
+    /// Repeating the unary call and tallying a response header.
+    #[command(flatten)]
+    pub repeat: crate::repeat::RepeatArgs,
 
     /// What to call.
     #[command(subcommand)]

@@ -1,7 +1,8 @@
-//! Opening a channel to the server: plaintext or TLS (`https://`), with the
-//! bearer token and compression the command line asks for.
+//! What a call carries besides its message: the TLS files for `https://`
+//! addresses, the bearer token and compression the command line asks for.
+//! (The channel itself is opened by [`crate::balance`].)
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use connect_proto::ConnectServiceClient;
 use tonic::{
@@ -9,12 +10,12 @@ use tonic::{
     codec::CompressionEncoding,
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
 };
 
 use crate::{
     cli::{Cli, Compression},
-    exit::{ClientError, one_line},
+    exit::ClientError,
 };
 
 /// A `ConnectService` client that sends the configured credentials on every call.
@@ -42,6 +43,18 @@ impl TlsFiles {
         self.ca.is_none() && self.cert.is_none() && self.key.is_none()
     }
 
+    /// The TLS settings for `addrs`: some when any is `https://`; the files
+    /// without an `https://` address are a usage error.
+    pub fn config_for(&self, addrs: &[String]) -> Result<Option<ClientTlsConfig>, ClientError> {
+        if addrs.iter().any(|addr| addr.starts_with("https://")) {
+            Ok(Some(self.config()?))
+        } else if self.is_empty() {
+            Ok(None)
+        } else {
+            Err(ClientError::Other("--ca, --cert and --key need an https:// address".into()))
+        }
+    }
+
     fn config(&self) -> Result<ClientTlsConfig, ClientError> {
         let mut config = ClientTlsConfig::new();
         if let Some(ca) = &self.ca {
@@ -57,29 +70,6 @@ impl TlsFiles {
 fn read(path: &PathBuf, flag: &str) -> Result<Vec<u8>, ClientError> {
     std::fs::read(path)
         .map_err(|error| ClientError::Other(format!("cannot read {flag} {}: {error}", path.display())))
-}
-
-/// Connects to `addr` (e.g. `http://localhost:50051`), giving up after `connect_timeout`.
-pub async fn connect(
-    addr: &str,
-    connect_timeout: Duration,
-) -> Result<ConnectServiceClient<Channel>, ClientError> {
-    Ok(ConnectServiceClient::new(channel(addr, connect_timeout, &TlsFiles::default()).await?))
-}
-
-/// Opens a channel to `addr`; `https://` addresses use TLS with `tls`.
-pub async fn channel(addr: &str, connect_timeout: Duration, tls: &TlsFiles) -> Result<Channel, ClientError> {
-    let failed = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
-    let mut endpoint = Endpoint::from_shared(addr.to_owned())
-        .map_err(|error| failed(one_line(&error)))?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true);
-    if addr.starts_with("https://") {
-        endpoint = endpoint.tls_config(tls.config()?).map_err(|error| failed(one_line(&error)))?;
-    } else if !tls.is_empty() {
-        return Err(ClientError::Other("--ca, --cert and --key need an https:// address".into()));
-    }
-    endpoint.connect().await.map_err(|error| failed(one_line(&error)))
 }
 
 /// A client on `channel` sending `token` as a bearer token and compressing with `compress`.

@@ -57,6 +57,11 @@ impl TestServer {
     /// Starts a server with `config`, bound to `127.0.0.1:0` whatever `config.addr` says.
     pub async fn start_with_config(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        Self::start_on(listener, config)
+    }
+
+    /// Starts a server with `config` on a listener the test bound itself.
+    pub fn start_on(listener: TcpListener, config: Config) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let server = ConnectServer::new(config);
         let stats = server.stats();
