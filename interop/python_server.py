@@ -8,7 +8,8 @@ two servers side by side.
     interop/setup                                  # venv + stubs, once
     interop/.venv/bin/python interop/python_server.py --addr 127.0.0.1:50052
 
-It prints `Server listening on HOST:PORT` once it accepts calls (port 0 picks
+It also serves grpc.health.v1 and reflection (v1 and v1alpha), like the
+Rust server. It prints `Server listening on HOST:PORT` once it accepts calls (port 0 picks
 a free port and prints the real one) and stops cleanly on SIGINT or SIGTERM.
 """
 
@@ -27,6 +28,8 @@ sys.path.insert(0, os.path.join(HERE, "gen"))
 import grpc  # noqa: E402
 from google.protobuf import any_pb2  # noqa: E402
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # noqa: E402
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
+from grpc_reflection.v1alpha import reflection, reflection_pb2  # noqa: E402
 from grpc_status import rpc_status  # noqa: E402
 
 import connect_pb2  # noqa: E402
@@ -40,6 +43,9 @@ MAX_INTERVAL_MS = 60_000
 REQUEST_ID = "x-request-id"
 SERVED_BY = "x-served-by"
 MESSAGE_COUNT = "x-message-count"
+
+SERVICE = "ConnectService"
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
 def hello(data):
@@ -114,6 +120,29 @@ class ConnectServicer(connect_pb2_grpc.ConnectServiceServicer):
             context.set_trailing_metadata(((MESSAGE_COUNT, str(sent)),))
 
 
+def add_reflection(server):
+    """Reflection v1alpha (grpcio-reflection's own) and v1.
+
+    grpcio-reflection serves only v1alpha; v1 has the same messages on the
+    wire under another package, so the same servicer answers both, as the
+    Rust server (tonic-reflection) does.
+    """
+    names = [SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME, REFLECTION_V1]
+    servicer = reflection.aio.ReflectionServicer(names)
+    reflection_pb2_grpc_v1 = grpc.method_handlers_generic_handler(
+        REFLECTION_V1,
+        {
+            "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+                servicer.ServerReflectionInfo,
+                request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+            )
+        },
+    )
+    reflection.enable_server_reflection(names, server)
+    server.add_generic_rpc_handlers((reflection_pb2_grpc_v1,))
+
+
 async def serve(addr):
     server = grpc.aio.server()
     host, _, _ = addr.rpartition(":")
@@ -122,6 +151,11 @@ async def serve(addr):
         raise SystemExit(f"cannot listen on {addr}")
     served_by = f"python:{socket.gethostname()}:{port}"
     connect_pb2_grpc.add_ConnectServiceServicer_to_server(ConnectServicer(served_by), server)
+    health_servicer = health.aio.HealthServicer()
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    add_reflection(server)
     await server.start()
     print(f"Server listening on {host}:{port}", flush=True)
 
@@ -130,6 +164,8 @@ async def serve(addr):
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
+    # Probes see NOT_SERVING while in-flight calls finish.
+    await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=1)
     print("Bye", flush=True)
 

@@ -41,16 +41,17 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_makereport(item, call):
     report = yield
     name = _feature(item)
-    if name and report.when == "call":
-        if report.passed and not hasattr(report, "wasxfail"):
-            _feature_results[name]["passed"] += 1
-        elif report.passed:
-            _feature_results[name]["passed (xpass)"] += 1
-        elif hasattr(report, "wasxfail"):
-            _feature_results[name]["MISSING/FAILING"] += 1
+    if name and report.when in ("setup", "call"):
+        if hasattr(report, "wasxfail") and not report.passed:
+            _feature_results[name]["missing or failing (xfail)"] += 1
             _feature_results[name + ":tests"][item.nodeid] += 1
-        else:
+        elif report.failed:
             _feature_results[name]["FAILED"] += 1
+            _feature_results[name + ":tests"][item.nodeid] += 1
+        elif report.when == "call" and hasattr(report, "wasxfail"):
+            _feature_results[name]["passed (xpass)"] += 1
+        elif report.when == "call" and report.passed:
+            _feature_results[name]["passed"] += 1
     return report
 
 

@@ -162,3 +162,10 @@ def port_is_free(port):
             except OSError:
                 return False
     return True
+
+
+def free_port():
+    """A loopback port nothing listens on (bound, read, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

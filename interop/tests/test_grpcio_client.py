@@ -1,4 +1,9 @@
-"""Python grpcio (C-core) client against the Rust server: the four RPCs and their lifecycle."""
+"""Python grpcio (C-core) client against the Rust server: the four RPCs and their lifecycle.
+
+Every test runs against the Rust server and against interop/python_server.py,
+which proves the Python server (used by `connect-client` tests and by the
+benchmark) answers exactly like the Rust one.
+"""
 
 import threading
 
@@ -12,6 +17,13 @@ import connect_pb2 as pb
 STREAM_LIMIT = 1_000_000
 INTERVAL_LIMIT = 60_000
 BIG = 100 * 1024  # over 64 KiB: needs HTTP/2 flow-control window updates both ways
+
+
+@pytest.fixture(params=["rust", "python"])
+def channel(request):
+    server = request.getfixturevalue(f"{request.param}_server")
+    with grpc.insecure_channel(server.target) as channel:
+        yield channel
 
 
 def req(data, **fields):

@@ -1,0 +1,120 @@
+"""`connect-client` (the Rust CLI) against interop/python_server.py, a grpcio (C-core) server."""
+
+import re
+
+import pytest
+
+import procs
+
+BIG = 100 * 1024
+
+
+def lines(*items):
+    return "".join(f"Response from server: {item}\n" for item in items)
+
+
+def stream_lines(data, n):
+    return lines(*(f"Hello, {data}: server({i}) " for i in range(1, n + 1)))
+
+
+@pytest.fixture
+def client(python_server):
+    def run(*args, stdin=None):
+        return procs.run_client("--addr", f"http://{python_server.target}", *args, stdin=stdin)
+
+    return run
+
+
+def ok(result, stdout):
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", stdout)
+
+
+def test_unary(client):
+    ok(client("unary"), lines("Hello, People"))
+    ok(client("unary", "Grüße, 세계"), lines("Hello, Grüße, 세계"))
+    ok(client("unary", ""), lines("Hello, "))
+
+
+def test_unary_over_64_kib(client):
+    big = "y" * BIG
+    ok(client("unary", big), lines("Hello, " + big))
+
+
+def test_server_stream(client):
+    ok(client("server-stream"), stream_lines("People", 10))
+    ok(client("server-stream", "Ann", "--count", "3"), stream_lines("Ann", 3))
+    ok(client("server-stream", "Ann", "--count", "2", "--interval-ms", "50"), stream_lines("Ann", 2))
+
+
+def test_client_stream(client):
+    ok(client("client-stream", "a", "b", "c"), lines("Hello, a, b, c"))
+    ok(client("client-stream", stdin="x\ny\n"), lines("Hello, x, y"))
+    ok(client("client-stream", stdin=""), lines("Hello, "))
+
+
+def test_bidi(client):
+    ok(client("bidi", stdin="x\ny\nz\n"), lines("Hello, x", "Hello, y", "Hello, z"))
+    ok(client("bidi", stdin=""), "")
+    parts = [c * BIG for c in "ab"]
+    ok(client("bidi", stdin="".join(p + "\n" for p in parts)), lines(*("Hello, " + p for p in parts)))
+
+
+def test_invalid_argument(client):
+    result = client("server-stream", "--count", "1000001")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[0] == "RPC failed: INVALID_ARGUMENT: count must be at most 1000000"
+
+
+def test_deadline(client):
+    """Responses at 0 ms and 600 ms, deadline at 900 ms: two lines, then DEADLINE_EXCEEDED (exit 1)."""
+    result = client("--timeout", "900ms", "server-stream", "--count", "3", "--interval-ms", "600")
+    assert result.stdout == stream_lines("People", 2)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == "RPC failed: DEADLINE_EXCEEDED: Deadline Exceeded"
+
+
+def test_unreachable_server_exits_3():
+    port = procs.free_port()
+    result = procs.run_client("--addr", f"http://127.0.0.1:{port}", "--connect-timeout", "2s", "unary")
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"cannot connect to http://127.0.0.1:{port}: "), result.stderr
+
+
+@pytest.mark.feature("lifecycle")
+def test_headers_sent_and_printed(client):
+    result = client("-v", "-H", "x-request-id: interop-cli-1", "unary")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == lines("Hello, People")
+    # -v prints response headers and trailers on stderr; the server echoed our id.
+    assert re.search(r"^.*x-request-id: interop-cli-1$", result.stderr, re.M), result.stderr
+    assert re.search(r"^.*x-served-by: python:", result.stderr, re.M), result.stderr
+
+
+@pytest.mark.feature("lifecycle")
+def test_trailers_printed(client):
+    result = client("-v", "server-stream", "--count", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == stream_lines("People", 3)
+    assert re.search(r"^.*x-message-count: 3$", result.stderr, re.M), result.stderr
+
+
+@pytest.mark.feature("production")
+def test_health(client):
+    ok(client("health"), "SERVING\n")
+    ok(client("health", "ConnectService"), "SERVING\n")
+    result = client("health", "NoSuchService")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    # grpcio's health servicer aborts with NOT_FOUND and no message.
+    assert result.stderr.splitlines()[0] == "RPC failed: NOT_FOUND: ", result.stderr
+
+
+@pytest.mark.feature("production")
+def test_list(client):
+    ok(
+        client("list"),
+        "ConnectService\ngrpc.health.v1.Health\ngrpc.reflection.v1.ServerReflection\n"
+        "grpc.reflection.v1alpha.ServerReflection\n",
+    )
