@@ -8,13 +8,14 @@ two servers side by side.
     interop/setup                                  # venv + stubs, once
     interop/.venv/bin/python interop/python_server.py --addr 127.0.0.1:50052
 
-It also serves grpc.health.v1 and reflection (v1 and v1alpha), like the
-Rust server. It prints `Server listening on HOST:PORT` once it accepts calls (port 0 picks
+It also serves grpc.health.v1 and reflection (v1 and v1alpha), and takes
+the Rust server's --tls-cert/--tls-key/--tls-client-ca and --auth-token. It prints `Server listening on HOST:PORT` once it accepts calls (port 0 picks
 a free port and prints the real one) and stops cleanly on SIGINT or SIGTERM.
 """
 
 import argparse
 import asyncio
+import hmac
 import os
 import signal
 import socket
@@ -65,6 +66,47 @@ def bad_request(field, description):
     detail.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
     status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=description, details=[detail])
     return rpc_status.to_status(status)
+
+
+class BearerAuth(grpc.aio.ServerInterceptor):
+    """`--auth-token`: ConnectService calls need `authorization: Bearer <token>`; health and reflection stay open."""
+
+    def __init__(self, token):
+        self.token = token.encode()
+
+    def refusal(self, metadata):
+        """The UNAUTHENTICATED message for this call, or None when it may pass (messages as the Rust server's)."""
+        given = dict(metadata or ()).get("authorization")
+        if given is None:
+            return "missing bearer token"
+        scheme, token = given[:7], given[7:]
+        if scheme.lower() != "bearer ":
+            return "authorization must be `Bearer <token>`"
+        if not hmac.compare_digest(token.encode(), self.token):
+            return "invalid bearer token"
+        return None
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith(f"/{SERVICE}/"):
+            return handler
+        message = self.refusal(details.invocation_metadata)
+        if message is None:
+            return handler
+
+        async def deny(_request, context):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+        # The refusal must have the same call shape as the method it stands in for.
+        if handler.unary_unary:
+            make = grpc.unary_unary_rpc_method_handler
+        elif handler.unary_stream:
+            make = grpc.unary_stream_rpc_method_handler
+        elif handler.stream_unary:
+            make = grpc.stream_unary_rpc_method_handler
+        else:
+            make = grpc.stream_stream_rpc_method_handler
+        return make(deny, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
 
 
 class ConnectServicer(connect_pb2_grpc.ConnectServiceServicer):
@@ -143,10 +185,30 @@ def add_reflection(server):
     server.add_generic_rpc_handlers((reflection_pb2_grpc_v1,))
 
 
-async def serve(addr):
-    server = grpc.aio.server()
+def read(path):
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def credentials(args):
+    """TLS server credentials from --tls-cert/--tls-key (and --tls-client-ca for mTLS), or None."""
+    if not args.tls_cert:
+        return None
+    client_ca = read(args.tls_client_ca) if args.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(read(args.tls_key), read(args.tls_cert))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+async def serve(args):
+    addr = args.addr
+    interceptors = [BearerAuth(args.auth_token)] if args.auth_token else []
+    server = grpc.aio.server(interceptors=interceptors)
     host, _, _ = addr.rpartition(":")
-    port = server.add_insecure_port(addr)
+    tls = credentials(args)
+    port = server.add_secure_port(addr, tls) if tls else server.add_insecure_port(addr)
     if port == 0:
         raise SystemExit(f"cannot listen on {addr}")
     served_by = f"python:{socket.gethostname()}:{port}"
@@ -173,8 +235,16 @@ async def serve(addr):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--addr", default="127.0.0.1:50052", help="HOST:PORT to listen on (port 0: any free port)")
+    parser.add_argument("--tls-cert", help="server certificate chain (PEM); serves TLS with --tls-key")
+    parser.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    parser.add_argument("--tls-client-ca", help="CA (PEM) that client certificates must chain to: mTLS")
+    parser.add_argument("--auth-token", help="require `authorization: Bearer TOKEN` on ConnectService calls")
     args = parser.parse_args()
-    asyncio.run(serve(args.addr))
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
+    asyncio.run(serve(args))
 
 
 if __name__ == "__main__":
