@@ -200,3 +200,37 @@ impl ConnectService for Connect {
         Ok(Response::new(stream))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn service() -> Connect {
+        Connect::new(Limits::from(&Config::default()), Arc::default(), CancellationToken::new())
+    }
+
+    #[tokio::test]
+    async fn unary_greets() {
+        let request = Request::new(RequestMessage { request_data: "People".into(), ..Default::default() });
+        let response = service().unary_rpc(request).await.unwrap();
+        assert_eq!(response.get_ref().response_data, "Hello, People");
+    }
+
+    #[test]
+    fn stream_plan_defaults_to_ten_without_pause() {
+        let plan = service().stream_plan(&RequestMessage::default()).unwrap();
+        assert_eq!(plan, (10, Duration::ZERO));
+    }
+
+    #[test]
+    fn stream_plan_names_the_field_in_its_bad_request_details() {
+        let request = RequestMessage { count: 1_000_001, ..Default::default() };
+        let status = service().stream_plan(&request).unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_details_bad_request().expect("BadRequest details");
+        assert_eq!(details.field_violations.len(), 1);
+        assert_eq!(details.field_violations[0].field, "count");
+        assert_eq!(details.field_violations[0].description, "count must be at most 1000000");
+    }
+}
