@@ -68,18 +68,25 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"    missing or failing: {nodeid}")
 
 
+def _stop_clean(server, bad):
+    """Stops `server` and fails if its output shows `bad` (a panic or a traceback) at any point."""
+    server.stop()
+    output = server.output()
+    assert bad not in output, f"{server.name} reported an error while serving:\n{output}"
+
+
 @pytest.fixture(scope="session")
 def rust_server():
     server = procs.rust_server()
     yield server
-    server.stop()
+    _stop_clean(server, "panicked")
 
 
 @pytest.fixture(scope="session")
 def python_server():
     server = procs.python_server()
     yield server
-    server.stop()
+    _stop_clean(server, "Traceback")
 
 
 @pytest.fixture
