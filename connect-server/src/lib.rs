@@ -6,6 +6,8 @@
 
 pub mod config;
 pub mod deadline;
+pub mod logging;
+pub mod observe;
 pub mod producer;
 pub mod server;
 pub mod service;

@@ -106,10 +106,20 @@ impl Producer {
         }
     }
 
+    fn deadline_passed(&self) -> bool {
+        self.deadline.as_ref().is_some_and(|sleep| Instant::now() >= sleep.deadline())
+    }
+
     /// Ends the stream: an OK status when `outcome` is `Ok`, the matching error otherwise.
     pub async fn finish(self, outcome: Result<(), Interrupted>) {
         let status = match outcome {
             Ok(()) => Status::ok(""),
+            // A client that enforces its deadline itself resets the stream right at it.
+            Err(Interrupted::ClientGone) if self.deadline_passed() => {
+                self.stats.record_deadline_exceeded();
+                tracing::info!(method = self.method, sent = self.sent, "client left at the deadline");
+                return;
+            }
             Err(Interrupted::ClientGone) => {
                 self.stats.record_cancelled();
                 tracing::info!(method = self.method, sent = self.sent, "Connection dropped!");

@@ -5,7 +5,7 @@
 //! (counters, drain and stop signals), so the same server can serve several
 //! listeners, e.g. one per worker runtime, and shut them down together.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use connect_proto::ConnectServiceServer;
 use tokio::net::TcpListener;
@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
 use crate::{
-    config::Config,
+    config::{Config, MetricsAddr},
+    observe::{self, Metrics, ObserveLayer},
     service::{Connect, Limits},
     stats::Stats,
 };
@@ -36,6 +37,18 @@ struct Shared {
     draining: CancellationToken,
     /// Cancelled when the grace is over: every remaining call ends with `UNAVAILABLE`.
     hard_stop: CancellationToken,
+    /// The per-call metrics of every listener.
+    metrics: Arc<Metrics>,
+    /// Where `/metrics` is served, once started.
+    metrics_endpoint: tokio::sync::OnceCell<Option<SocketAddr>>,
+    /// Cancelled when the last clone is dropped: stops the metrics endpoint.
+    dropped: CancellationToken,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.dropped.cancel();
+    }
 }
 
 impl ConnectServer {
@@ -47,6 +60,9 @@ impl ConnectServer {
                 stats: Arc::default(),
                 draining: CancellationToken::new(),
                 hard_stop: CancellationToken::new(),
+                metrics: Arc::default(),
+                metrics_endpoint: tokio::sync::OnceCell::new(),
+                dropped: CancellationToken::new(),
             }),
         }
     }
@@ -61,13 +77,48 @@ impl ConnectServer {
         Arc::clone(&self.shared.stats)
     }
 
+    /// The per-call metrics, shared by every listener of this server.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// Starts serving `/metrics` on `--metrics-addr` (unless `off`); later calls
+    /// only return the address. Serves until the last clone of this server is
+    /// dropped. [`serve`](Self::serve) calls it; with several listeners, call it once.
+    pub async fn start_metrics_endpoint(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let shared = &self.shared;
+        let addr = shared
+            .metrics_endpoint
+            .get_or_try_init(|| async {
+                match shared.config.metrics_addr {
+                    MetricsAddr::Off => Ok(None),
+                    MetricsAddr::At(addr) => {
+                        let registry = shared.metrics.registry().clone();
+                        observe::endpoint::spawn(addr, registry, shared.dropped.clone())
+                            .await
+                            .map(Some)
+                            .map_err(|error| anyhow::anyhow!("cannot serve metrics on {addr}: {error}"))
+                    }
+                }
+            })
+            .await?;
+        Ok(*addr)
+    }
+
+    /// Where `/metrics` is served, once [`start_metrics_endpoint`](Self::start_metrics_endpoint) has run.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.shared.metrics_endpoint.get().copied().flatten()
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then drains (see
-    /// [`shutdown_after`](Self::shutdown_after)). The one-listener entry point.
+    /// [`shutdown_after`](Self::shutdown_after)). The one-listener entry point;
+    /// it also starts the metrics endpoint.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        self.start_metrics_endpoint().await?;
         let reporter = self.spawn_stats_reporter();
         let serving = self.serve_listener(listener);
         let stopping = self.shutdown_after(shutdown);
@@ -89,7 +140,9 @@ impl ConnectServer {
         let shared = &self.shared;
         let service =
             Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
+        let served_by = observe::served_by(shared.config.server_id.as_deref(), listener.local_addr()?)?;
         let serving = Server::builder()
+            .layer(ObserveLayer::new(Arc::clone(&shared.metrics), served_by))
             .add_service(ConnectServiceServer::new(service))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shared.draining.cancelled());
         tokio::pin!(serving);

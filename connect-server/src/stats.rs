@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::Notify;
+use tokio::{sync::Notify, time::Instant};
 
 /// The four RPC kinds of `ConnectService`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,14 @@ impl Stats {
         OpenStream(Arc::clone(self))
     }
 
+    /// Marks a call without a producer (`ClientStreamRPC`) as open, and as
+    /// cancelled unless [`CallGuard::done`] is called before it is dropped:
+    /// hyper drops a pending handler when the client resets the stream, so
+    /// the handler's own code never sees the cancellation.
+    pub fn guard_call(self: &Arc<Self>, deadline: Option<Instant>) -> CallGuard {
+        CallGuard { stats: Arc::clone(self), deadline, armed: true, _open: self.open_stream() }
+    }
+
     /// Reads every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -144,5 +152,34 @@ impl Drop for OpenStream {
     fn drop(&mut self) {
         self.0.streams_open.fetch_sub(1, Ordering::Relaxed);
         self.0.changed.notify_waiters();
+    }
+}
+
+/// A call that counts as cancelled if dropped before it is [`done`](Self::done),
+/// or as deadline exceeded when dropped past its deadline.
+#[derive(Debug)]
+pub struct CallGuard {
+    stats: Arc<Stats>,
+    deadline: Option<Instant>,
+    armed: bool,
+    _open: OpenStream,
+}
+
+impl CallGuard {
+    /// The handler ended the call itself (and counted what it had to).
+    pub fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            if self.deadline.is_some_and(|at| Instant::now() >= at) {
+                self.stats.record_deadline_exceeded();
+            } else {
+                self.stats.record_cancelled();
+            }
+        }
     }
 }

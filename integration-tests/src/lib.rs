@@ -20,6 +20,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its live counters.
     pub stats: Arc<Stats>,
+    /// Where it serves `/metrics`, when started with `--metrics-addr 127.0.0.1:0`.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -31,8 +33,12 @@ impl TestServer {
     }
 
     /// Starts a server with `args` as if given on its command line.
+    /// The metrics endpoint is off unless `args` has `--metrics-addr`.
     pub async fn start_with_args(args: &[&str]) -> Self {
         let mut argv = vec!["connect-server", "--addr", "127.0.0.1:0", "--stats-interval", "0"];
+        if !args.contains(&"--metrics-addr") {
+            argv.extend_from_slice(&["--metrics-addr", "off"]);
+        }
         argv.extend_from_slice(args);
         Self::start_with_config(Config::parse_from(argv)).await
     }
@@ -43,11 +49,12 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let server = ConnectServer::new(config);
         let stats = server.stats();
+        let metrics_addr = server.start_metrics_endpoint().await.expect("start the metrics endpoint");
         let (shutdown, shutdown_rx) = oneshot::channel();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = shutdown_rx.await;
         }));
-        Self { addr, stats, shutdown: Some(shutdown), task }
+        Self { addr, stats, metrics_addr, shutdown: Some(shutdown), task }
     }
 
     /// The server's address as a client URL.
