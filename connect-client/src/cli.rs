@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::metadata::{Header, parse_header};
+
 /// Calls `ConnectService`; every option can also be set by its environment variable.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "connect-client", version, about = "Command-line client for ConnectService")]
@@ -19,6 +21,14 @@ pub struct Cli {
     /// Most time to spend connecting to the server.
     #[arg(long, env = "CONNECT_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub connect_timeout: Duration,
+
+    /// Request metadata `key: value` (repeatable); `-bin` keys take base64 values.
+    #[arg(short = 'H', long = "header", value_name = "KEY: VALUE", value_parser = parse_header, global = true)]
+    pub headers: Vec<Header>,
+
+    /// Print the response headers and trailers to stderr (`header k: v`, `trailer k: v`).
+    #[arg(short, long, env = "CONNECT_VERBOSE", global = true)]
+    pub verbose: bool,
 
     /// What to call.
     #[command(subcommand)]

@@ -10,9 +10,13 @@ use tonic::{Request, Status, Streaming, transport::Channel};
 
 use crate::{
     cli::{Cli, Command},
-    connection::connect,
+    connection::channel,
     exit::ClientError,
+    metadata::CallMetadata,
 };
+
+/// The client the commands use: a channel carrying the `-H` headers and printing `-v` metadata.
+pub type Client = ConnectServiceClient<CallMetadata<Channel>>;
 
 /// How long past its deadline the client waits for the server's own status
 /// before ending the call itself (a backstop for an unresponsive server).
@@ -20,7 +24,8 @@ const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 
 /// Runs the command described by `cli`, printing responses to stdout.
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
-    let mut client = connect(&cli.addr, cli.connect_timeout).await?;
+    let channel = channel(&cli.addr, cli.connect_timeout).await?;
+    let mut client = ConnectServiceClient::new(CallMetadata::new(channel, cli.headers, cli.verbose));
     let call = async {
         match cli.command {
             Command::Unary { data } => unary(&mut client, cli.timeout, data).await,
@@ -66,7 +71,7 @@ fn print_response(data: &str) {
 
 /// Calls `UnaryRPC` once.
 pub async fn unary(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
     data: String,
 ) -> Result<(), ClientError> {
@@ -77,7 +82,7 @@ pub async fn unary(
 
 /// Calls `ServerStreamRPC` and prints every response as it arrives.
 pub async fn server_stream(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
     message: RequestMessage,
 ) -> Result<(), ClientError> {
@@ -87,7 +92,7 @@ pub async fn server_stream(
 
 /// Calls `ClientStreamRPC` with `requests` and prints the one response.
 pub async fn client_stream(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
     requests: impl Stream<Item = RequestMessage> + Send + 'static,
 ) -> Result<(), ClientError> {
@@ -98,7 +103,7 @@ pub async fn client_stream(
 
 /// Calls `BidiStreamRPC` with `requests`, printing each reply as it arrives.
 pub async fn bidi(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
     requests: impl Stream<Item = RequestMessage> + Send + 'static,
 ) -> Result<(), ClientError> {

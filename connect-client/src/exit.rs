@@ -3,12 +3,13 @@
 use std::process::ExitCode;
 
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 /// Everything that can make a `connect-client` command fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The call reached the server and ended with a non-OK status.
-    #[error("RPC failed: {}: {}", code_name(.0.code()), .0.message())]
+    #[error("{}", rpc_failed(.0))]
     Rpc(Box<Status>),
     /// The server could not be reached.
     #[error("cannot connect to {addr}: {reason}")]
@@ -39,6 +40,18 @@ impl ClientError {
             Self::Other(_) => 4,
         })
     }
+}
+
+/// `RPC failed: CODE: message`, then one `  field {field}: {description}` line
+/// per `google.rpc.BadRequest` field violation in the status details.
+fn rpc_failed(status: &Status) -> String {
+    let mut text = format!("RPC failed: {}: {}", code_name(status.code()), status.message());
+    if let Some(bad_request) = status.get_details_bad_request() {
+        for violation in bad_request.field_violations {
+            text.push_str(&format!("\n  field {}: {}", violation.field, violation.description));
+        }
+    }
+    text
 }
 
 /// The canonical upper-case name of a gRPC status code, e.g. `INVALID_ARGUMENT`.

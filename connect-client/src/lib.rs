@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod connection;
 pub mod exit;
+pub mod metadata;
 
 pub use cli::Cli;
 pub use commands::run;
