@@ -26,6 +26,13 @@ pub enum ClientError {
 
 impl From<Status> for ClientError {
     fn from(status: Status) -> Self {
+        // tonic's client enforces `grpc-timeout` on the response headers itself and
+        // calls its own expiry CANCELLED; gRPC clients call that DEADLINE_EXCEEDED.
+        let timed_out = status.code() == Code::Cancelled
+            && std::error::Error::source(&status).is_some_and(|source| source.is::<tonic::TimeoutExpired>());
+        if timed_out {
+            return Self::Rpc(Box::new(Status::deadline_exceeded("deadline exceeded (client side)")));
+        }
         Self::Rpc(Box::new(status))
     }
 }

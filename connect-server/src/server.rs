@@ -142,7 +142,7 @@ impl ConnectServer {
             Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
         let served_by = observe::served_by(shared.config.server_id.as_deref(), listener.local_addr()?)?;
         let serving = Server::builder()
-            .layer(ObserveLayer::new(Arc::clone(&shared.metrics), served_by))
+            .layer(ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by))
             .add_service(ConnectServiceServer::new(service))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shared.draining.cancelled());
         tokio::pin!(serving);

@@ -151,8 +151,7 @@ impl ConnectService for Connect {
     ) -> Result<Response<ResponseMessage>, Status> {
         self.stats.record_call(RpcKind::ClientStream);
         let call_deadline = deadline::from_metadata(request.metadata());
-        // Counts the call as cancelled if hyper drops it on a client reset.
-        let guard = self.stats.guard_call(call_deadline);
+        let _open = self.stats.open_stream();
         let deadline_reached = deadline::reached(call_deadline);
         tokio::pin!(deadline_reached);
         let mut inbound = request.into_inner();
@@ -161,22 +160,14 @@ impl ConnectService for Connect {
         loop {
             let next = tokio::select! {
                 biased;
-                () = self.hard_stop.cancelled() => {
-                    guard.done();
-                    return Err(Status::unavailable("server shutting down"));
-                }
-                () = &mut deadline_reached => {
-                    self.stats.record_deadline_exceeded();
-                    guard.done();
-                    return Err(Status::deadline_exceeded("deadline exceeded"));
-                }
+                () = self.hard_stop.cancelled() => return Err(Status::unavailable("server shutting down")),
+                () = &mut deadline_reached => return Err(Status::deadline_exceeded("deadline exceeded")),
                 next = inbound.message() => next,
             };
             match next {
                 Ok(Some(message)) => {
                     total_bytes += message.request_data.len();
                     if total_bytes > self.limits.max_client_stream_bytes {
-                        guard.done();
                         return Err(Status::resource_exhausted(format!(
                             "client stream request_data exceeds {} bytes",
                             self.limits.max_client_stream_bytes
@@ -186,13 +177,11 @@ impl ConnectService for Connect {
                 }
                 Ok(None) => break,
                 Err(status) => {
-                    // The guard counts it, as cancelled or, past the deadline, as deadline exceeded.
                     tracing::info!(method = "ClientStreamRPC", code = ?status.code(), "Connection dropped!");
                     return Err(status);
                 }
             }
         }
-        guard.done();
         Ok(Response::new(hello(&parts.join(", "))))
     }
 

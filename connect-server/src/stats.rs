@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::Notify, time::Instant};
+use tokio::sync::Notify;
 
 /// The four RPC kinds of `ConnectService`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +50,9 @@ pub struct StatsSnapshot {
     pub bidi: u64,
     /// Streams whose producer is still running.
     pub streams_open: i64,
-    /// Calls that ended because the client cancelled or went away.
+    /// Calls that ended `CANCELLED`: the client cancelled or went away (counted by the observe layer).
     pub cancelled: u64,
-    /// Calls that the server ended at their deadline.
+    /// Calls that ended `DEADLINE_EXCEEDED` (counted by the observe layer).
     pub deadline_exceeded: u64,
 }
 
@@ -86,14 +86,6 @@ impl Stats {
         self.streams_open.fetch_add(1, Ordering::Relaxed);
         self.changed.notify_waiters();
         OpenStream(Arc::clone(self))
-    }
-
-    /// Marks a call without a producer (`ClientStreamRPC`) as open, and as
-    /// cancelled unless [`CallGuard::done`] is called before it is dropped:
-    /// hyper drops a pending handler when the client resets the stream, so
-    /// the handler's own code never sees the cancellation.
-    pub fn guard_call(self: &Arc<Self>, deadline: Option<Instant>) -> CallGuard {
-        CallGuard { stats: Arc::clone(self), deadline, armed: true, _open: self.open_stream() }
     }
 
     /// Reads every counter.
@@ -155,31 +147,3 @@ impl Drop for OpenStream {
     }
 }
 
-/// A call that counts as cancelled if dropped before it is [`done`](Self::done),
-/// or as deadline exceeded when dropped past its deadline.
-#[derive(Debug)]
-pub struct CallGuard {
-    stats: Arc<Stats>,
-    deadline: Option<Instant>,
-    armed: bool,
-    _open: OpenStream,
-}
-
-impl CallGuard {
-    /// The handler ended the call itself (and counted what it had to).
-    pub fn done(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            if self.deadline.is_some_and(|at| Instant::now() >= at) {
-                self.stats.record_deadline_exceeded();
-            } else {
-                self.stats.record_cancelled();
-            }
-        }
-    }
-}

@@ -2,6 +2,9 @@
 //! in-process on `127.0.0.1:0`, connect the real client library to it, and
 //! shut it down with a oneshot.
 
+pub mod cancel;
+pub mod raw;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Parser;
@@ -65,6 +68,16 @@ impl TestServer {
     /// A client connected to this server.
     pub async fn client(&self) -> ConnectServiceClient<Channel> {
         ConnectServiceClient::connect(self.url()).await.expect("connect to test server")
+    }
+
+    /// A client whose calls are reset (`RST_STREAM(CANCEL)`) when `token` is cancelled.
+    pub async fn cancellable_client(&self, token: tokio_util::sync::CancellationToken) -> cancel::CancellableClient {
+        let channel = tonic::transport::Endpoint::from_shared(self.url())
+            .expect("valid url")
+            .connect()
+            .await
+            .expect("connect to test server");
+        cancel::cancellable(channel, token)
     }
 
     /// Starts the graceful shutdown without waiting for it.

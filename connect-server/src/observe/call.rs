@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tonic::Code;
 
 use super::{codes, metrics::MethodMetrics};
+use crate::stats::Stats;
 
 /// The log target of the per-call lines, so `RUST_LOG=connect_server::access=off` silences just them.
 pub const ACCESS_LOG_TARGET: &str = "connect_server::access";
@@ -40,6 +41,7 @@ pub(crate) struct Call {
     request_id: HeaderValue,
     started: Instant,
     deadline: Option<Instant>,
+    stats: Arc<Stats>,
     done: bool,
 }
 
@@ -50,11 +52,12 @@ impl Call {
         peer: Option<SocketAddr>,
         request_id: HeaderValue,
         deadline: Option<Instant>,
+        stats: Arc<Stats>,
     ) -> Self {
         if let Method::Known(metrics) = &method {
             metrics.started.inc();
         }
-        Self { method, peer, request_id, started: Instant::now(), deadline, done: false }
+        Self { method, peer, request_id, started: Instant::now(), deadline, stats, done: false }
     }
 
     /// Counts `messages` more responses sent.
@@ -86,6 +89,11 @@ impl Call {
         let elapsed = self.started.elapsed();
         if let Method::Known(metrics) = &self.method {
             metrics.finished(code, elapsed.as_secs_f64());
+        }
+        match code {
+            Code::Cancelled => self.stats.record_cancelled(),
+            Code::DeadlineExceeded => self.stats.record_deadline_exceeded(),
+            _ => {}
         }
         tracing::info!(
             target: ACCESS_LOG_TARGET,

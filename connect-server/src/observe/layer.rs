@@ -30,7 +30,7 @@ use super::{
     metrics::Metrics,
     methods,
 };
-use crate::deadline;
+use crate::{deadline, stats::Stats};
 
 /// The request id header: echoed when the client sends one, generated otherwise.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -42,13 +42,15 @@ const GRPC_STATUS: &str = "grpc-status";
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
+    stats: Arc<Stats>,
     served_by: HeaderValue,
 }
 
 impl ObserveLayer {
-    /// A layer counting into `metrics` and naming the server `served_by`.
-    pub fn new(metrics: Arc<Metrics>, served_by: HeaderValue) -> Self {
-        Self { metrics, served_by }
+    /// A layer counting into `metrics` and `stats` (cancelled and deadline-exceeded calls),
+    /// naming the server `served_by`.
+    pub fn new(metrics: Arc<Metrics>, stats: Arc<Stats>, served_by: HeaderValue) -> Self {
+        Self { metrics, stats, served_by }
     }
 }
 
@@ -96,7 +98,7 @@ where
         };
         let call_deadline =
             request.headers().get("grpc-timeout").and_then(|value| deadline::from_header(value.as_bytes()));
-        let call = Call::start(method, peer(&request), request_id, call_deadline);
+        let call = Call::start(method, peer(&request), request_id, call_deadline, Arc::clone(&self.layer.stats));
         if call.metrics().is_some() {
             let call_counter = CallCounter::new(&call);
             request = request.map(|body| tonic::body::Body::new(ObservedRequest::new(body, call_counter)));
