@@ -70,11 +70,7 @@ fn print_response(data: &str) {
 }
 
 /// Calls `UnaryRPC` once.
-pub async fn unary(
-    client: &mut Client,
-    timeout: Option<Duration>,
-    data: String,
-) -> Result<(), ClientError> {
+pub async fn unary(client: &mut Client, timeout: Option<Duration>, data: String) -> Result<(), ClientError> {
     let response = client.unary_rpc(with_deadline(request(data), timeout)).await?;
     print_response(&response.get_ref().response_data);
     Ok(())

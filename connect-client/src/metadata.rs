@@ -13,8 +13,7 @@ use std::{
 };
 
 use base64::{
-    Engine,
-    alphabet,
+    Engine, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD_NO_PAD},
 };
 use bytes::Bytes;
@@ -49,9 +48,11 @@ pub fn parse_header(text: &str) -> Result<Header, String> {
     if key.starts_with(':') || key.starts_with("grpc-") {
         return Err(format!("{key:?} is reserved by gRPC"));
     }
-    let name = HeaderName::from_bytes(key.as_bytes()).map_err(|_| format!("{key:?} is not a valid metadata key"))?;
+    let name =
+        HeaderName::from_bytes(key.as_bytes()).map_err(|_| format!("{key:?} is not a valid metadata key"))?;
     let value = if key.ends_with(BINARY_SUFFIX) {
-        let bytes = LENIENT_BASE64.decode(value).map_err(|error| format!("{key}: value is not base64: {error}"))?;
+        let bytes =
+            LENIENT_BASE64.decode(value).map_err(|error| format!("{key}: value is not base64: {error}"))?;
         HeaderValue::from_str(&STANDARD_NO_PAD.encode(bytes)).expect("base64 is a valid header value")
     } else {
         HeaderValue::from_str(value).map_err(|_| format!("{key}: value must be printable ASCII"))?
@@ -127,7 +128,10 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
         if *this.verbose

@@ -39,7 +39,10 @@ fn text(bytes: &[u8]) -> String {
 
 /// The `header`/`trailer` lines of `-v`, without `date` (it changes every second).
 fn metadata_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|line| !line.starts_with("header date: ") && !line.starts_with("trailer date: ")).collect()
+    stderr
+        .lines()
+        .filter(|line| !line.starts_with("header date: ") && !line.starts_with("trailer date: "))
+        .collect()
 }
 
 #[tokio::test]
@@ -96,7 +99,9 @@ async fn a_failed_call_prints_its_field_violations() {
 #[tokio::test]
 async fn a_failed_call_with_verbose_shows_a_trailers_only_response() {
     let (url, _) = start_server(&["--server-id", "node-1"]).await;
-    let output = client(&url, &["-v", "-H", "x-request-id: r", "-H", "x-echo-status: 5", "unary", "gone\tmissing"]).await;
+    let output =
+        client(&url, &["-v", "-H", "x-request-id: r", "-H", "x-echo-status: 5", "unary", "gone\tmissing"])
+            .await;
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         metadata_lines(&text(&output.stderr)),
@@ -114,7 +119,9 @@ async fn a_failed_call_with_verbose_shows_a_trailers_only_response() {
 #[tokio::test]
 async fn a_stream_past_its_deadline_exits_1() {
     let (url, _) = start_server(&[]).await;
-    let output = client(&url, &["--timeout", "200ms", "server-stream", "--count", "100", "--interval-ms", "1000"]).await;
+    let output =
+        client(&url, &["--timeout", "200ms", "server-stream", "--count", "100", "--interval-ms", "1000"])
+            .await;
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(text(&output.stdout), "Response from server: Hello, People: server(1) \n");
     assert_eq!(text(&output.stderr), "RPC failed: DEADLINE_EXCEEDED: deadline exceeded\n");
@@ -124,7 +131,10 @@ async fn a_stream_past_its_deadline_exits_1() {
 async fn binary_headers_are_sent_as_base64() {
     let (url, _) = start_server(&[]).await;
     let output = client(&url, &["-H", "trace-bin: AAEC/w==", "unary", "x"]).await;
-    assert_eq!((output.status.code(), text(&output.stdout)), (Some(0), "Response from server: Hello, x\n".to_owned()));
+    assert_eq!(
+        (output.status.code(), text(&output.stdout)),
+        (Some(0), "Response from server: Hello, x\n".to_owned())
+    );
     let output = client(&url, &["-H", "trace-bin: %%%", "unary", "x"]).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(

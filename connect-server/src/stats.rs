@@ -146,4 +146,3 @@ impl Drop for OpenStream {
         self.0.changed.notify_waiters();
     }
 }
-

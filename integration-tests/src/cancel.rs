@@ -60,7 +60,10 @@ impl Body for CancellableBody {
     type Data = Bytes;
     type Error = h2::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if self.cancelled.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(h2::Error::from(h2::Reason::CANCEL))));
         }

@@ -71,7 +71,10 @@ impl TestServer {
     }
 
     /// A client whose calls are reset (`RST_STREAM(CANCEL)`) when `token` is cancelled.
-    pub async fn cancellable_client(&self, token: tokio_util::sync::CancellationToken) -> cancel::CancellableClient {
+    pub async fn cancellable_client(
+        &self,
+        token: tokio_util::sync::CancellationToken,
+    ) -> cancel::CancellableClient {
         let channel = tonic::transport::Endpoint::from_shared(self.url())
             .expect("valid url")
             .connect()

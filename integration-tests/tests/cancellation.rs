@@ -22,7 +22,9 @@ async fn cancel_after_begin_client_stream() {
     let (tx, rx) = mpsc::channel::<RequestMessage>(1);
     let call = tokio::spawn(async move { client.client_stream_rpc(ReceiverStream::new(rx)).await });
     // Begun: the handler is running and waiting for requests.
-    timeout(PROMPTLY, server.stats.wait_until(|s| s.client_stream == 1 && s.streams_open == 1)).await.unwrap();
+    timeout(PROMPTLY, server.stats.wait_until(|s| s.client_stream == 1 && s.streams_open == 1))
+        .await
+        .unwrap();
     token.cancel();
     let status = call.await.unwrap().unwrap_err();
     assert_eq!(status.code(), Code::Cancelled);

@@ -20,7 +20,11 @@ async fn server_stream_stops_at_the_deadline() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let message = RequestMessage { request_data: "late".into(), count: 1000, interval_ms: 50 };
-    let mut stream = client.server_stream_rpc(with_timeout(message, Duration::from_millis(300))).await.unwrap().into_inner();
+    let mut stream = client
+        .server_stream_rpc(with_timeout(message, Duration::from_millis(300)))
+        .await
+        .unwrap()
+        .into_inner();
     let mut received = 0u32;
     let status = loop {
         match stream.message().await {
@@ -44,8 +48,14 @@ async fn client_stream_ends_with_deadline_exceeded_not_cancelled() {
     // (The bare client: tonic's own client would time out by itself first, just as racily.)
     for round in 1..=5u64 {
         let body = raw::frame(&request("waiting"));
-        let response =
-            raw::call(server.addr, "/ConnectService/ClientStreamRPC", &[("grpc-timeout", "40m")], body, false).await;
+        let response = raw::call(
+            server.addr,
+            "/ConnectService/ClientStreamRPC",
+            &[("grpc-timeout", "40m")],
+            body,
+            false,
+        )
+        .await;
         // The message as it travels: percent-encoded.
         assert_eq!((response.status(), response.message()), (4, "deadline%20exceeded"));
         let stats = server.stats.wait_until(|s| s.deadline_exceeded == round && s.streams_open == 0).await;

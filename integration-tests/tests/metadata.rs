@@ -69,7 +69,10 @@ async fn stream_metadata_arrives_first_and_counts_arrive_last() {
     while let Some(message) = stream.message().await.unwrap() {
         received.push(message.response_data);
     }
-    assert_eq!(received, ["Hello, People: server(1) ", "Hello, People: server(2) ", "Hello, People: server(3) "]);
+    assert_eq!(
+        received,
+        ["Hello, People: server(1) ", "Hello, People: server(2) ", "Hello, People: server(3) "]
+    );
     let trailers = stream.trailers().await.unwrap().unwrap();
     assert_eq!(trailers.get("x-message-count").unwrap(), "3");
 }

@@ -83,7 +83,9 @@ async fn counts_a_known_sequence_of_calls() {
     let mut cancellable = server.cancellable_client(token.clone()).await;
     let (tx, rx) = mpsc::channel::<RequestMessage>(1);
     let call = tokio::spawn(async move { cancellable.client_stream_rpc(ReceiverStream::new(rx)).await });
-    timeout(PROMPTLY, server.stats.wait_until(|s| s.client_stream == 3 && s.streams_open == 1)).await.unwrap();
+    timeout(PROMPTLY, server.stats.wait_until(|s| s.client_stream == 3 && s.streams_open == 1))
+        .await
+        .unwrap();
     token.cancel();
     assert_eq!(call.await.unwrap().unwrap_err().code(), Code::Cancelled);
     drop(tx);
@@ -94,11 +96,15 @@ async fn counts_a_known_sequence_of_calls() {
     while stream.message().await.unwrap().is_some() {}
 
     // An unknown method: UNIMPLEMENTED, and no series of its own.
-    let mut grpc = Grpc::new(tonic::transport::Endpoint::from_shared(server.url()).unwrap().connect().await.unwrap());
+    let mut grpc =
+        Grpc::new(tonic::transport::Endpoint::from_shared(server.url()).unwrap().connect().await.unwrap());
     grpc.ready().await.unwrap();
     let codec = tonic_prost::ProstCodec::<RequestMessage, ResponseMessage>::default();
     let path = PathAndQuery::from_static("/ConnectService/NoSuchRPC");
-    assert_eq!(grpc.unary(Request::new(request("?")), path, codec).await.unwrap_err().code(), Code::Unimplemented);
+    assert_eq!(
+        grpc.unary(Request::new(request("?")), path, codec).await.unwrap_err().code(),
+        Code::Unimplemented
+    );
 
     // The cancelled call is counted when the server sees the reset; the rest already are.
     timeout(PROMPTLY, server.stats.wait_until(|s| s.cancelled == 1 && s.streams_open == 0)).await.unwrap();
@@ -134,8 +140,11 @@ async fn counts_a_known_sequence_of_calls() {
         assert_eq!(got.get(&name), Some(&value), "{name}");
     }
     // Every handled call, and nothing else: 3 + 1 + 3 + 1.
-    let handled_total: f64 =
-        got.iter().filter(|(name, _)| name.starts_with("grpc_server_handled_total")).map(|(_, value)| value).sum();
+    let handled_total: f64 = got
+        .iter()
+        .filter(|(name, _)| name.starts_with("grpc_server_handled_total"))
+        .map(|(_, value)| value)
+        .sum();
     assert_eq!(handled_total, 8.0);
     assert!(!body.contains("NoSuchRPC"), "unknown methods get no series");
     // Each of the 4 methods has a series for each of the 17 codes from the start.

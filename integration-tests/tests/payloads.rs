@@ -21,7 +21,10 @@ async fn empty_request_data_everywhere() {
     assert_eq!(client.client_stream_rpc(requests).await.unwrap().into_inner().response_data, "Hello, , ");
     let requests = futures::stream::iter([request("")]);
     let replies: Vec<_> = client.bidi_stream_rpc(requests).await.unwrap().into_inner().collect().await;
-    assert_eq!(replies.into_iter().map(|reply| reply.unwrap().response_data).collect::<Vec<_>>(), ["Hello, "]);
+    assert_eq!(
+        replies.into_iter().map(|reply| reply.unwrap().response_data).collect::<Vec<_>>(),
+        ["Hello, "]
+    );
 }
 
 #[tokio::test]

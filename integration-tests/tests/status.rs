@@ -8,7 +8,8 @@ use tonic_prost::ProstCodec;
 use tonic_types::StatusExt;
 
 /// The gRPC interop suite's `special_status_message`: whitespace, BMP and non-BMP characters.
-const SPECIAL_MESSAGE: &str = "\t\ntest with whitespace\r\nand Unicode BMP \u{263A} and non-BMP \u{1F608}\t\n";
+const SPECIAL_MESSAGE: &str =
+    "\t\ntest with whitespace\r\nand Unicode BMP \u{263A} and non-BMP \u{1F608}\t\n";
 
 fn violations(status: &Status) -> Vec<(String, String)> {
     let details = status.get_details_bad_request().expect("a google.rpc.BadRequest detail");
@@ -34,7 +35,10 @@ async fn invalid_interval_carries_a_field_violation() {
     let status = client.server_stream_rpc(message).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(status.message(), "interval_ms must be at most 60000");
-    assert_eq!(violations(&status), [("interval_ms".to_owned(), "interval_ms must be at most 60000".to_owned())]);
+    assert_eq!(
+        violations(&status),
+        [("interval_ms".to_owned(), "interval_ms must be at most 60000".to_owned())]
+    );
 }
 
 async fn call_path(server: &TestServer, path: &'static str) -> Status {
@@ -96,7 +100,8 @@ async fn a_bad_echo_code_is_an_invalid_argument() {
         let status = client.unary_rpc(echo(bad, "x")).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), "x-echo-status must be a status code from 1 to 16");
-        let expected = ("x-echo-status".to_owned(), "x-echo-status must be a status code from 1 to 16".to_owned());
+        let expected =
+            ("x-echo-status".to_owned(), "x-echo-status must be a status code from 1 to 16".to_owned());
         assert_eq!(violations(&status), [expected]);
     }
 }

@@ -10,7 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::render;
 
 /// Binds `addr` and serves `registry` at `/metrics` until `stop` is cancelled; returns the bound address.
-pub async fn spawn(addr: SocketAddr, registry: Registry, stop: CancellationToken) -> std::io::Result<SocketAddr> {
+pub async fn spawn(
+    addr: SocketAddr,
+    registry: Registry,
+    stop: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let app = Router::new().route(

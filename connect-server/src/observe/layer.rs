@@ -27,8 +27,8 @@ use super::{
     call::{Call, Method},
     codes,
     frames::FrameCounter,
-    metrics::Metrics,
     methods,
+    metrics::Metrics,
 };
 use crate::{deadline, stats::Stats};
 
@@ -98,12 +98,17 @@ where
         };
         let call_deadline =
             request.headers().get("grpc-timeout").and_then(|value| deadline::from_header(value.as_bytes()));
-        let call = Call::start(method, peer(&request), request_id, call_deadline, Arc::clone(&self.layer.stats));
+        let call =
+            Call::start(method, peer(&request), request_id, call_deadline, Arc::clone(&self.layer.stats));
         if call.metrics().is_some() {
             let call_counter = CallCounter::new(&call);
             request = request.map(|body| tonic::body::Body::new(ObservedRequest::new(body, call_counter)));
         }
-        ObservedFuture { inner: self.inner.call(request), call: Some(call), served_by: self.layer.served_by.clone() }
+        ObservedFuture {
+            inner: self.inner.call(request),
+            call: Some(call),
+            served_by: self.layer.served_by.clone(),
+        }
     }
 }
 
@@ -153,7 +158,10 @@ impl Body for ObservedRequest {
     type Data = Bytes;
     type Error = tonic::Status;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
         if let Some(Ok(frame)) = &frame
@@ -233,7 +241,10 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
         match &frame {

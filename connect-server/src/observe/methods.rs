@@ -51,8 +51,20 @@ const fn known(
 /// (health, reflection), whose series appear at their first call.
 pub(crate) const KNOWN: [KnownMethod; 8] = [
     known("/ConnectService/UnaryRPC", "ConnectService", "UnaryRPC", RpcType::Unary, true),
-    known("/ConnectService/ServerStreamRPC", "ConnectService", "ServerStreamRPC", RpcType::ServerStream, true),
-    known("/ConnectService/ClientStreamRPC", "ConnectService", "ClientStreamRPC", RpcType::ClientStream, true),
+    known(
+        "/ConnectService/ServerStreamRPC",
+        "ConnectService",
+        "ServerStreamRPC",
+        RpcType::ServerStream,
+        true,
+    ),
+    known(
+        "/ConnectService/ClientStreamRPC",
+        "ConnectService",
+        "ClientStreamRPC",
+        RpcType::ClientStream,
+        true,
+    ),
     known("/ConnectService/BidiStreamRPC", "ConnectService", "BidiStreamRPC", RpcType::BidiStream, true),
     known("/grpc.health.v1.Health/Check", "grpc.health.v1.Health", "Check", RpcType::Unary, false),
     known("/grpc.health.v1.Health/Watch", "grpc.health.v1.Health", "Watch", RpcType::ServerStream, false),

@@ -29,5 +29,6 @@ pub fn served_by(server_id: Option<&str>, local: SocketAddr) -> anyhow::Result<H
         Some(id) => id.to_owned(),
         None => format!("{}:{}", gethostname::gethostname().to_string_lossy(), local.port()),
     };
-    HeaderValue::from_str(&name).map_err(|_| anyhow::anyhow!("server id {name:?} is not a valid header value"))
+    HeaderValue::from_str(&name)
+        .map_err(|_| anyhow::anyhow!("server id {name:?} is not a valid header value"))
 }
