@@ -55,7 +55,11 @@ pub fn parse_header(text: &str) -> Result<Header, String> {
             LENIENT_BASE64.decode(value).map_err(|error| format!("{key}: value is not base64: {error}"))?;
         HeaderValue::from_str(&STANDARD_NO_PAD.encode(bytes)).expect("base64 is a valid header value")
     } else {
-        HeaderValue::from_str(value).map_err(|_| format!("{key}: value must be printable ASCII"))?
+        // gRPC allows only printable ASCII in text values; HTTP would also take bytes above 0x7f.
+        if !value.bytes().all(|byte| (0x20..=0x7e).contains(&byte)) {
+            return Err(format!("{key}: value must be printable ASCII"));
+        }
+        HeaderValue::from_str(value).expect("printable ASCII is a valid header value")
     };
     Ok(Header { name, value })
 }
