@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    logging::init(config.log_format);
+    let _log_writer = logging::init(config.log_format);
 
     let listener = TcpListener::bind(config.addr).await?;
     println!("Server listening on {}", listener.local_addr()?);
