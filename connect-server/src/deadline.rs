@@ -19,6 +19,23 @@ const MAX_TIMEOUT_DIGITS: usize = 8;
 /// ours fire first, and the client sees `DEADLINE_EXCEEDED` as it should.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
 
+/// The call's deadline, computed once by the observe layer as the request
+/// arrives and passed to the handler in the request's extensions.
+///
+/// hyper runs each call's handler as its own task, which may first run well
+/// after tonic has started its timer; a deadline computed by the handler
+/// itself would then be later than tonic's, and lose the race the margin is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallDeadline(pub Instant);
+
+/// The deadline of `request`: the one the observe layer computed, else read from its metadata.
+pub fn of<T>(request: &tonic::Request<T>) -> Option<Instant> {
+    match request.extensions().get::<CallDeadline>() {
+        Some(CallDeadline(at)) => Some(*at),
+        None => from_metadata(request.metadata()),
+    }
+}
+
 /// The instant at which the call described by `metadata` must end, if the client set one.
 pub fn from_metadata(metadata: &MetadataMap) -> Option<Instant> {
     from_header(metadata.get("grpc-timeout")?.as_bytes())

@@ -125,7 +125,7 @@ impl ConnectService for Connect {
         request: Request<RequestMessage>,
     ) -> Result<Response<Self::ServerStreamRPCStream>, Status> {
         self.stats.record_call(RpcKind::ServerStream);
-        let call_deadline = deadline::from_metadata(request.metadata());
+        let call_deadline = deadline::of(&request);
         let request = request.into_inner();
         let (count, interval) = self.stream_plan(&request)?;
         let (mut producer, stream) = self.open_producer("ServerStreamRPC", call_deadline);
@@ -150,7 +150,7 @@ impl ConnectService for Connect {
         request: Request<Streaming<RequestMessage>>,
     ) -> Result<Response<ResponseMessage>, Status> {
         self.stats.record_call(RpcKind::ClientStream);
-        let call_deadline = deadline::from_metadata(request.metadata());
+        let call_deadline = deadline::of(&request);
         let _open = self.stats.open_stream();
         let deadline_reached = deadline::reached(call_deadline);
         tokio::pin!(deadline_reached);
@@ -192,7 +192,7 @@ impl ConnectService for Connect {
         request: Request<Streaming<RequestMessage>>,
     ) -> Result<Response<Self::BidiStreamRPCStream>, Status> {
         self.stats.record_call(RpcKind::Bidi);
-        let call_deadline = deadline::from_metadata(request.metadata());
+        let call_deadline = deadline::of(&request);
         let mut inbound = request.into_inner();
         let (mut producer, stream) = self.open_producer("BidiStreamRPC", call_deadline);
         tokio::spawn(async move {

@@ -96,8 +96,12 @@ where
                 id
             }
         };
+        // Before tonic starts its own timer for this call (see `deadline::CallDeadline`).
         let call_deadline =
             request.headers().get("grpc-timeout").and_then(|value| deadline::from_header(value.as_bytes()));
+        if let Some(at) = call_deadline {
+            request.extensions_mut().insert(deadline::CallDeadline(at));
+        }
         let call =
             Call::start(method, peer(&request), request_id, call_deadline, Arc::clone(&self.layer.stats));
         if call.metrics().is_some() {
