@@ -27,9 +27,12 @@ pub enum ClientError {
 impl From<Status> for ClientError {
     fn from(status: Status) -> Self {
         // tonic's client enforces `grpc-timeout` on the response headers itself and
-        // calls its own expiry CANCELLED; gRPC clients call that DEADLINE_EXCEEDED.
+        // calls its own expiry CANCELLED "Timeout expired" (keeping no source to tell
+        // by); gRPC clients call that DEADLINE_EXCEEDED. A status made locally has no
+        // metadata, one from the server always has some.
         let timed_out = status.code() == Code::Cancelled
-            && std::error::Error::source(&status).is_some_and(|source| source.is::<tonic::TimeoutExpired>());
+            && status.message() == tonic::TimeoutExpired(()).to_string()
+            && status.metadata().is_empty();
         if timed_out {
             return Self::Rpc(Box::new(Status::deadline_exceeded("deadline exceeded (client side)")));
         }

@@ -158,3 +158,20 @@ async fn a_malformed_header_is_a_usage_error() {
         text(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_client_side_deadline() {
+    // Accepts connections and says nothing: only the client's own timer can end the call.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let output = client(&url, &["--timeout", "200ms", "unary"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(text(&output.stderr), "RPC failed: DEADLINE_EXCEEDED: deadline exceeded (client side)\n");
+    accepting.abort();
+}
