@@ -167,3 +167,32 @@ async fn metrics_addr_off_serves_nothing() {
     let server = TestServer::start_with_args(&["--metrics-addr", "off"]).await;
     assert_eq!(server.metrics_addr, None);
 }
+
+#[tokio::test]
+async fn listeners_of_one_server_share_one_registry() {
+    // As with one worker runtime per core: one server, several listeners, one endpoint.
+    let config = <connect_server::Config as clap::Parser>::parse_from([
+        "connect-server",
+        "--stats-interval",
+        "0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let server = connect_server::ConnectServer::new(config);
+    let metrics_addr = server.start_metrics_endpoint().await.unwrap().unwrap();
+    assert_eq!(server.start_metrics_endpoint().await.unwrap(), Some(metrics_addr), "started once");
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", listener.local_addr().unwrap()));
+        let server = server.clone();
+        tokio::spawn(async move { server.serve_listener(listener).await });
+    }
+    for url in &urls {
+        let mut client = connect_proto::ConnectServiceClient::connect(url.clone()).await.unwrap();
+        client.unary_rpc(request("x")).await.unwrap();
+    }
+    let got = samples(&http_get(metrics_addr, "/metrics").await.1);
+    assert_eq!(got.get(&series("grpc_server_started_total", "UnaryRPC", "unary")), Some(&2.0));
+    assert_eq!(got.get(&handled("UnaryRPC", "unary", "OK")), Some(&2.0));
+}

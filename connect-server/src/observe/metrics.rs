@@ -140,3 +140,27 @@ pub(crate) fn render(registry: &Registry) -> String {
     }
     String::from_utf8(out).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::methods::lookup;
+
+    #[test]
+    fn other_services_get_series_at_their_first_call() {
+        let metrics = Metrics::new();
+        assert!(metrics.render().contains("grpc_method=\"UnaryRPC\""));
+        assert!(!metrics.render().contains("grpc.health.v1.Health"));
+        let check = metrics.method(lookup("/grpc.health.v1.Health/Check").unwrap());
+        check.started.inc();
+        check.finished(Code::Ok, 0.001);
+        let text = metrics.render();
+        assert!(text.contains(
+            "grpc_server_started_total{grpc_method=\"Check\",grpc_service=\"grpc.health.v1.Health\",grpc_type=\"unary\"} 1\n"
+        ));
+        assert!(text.contains(
+            "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Check\",grpc_service=\"grpc.health.v1.Health\",grpc_type=\"unary\"} 1\n"
+        ));
+        assert_eq!(lookup("/grpc.health.v1.Health/Nope"), None);
+    }
+}
