@@ -104,9 +104,9 @@ where
         }
         let call =
             Call::start(method, peer(&request), request_id, call_deadline, Arc::clone(&self.layer.stats));
-        if call.metrics().is_some() {
-            let call_counter = CallCounter::new(&call);
-            request = request.map(|body| tonic::body::Body::new(ObservedRequest::new(body, call_counter)));
+        if let Some(metrics) = call.metrics() {
+            let received = metrics.received.clone();
+            request = request.map(|body| tonic::body::Body::new(ObservedRequest::new(body, received)));
         }
         ObservedFuture {
             inner: self.inner.call(request),
@@ -132,28 +132,19 @@ fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
         .and_then(TcpConnectInfo::remote_addr)
 }
 
-/// The received-message counter of one call, shared with its request body.
-#[derive(Debug)]
-struct CallCounter(prometheus::IntCounter);
-
-impl CallCounter {
-    fn new(call: &Call) -> Self {
-        Self(call.metrics().expect("only known methods are counted").received.clone())
-    }
-}
-
 pin_project! {
     /// The request body, counting the messages the handler reads.
     struct ObservedRequest {
         #[pin]
         inner: tonic::body::Body,
         frames: FrameCounter,
-        received: CallCounter,
+        // The method's received-message counter (an `Arc` inside: cloning it is cheap).
+        received: prometheus::IntCounter,
     }
 }
 
 impl ObservedRequest {
-    fn new(inner: tonic::body::Body, received: CallCounter) -> Self {
+    fn new(inner: tonic::body::Body, received: prometheus::IntCounter) -> Self {
         Self { inner, frames: FrameCounter::default(), received }
     }
 }
@@ -173,7 +164,7 @@ impl Body for ObservedRequest {
         {
             let messages = this.frames.feed(data);
             if messages > 0 {
-                this.received.0.inc_by(messages);
+                this.received.inc_by(messages);
             }
         }
         Poll::Ready(frame)
