@@ -4,6 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::metadata::{Header, parse_header};
+
 /// Calls `ConnectService`; every option can also be set by its environment variable.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "connect-client", version, about = "Command-line client for ConnectService")]
@@ -56,6 +58,13 @@ pub struct Cli {
     /// Repeating the unary call and tallying a response header.
     #[command(flatten)]
     pub repeat: crate::repeat::RepeatArgs,
+    /// Request metadata `key: value` (repeatable); `-bin` keys take base64 values.
+    #[arg(short = 'H', long = "header", value_name = "KEY: VALUE", value_parser = parse_header, global = true)]
+    pub headers: Vec<Header>,
+
+    /// Print the response headers and trailers to stderr (`header k: v`, `trailer k: v`).
+    #[arg(short, long, env = "CONNECT_VERBOSE", global = true)]
+    pub verbose: bool,
 
     /// What to call.
     #[command(subcommand)]

@@ -14,7 +14,7 @@ use tonic::{Request, Status, Streaming};
 use crate::{
     balance,
     cli::{Cli, Command},
-    connection::{self, Client},
+    connection::{self, CallOptions, Client},
     exit::ClientError,
     probe, repeat,
     retry::RetryPolicy,
@@ -30,7 +30,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
     let policy = RetryPolicy::new(&cli.retry, connected.reprobe.clone())
         .wait_for_ready(cli.balance.wait_for_ready.then(|| cli.timeout.unwrap_or(cli.connect_timeout)));
     let channel = connected.channel;
-    let mut client = connection::client(channel.clone(), cli.token.as_deref(), cli.compress)?;
+    let mut client = connection::client(channel.clone(), &CallOptions::from(&cli))?;
     if let Command::Unary { data } = &cli.command
         && cli.repeat.active()
     {

@@ -16,10 +16,36 @@ use tonic::{
 use crate::{
     cli::{Cli, Compression},
     exit::ClientError,
+    metadata::{CallMetadata, Header},
 };
 
-/// A `ConnectService` client that sends the configured credentials on every call.
-pub type Client = ConnectServiceClient<InterceptedService<Channel, Credentials>>;
+/// A `ConnectService` client that sends the configured credentials and `-H`
+/// headers on every call, and prints the response metadata with `-v`.
+pub type Client = ConnectServiceClient<CallMetadata<InterceptedService<Channel, Credentials>>>;
+
+/// Everything a call carries besides its message.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// `-H` request metadata.
+    pub headers: Vec<Header>,
+    /// `-v`: print response headers and trailers to stderr.
+    pub verbose: bool,
+    /// Bearer token.
+    pub token: Option<String>,
+    /// Request compression.
+    pub compress: Option<Compression>,
+}
+
+impl From<&Cli> for CallOptions {
+    fn from(cli: &Cli) -> Self {
+        Self {
+            headers: cli.headers.clone(),
+            verbose: cli.verbose,
+            token: cli.token.clone(),
+            compress: cli.compress,
+        }
+    }
+}
 
 /// The TLS files for `https://` addresses.
 #[derive(Debug, Clone, Default)]
@@ -72,23 +98,24 @@ fn read(path: &PathBuf, flag: &str) -> Result<Vec<u8>, ClientError> {
         .map_err(|error| ClientError::Other(format!("cannot read {flag} {}: {error}", path.display())))
 }
 
-/// A client on `channel` sending `token` as a bearer token and compressing with `compress`.
-pub fn client(
-    channel: Channel,
-    token: Option<&str>,
-    compress: Option<Compression>,
-) -> Result<Client, ClientError> {
-    let credentials = Credentials::bearer(token)?;
-    let mut client = ConnectServiceClient::with_interceptor(channel, credentials)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd);
-    if let Some(compress) = compress {
-        client = client.send_compressed(match compress {
-            Compression::Gzip => CompressionEncoding::Gzip,
-            Compression::Zstd => CompressionEncoding::Zstd,
-        });
-    }
-    Ok(client)
+/// A client on `channel` making calls as `options` says.
+pub fn client(channel: Channel, options: &CallOptions) -> Result<Client, ClientError> {
+    let credentials = Credentials::bearer(options.token.as_deref())?;
+    let authorized = InterceptedService::new(channel, credentials);
+    let client =
+        ConnectServiceClient::new(CallMetadata::new(authorized, options.headers.clone(), options.verbose));
+    // Only ask for compressed responses with --compress: for small messages
+    // compression costs more CPU than it saves bytes.
+    Ok(match options.compress {
+        None => client,
+        Some(compress) => {
+            let encoding = match compress {
+                Compression::Gzip => CompressionEncoding::Gzip,
+                Compression::Zstd => CompressionEncoding::Zstd,
+            };
+            client.send_compressed(encoding).accept_compressed(encoding)
+        }
+    })
 }
 
 /// Adds `authorization: Bearer <token>` to every call, when there is a token.

@@ -3,12 +3,13 @@
 use std::process::ExitCode;
 
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 /// Everything that can make a `connect-client` command fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The call reached the server and ended with a non-OK status.
-    #[error("RPC failed: {}: {}", code_name(.0.code()), .0.message())]
+    #[error("{}", rpc_failed(.0))]
     Rpc(Box<Status>),
     /// The server could not be reached.
     #[error("cannot connect to {addr}: {reason}")]
@@ -28,6 +29,16 @@ pub enum ClientError {
 
 impl From<Status> for ClientError {
     fn from(status: Status) -> Self {
+        // tonic's client enforces `grpc-timeout` on the response headers itself and
+        // calls its own expiry CANCELLED "Timeout expired" (keeping no source to tell
+        // by); gRPC clients call that DEADLINE_EXCEEDED. A status made locally has no
+        // metadata, one from the server always has some.
+        let timed_out = status.code() == Code::Cancelled
+            && status.message() == tonic::TimeoutExpired(()).to_string()
+            && status.metadata().is_empty();
+        if timed_out {
+            return Self::Rpc(Box::new(Status::deadline_exceeded("deadline exceeded (client side)")));
+        }
         Self::Rpc(Box::new(status))
     }
 }
@@ -42,6 +53,18 @@ impl ClientError {
             Self::Other(_) => 4,
         })
     }
+}
+
+/// `RPC failed: CODE: message`, then one `  field {field}: {description}` line
+/// per `google.rpc.BadRequest` field violation in the status details.
+fn rpc_failed(status: &Status) -> String {
+    let mut text = format!("RPC failed: {}: {}", code_name(status.code()), status.message());
+    if let Some(bad_request) = status.get_details_bad_request() {
+        for violation in bad_request.field_violations {
+            text.push_str(&format!("\n  field {}: {}", violation.field, violation.description));
+        }
+    }
+    text
 }
 
 /// The canonical upper-case name of a gRPC status code, e.g. `INVALID_ARGUMENT`.

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod connection;
 pub mod exit;
+pub mod metadata;
 pub mod probe;
 pub mod repeat;
 pub mod retry;

@@ -27,7 +27,7 @@ async fn a_replica_that_comes_back_is_used_again() {
         failed_attempts: watch::Sender::new(0),
     };
     let connected = balance::connect_addrs(&[steady.url(), leaving.url()], &options).await.expect("connect");
-    let client = connection::client(connected.channel, None, None).unwrap();
+    let client = connection::client(connected.channel, &connection::CallOptions::default()).unwrap();
     let retry = RetryArgs {
         retries: 5,
         retry_backoff: Duration::from_millis(5),
@@ -41,8 +41,8 @@ async fn a_replica_that_comes_back_is_used_again() {
     assert_eq!(while_gone.ok(), 10);
 
     let listener = TcpListener::bind(addr).await.expect("rebind the same address");
-    let back =
-        TestServer::start_on(listener, Config::parse_from(["connect-server", "--stats-interval", "0"]));
+    let config = Config::parse_from(["connect-server", "--stats-interval", "0", "--metrics-addr", "off"]);
+    let back = TestServer::start_on(listener, config).await;
     let deadline = Instant::now() + PROMPTLY;
     let mut calls = 10;
     while back.stats.snapshot().unary == 0 {

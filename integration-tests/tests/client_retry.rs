@@ -37,7 +37,7 @@ async fn a_replica_that_dies_loses_no_call() {
     let live = TestServer::start().await;
     let doomed = TestServer::start().await;
     let connected = balance::connect_addrs(&[live.url(), doomed.url()], &options()).await.expect("connect");
-    let client = connection::client(connected.channel, None, None).unwrap();
+    let client = connection::client(connected.channel, &connection::CallOptions::default()).unwrap();
     let policy = RetryPolicy::new(&retry_args(5), connected.reprobe);
     let args = RepeatArgs { repeat: 20, tally: None };
     let before =
@@ -69,7 +69,7 @@ async fn unavailable_is_retried_exactly_retries_times() {
 
     // A lazy channel lets the call itself meet the refusal, as after a restart.
     let channel = tonic::transport::Endpoint::from_shared(url).expect("url").connect_lazy();
-    let client = connection::client(channel, None, None).unwrap();
+    let client = connection::client(channel, &connection::CallOptions::default()).unwrap();
     let policy = RetryPolicy::new(&retry_args(3), None);
     let result =
         repeat::unary(&client, None, &policy, "People", &RepeatArgs { repeat: 1, tally: None }).await;
@@ -107,7 +107,7 @@ async fn invalid_argument_is_not_retried() {
 #[tokio::test]
 async fn outcome_counts_successes_per_header_value() {
     let server = TestServer::start().await;
-    let client = connection::client(server.channel().await, None, None).unwrap();
+    let client = connection::client(server.channel().await, &connection::CallOptions::default()).unwrap();
     let policy = RetryPolicy::new(&retry_args(0), None);
     let args = RepeatArgs { repeat: 7, tally: Some("x-no-such-header".to_owned()) };
 

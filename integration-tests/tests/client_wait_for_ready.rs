@@ -29,9 +29,10 @@ fn starting_server() -> (TcpSocket, String) {
 }
 
 /// The server has finished starting: it listens and serves.
-fn listen(socket: TcpSocket) -> TestServer {
+async fn listen(socket: TcpSocket) -> TestServer {
     let listener: TcpListener = socket.listen(128).expect("listen");
-    TestServer::start_on(listener, Config::parse_from(["connect-server", "--stats-interval", "0"]))
+    let config = Config::parse_from(["connect-server", "--stats-interval", "0", "--metrics-addr", "off"]);
+    TestServer::start_on(listener, config).await
 }
 
 fn options(wait: bool) -> Options {
@@ -56,7 +57,7 @@ async fn connecting_waits_for_a_server_that_is_still_starting() {
         .await
         .expect("two attempts")
         .expect("watch");
-    let server = listen(socket);
+    let server = listen(socket).await;
 
     let connected =
         tokio::time::timeout(PROMPTLY, connecting).await.expect("connected promptly").expect("task");
@@ -84,7 +85,7 @@ async fn a_call_waits_for_a_server_that_is_still_starting() {
     let (socket, url) = starting_server();
     // A lazy channel, as after the server went away: the call itself meets the refusals.
     let channel = tonic::transport::Endpoint::from_shared(url).expect("url").connect_lazy();
-    let client = connection::client(channel, None, None).unwrap();
+    let client = connection::client(channel, &connection::CallOptions::default()).unwrap();
     let args = RetryArgs {
         retries: 0,
         retry_backoff: Duration::from_millis(5),
@@ -104,7 +105,7 @@ async fn a_call_waits_for_a_server_that_is_still_starting() {
         assert!(Instant::now() < deadline, "the call did not retry");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let server = listen(socket);
+    let server = listen(socket).await;
 
     let outcome = tokio::time::timeout(PROMPTLY, calling).await.expect("done promptly").expect("task");
     assert_eq!(outcome.expect("the call succeeds once the server listens").ok(), 1);
