@@ -39,6 +39,11 @@ impl From<Status> for ClientError {
         if timed_out {
             return Self::Rpc(Box::new(Status::deadline_exceeded("deadline exceeded (client side)")));
         }
+        if is_transport_failure(&status) {
+            // The connection failed under the call (e.g. a TLS alert, a reset):
+            // gRPC calls that UNAVAILABLE whatever code the transport chose.
+            return Self::Rpc(Box::new(Status::unavailable(status.message().to_owned())));
+        }
         Self::Rpc(Box::new(status))
     }
 }
@@ -53,6 +58,14 @@ impl ClientError {
             Self::Other(_) => 4,
         })
     }
+}
+
+/// Whether `status` was made locally from a broken connection rather than
+/// read from the server: such a status carries the transport error as its
+/// source, while one from the server's trailers has none.
+pub fn is_transport_failure(status: &Status) -> bool {
+    matches!(status.code(), Code::Unknown | Code::Internal | Code::Cancelled | Code::Unavailable)
+        && std::error::Error::source(status).is_some()
 }
 
 /// `RPC failed: CODE: message`, then one `  field {field}: {description}` line

@@ -131,11 +131,5 @@ fn code_name(status: &Status) -> &'static str {
 
 /// Whether a failed idempotent call may be tried again (see the module docs).
 pub fn is_retryable(status: &Status) -> bool {
-    match status.code() {
-        Code::Unavailable => true,
-        // A status built from a local transport error carries it as its source;
-        // one read from the server's trailers has none.
-        Code::Unknown | Code::Internal => std::error::Error::source(status).is_some(),
-        _ => false,
-    }
+    status.code() == Code::Unavailable || crate::exit::is_transport_failure(status)
 }
