@@ -4,13 +4,21 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::metadata::{Header, parse_header};
+
 /// Calls `ConnectService`; every option can also be set by its environment variable.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "connect-client", version, about = "Command-line client for ConnectService")]
 pub struct Cli {
-    /// Server address.
-    #[arg(long, env = "CONNECT_SERVER", default_value = "http://localhost:50051", global = true)]
-    pub addr: String,
+    /// Server address; repeat it (or separate with commas) to balance calls over several replicas.
+    #[arg(
+        long,
+        env = "CONNECT_SERVER",
+        default_value = "http://localhost:50051",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub addr: Vec<String>,
 
     /// Deadline for the call, sent as `grpc-timeout` (e.g. `500ms`, `5s`).
     #[arg(long, env = "CONNECT_TIMEOUT", value_parser = humantime::parse_duration, global = true)]
@@ -39,6 +47,24 @@ pub struct Cli {
     /// Compress requests with this encoding (responses are then asked for compressed the same way).
     #[arg(long, env = "CONNECT_COMPRESS", value_enum, global = true)]
     pub compress: Option<Compression>,
+    /// Balancing over several replicas and waiting for them.
+    #[command(flatten)]
+    pub balance: crate::balance::BalanceArgs,
+
+    /// Retrying idempotent calls.
+    #[command(flatten)]
+    pub retry: crate::retry::RetryArgs,
+
+    /// Repeating the unary call and tallying a response header.
+    #[command(flatten)]
+    pub repeat: crate::repeat::RepeatArgs,
+    /// Request metadata `key: value` (repeatable); `-bin` keys take base64 values.
+    #[arg(short = 'H', long = "header", value_name = "KEY: VALUE", value_parser = parse_header, global = true)]
+    pub headers: Vec<Header>,
+
+    /// Print the response headers and trailers to stderr (`header k: v`, `trailer k: v`).
+    #[arg(short, long, env = "CONNECT_VERBOSE", global = true)]
+    pub verbose: bool,
 
     /// What to call.
     #[command(subcommand)]

@@ -1,7 +1,8 @@
-//! Opening a channel to the server: plaintext or TLS (`https://`), with the
-//! bearer token and compression the command line asks for.
+//! What a call carries besides its message: the TLS files for `https://`
+//! addresses, the bearer token and compression the command line asks for.
+//! (The channel itself is opened by [`crate::balance`].)
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use connect_proto::ConnectServiceClient;
 use tonic::{
@@ -9,16 +10,42 @@ use tonic::{
     codec::CompressionEncoding,
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
 };
 
 use crate::{
     cli::{Cli, Compression},
-    exit::{ClientError, one_line},
+    exit::ClientError,
+    metadata::{CallMetadata, Header},
 };
 
-/// A `ConnectService` client that sends the configured credentials on every call.
-pub type Client = ConnectServiceClient<InterceptedService<Channel, Credentials>>;
+/// A `ConnectService` client that sends the configured credentials and `-H`
+/// headers on every call, and prints the response metadata with `-v`.
+pub type Client = ConnectServiceClient<CallMetadata<InterceptedService<Channel, Credentials>>>;
+
+/// Everything a call carries besides its message.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// `-H` request metadata.
+    pub headers: Vec<Header>,
+    /// `-v`: print response headers and trailers to stderr.
+    pub verbose: bool,
+    /// Bearer token.
+    pub token: Option<String>,
+    /// Request compression.
+    pub compress: Option<Compression>,
+}
+
+impl From<&Cli> for CallOptions {
+    fn from(cli: &Cli) -> Self {
+        Self {
+            headers: cli.headers.clone(),
+            verbose: cli.verbose,
+            token: cli.token.clone(),
+            compress: cli.compress,
+        }
+    }
+}
 
 /// The TLS files for `https://` addresses.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +69,18 @@ impl TlsFiles {
         self.ca.is_none() && self.cert.is_none() && self.key.is_none()
     }
 
+    /// The TLS settings for `addrs`: some when any is `https://`; the files
+    /// without an `https://` address are a usage error.
+    pub fn config_for(&self, addrs: &[String]) -> Result<Option<ClientTlsConfig>, ClientError> {
+        if addrs.iter().any(|addr| addr.starts_with("https://")) {
+            Ok(Some(self.config()?))
+        } else if self.is_empty() {
+            Ok(None)
+        } else {
+            Err(ClientError::Other("--ca, --cert and --key need an https:// address".into()))
+        }
+    }
+
     fn config(&self) -> Result<ClientTlsConfig, ClientError> {
         let mut config = ClientTlsConfig::new();
         if let Some(ca) = &self.ca {
@@ -59,46 +98,24 @@ fn read(path: &PathBuf, flag: &str) -> Result<Vec<u8>, ClientError> {
         .map_err(|error| ClientError::Other(format!("cannot read {flag} {}: {error}", path.display())))
 }
 
-/// Connects to `addr` (e.g. `http://localhost:50051`), giving up after `connect_timeout`.
-pub async fn connect(
-    addr: &str,
-    connect_timeout: Duration,
-) -> Result<ConnectServiceClient<Channel>, ClientError> {
-    Ok(ConnectServiceClient::new(channel(addr, connect_timeout, &TlsFiles::default()).await?))
-}
-
-/// Opens a channel to `addr`; `https://` addresses use TLS with `tls`.
-pub async fn channel(addr: &str, connect_timeout: Duration, tls: &TlsFiles) -> Result<Channel, ClientError> {
-    let failed = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
-    let mut endpoint = Endpoint::from_shared(addr.to_owned())
-        .map_err(|error| failed(one_line(&error)))?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true);
-    if addr.starts_with("https://") {
-        endpoint = endpoint.tls_config(tls.config()?).map_err(|error| failed(one_line(&error)))?;
-    } else if !tls.is_empty() {
-        return Err(ClientError::Other("--ca, --cert and --key need an https:// address".into()));
-    }
-    endpoint.connect().await.map_err(|error| failed(one_line(&error)))
-}
-
-/// A client on `channel` sending `token` as a bearer token and compressing with `compress`.
-pub fn client(
-    channel: Channel,
-    token: Option<&str>,
-    compress: Option<Compression>,
-) -> Result<Client, ClientError> {
-    let credentials = Credentials::bearer(token)?;
-    let mut client = ConnectServiceClient::with_interceptor(channel, credentials)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd);
-    if let Some(compress) = compress {
-        client = client.send_compressed(match compress {
-            Compression::Gzip => CompressionEncoding::Gzip,
-            Compression::Zstd => CompressionEncoding::Zstd,
-        });
-    }
-    Ok(client)
+/// A client on `channel` making calls as `options` says.
+pub fn client(channel: Channel, options: &CallOptions) -> Result<Client, ClientError> {
+    let credentials = Credentials::bearer(options.token.as_deref())?;
+    let authorized = InterceptedService::new(channel, credentials);
+    let client =
+        ConnectServiceClient::new(CallMetadata::new(authorized, options.headers.clone(), options.verbose));
+    // Only ask for compressed responses with --compress: for small messages
+    // compression costs more CPU than it saves bytes.
+    Ok(match options.compress {
+        None => client,
+        Some(compress) => {
+            let encoding = match compress {
+                Compression::Gzip => CompressionEncoding::Gzip,
+                Compression::Zstd => CompressionEncoding::Zstd,
+            };
+            client.send_compressed(encoding).accept_compressed(encoding)
+        }
+    })
 }
 
 /// Adds `authorization: Bearer <token>` to every call, when there is a token.

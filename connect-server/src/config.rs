@@ -1,9 +1,10 @@
 //! Command-line flags and environment variables of the server.
 
-use std::{net::SocketAddr, num::NonZeroUsize, time::Duration};
+use std::{fmt, net::SocketAddr, num::NonZeroUsize, str::FromStr, time::Duration};
 
 use clap::Parser;
 
+use crate::logging::LogFormat;
 use crate::{auth::AuthArgs, limits::LimitArgs, tls::TlsArgs};
 
 /// Server configuration; every flag can also be set by its environment variable.
@@ -50,11 +51,48 @@ pub struct Config {
     /// HTTP/2, connection and message limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Name sent in every response's `x-served-by` header; default `hostname:port`.
+    #[arg(long, env = "CONNECT_SERVER_ID")]
+    pub server_id: Option<String>,
+
+    /// Address of the Prometheus endpoint (`/metrics`), or `off`.
+    #[arg(long, env = "CONNECT_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: MetricsAddr,
+
+    /// Log line format (`RUST_LOG` sets what is logged).
+    #[arg(long, env = "CONNECT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Worker threads, each a single-threaded runtime with its own listener
     /// (default: the cores this process may run on, which follows `taskset`).
     #[arg(long, env = "CONNECT_WORKERS")]
     pub workers: Option<NonZeroUsize>,
+}
+
+/// Where to serve metrics: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddr {
+    /// No metrics endpoint.
+    Off,
+    /// Serve `/metrics` here.
+    At(SocketAddr),
+}
+
+impl FromStr for MetricsAddr {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("off") { Ok(Self::Off) } else { text.parse().map(Self::At) }
+    }
+}
+
+impl fmt::Display for MetricsAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::At(addr) => addr.fmt(f),
+        }
+    }
 }
 
 impl Default for Config {

@@ -5,8 +5,7 @@
 //! periodic summary and the shutdown timer.
 
 use clap::Parser;
-use connect_server::{Config, ConnectServer, shutdown, workers};
-use tracing_subscriber::EnvFilter;
+use connect_server::{Config, ConnectServer, logging, shutdown, workers};
 
 /// Every call allocates its messages and strings; mimalloc's per-thread heaps
 /// suit one runtime per core and cost much less per allocation than glibc's.
@@ -16,9 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    let _log_writer = logging::init(config.log_format);
 
     let count = config.workers.unwrap_or_else(workers::default_count);
     let listeners = workers::bind(config.addr, count)?;

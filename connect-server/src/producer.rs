@@ -87,7 +87,6 @@ pub struct Producer {
     /// The same deadline as an instant, for the fast path's cheap comparison.
     deadline_at: Option<Instant>,
     hard_stop: CancellationToken,
-    stats: Arc<Stats>,
     sent: u64,
     _open: OpenStream,
 }
@@ -108,7 +107,6 @@ impl Producer {
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             deadline_at: deadline,
             hard_stop,
-            stats: Arc::clone(stats),
             sent: 0,
             _open: stats.open_stream(),
         };
@@ -212,13 +210,13 @@ impl Producer {
         };
         let status = match outcome {
             Ok(()) => Status::ok(""),
+            // The observe layer counts the call as cancelled (or, past the deadline, deadline
+            // exceeded) in `Stats`: it alone sees every way a client can leave.
             Err(Interrupted::ClientGone) => {
-                self.stats.record_cancelled();
                 tracing::info!(method = self.method, sent = self.sent, "Connection dropped!");
                 return;
             }
             Err(Interrupted::DeadlineExceeded) => {
-                self.stats.record_deadline_exceeded();
                 tracing::info!(method = self.method, sent = self.sent, "deadline exceeded");
                 Status::deadline_exceeded("deadline exceeded")
             }
@@ -228,7 +226,6 @@ impl Producer {
             }
             Err(Interrupted::Inbound(status)) => {
                 if status.code() == Code::Cancelled || status.code() == Code::Unknown {
-                    self.stats.record_cancelled();
                     tracing::info!(method = self.method, sent = self.sent, "Connection dropped!");
                     return;
                 }

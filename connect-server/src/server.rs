@@ -5,16 +5,18 @@
 //! (counters, drain and stop signals), so the same server can serve several
 //! listeners, e.g. one per worker runtime, and shut them down together.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
-    config::Config,
+    config::{Config, MetricsAddr},
     health::Health,
-    limits, max_age, routes,
+    limits, max_age,
+    observe::{self, Metrics, ObserveLayer},
+    routes,
     service::{Connect, Limits},
     stats::Stats,
 };
@@ -44,6 +46,18 @@ struct Shared {
     hard_stop: CancellationToken,
     /// Health of every listener: `NOT_SERVING` from the moment shutdown starts.
     health: Health,
+    /// The per-call metrics of every listener.
+    metrics: Arc<Metrics>,
+    /// Where `/metrics` is served, once started.
+    metrics_endpoint: tokio::sync::OnceCell<Option<SocketAddr>>,
+    /// Cancelled when the last clone is dropped: stops the metrics endpoint.
+    dropped: CancellationToken,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.dropped.cancel();
+    }
 }
 
 impl ConnectServer {
@@ -56,6 +70,9 @@ impl ConnectServer {
                 draining: CancellationToken::new(),
                 hard_stop: CancellationToken::new(),
                 health: Health::serving(),
+                metrics: Arc::default(),
+                metrics_endpoint: tokio::sync::OnceCell::new(),
+                dropped: CancellationToken::new(),
             }),
         }
     }
@@ -70,13 +87,48 @@ impl ConnectServer {
         Arc::clone(&self.shared.stats)
     }
 
+    /// The per-call metrics, shared by every listener of this server.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// Starts serving `/metrics` on `--metrics-addr` (unless `off`); later calls
+    /// only return the address. Serves until the last clone of this server is
+    /// dropped. [`serve`](Self::serve) calls it; with several listeners, call it once.
+    pub async fn start_metrics_endpoint(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let shared = &self.shared;
+        let addr = shared
+            .metrics_endpoint
+            .get_or_try_init(|| async {
+                match shared.config.metrics_addr {
+                    MetricsAddr::Off => Ok(None),
+                    MetricsAddr::At(addr) => {
+                        let registry = shared.metrics.registry().clone();
+                        observe::endpoint::spawn(addr, registry, shared.dropped.clone())
+                            .await
+                            .map(Some)
+                            .map_err(|error| anyhow::anyhow!("cannot serve metrics on {addr}: {error}"))
+                    }
+                }
+            })
+            .await?;
+        Ok(*addr)
+    }
+
+    /// Where `/metrics` is served, once [`start_metrics_endpoint`](Self::start_metrics_endpoint) has run.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.shared.metrics_endpoint.get().copied().flatten()
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then drains (see
-    /// [`shutdown_after`](Self::shutdown_after)). The one-listener entry point.
+    /// [`shutdown_after`](Self::shutdown_after)). The one-listener entry point;
+    /// it also starts the metrics endpoint.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        self.start_metrics_endpoint().await?;
         let reporter = self.spawn_stats_reporter();
         let serving = self.serve_listener(listener);
         let stopping = self.shutdown_after(shutdown);
@@ -99,11 +151,15 @@ impl ConnectServer {
         let service =
             Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
         let config = &shared.config;
-        let mut server = config.tls.apply(limits::apply(Server::builder(), &config.limits))?;
+        let served_by = observe::served_by(config.server_id.as_deref(), listener.local_addr()?)?;
+        let observe = ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by);
+        let server = config.tls.apply(limits::apply(Server::builder(), &config.limits))?;
         let routes = routes::routes(config, service, &shared.health)?;
         let incoming = max_age::limit_lifetime(incoming(listener), config.limits.connection_lifetime());
-        let serving =
-            server.add_routes(routes).serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
+        let serving = server
+            .layer(observe)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
         tokio::pin!(serving);
         tokio::select! {
             result = &mut serving => Ok(result?),

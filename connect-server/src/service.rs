@@ -101,6 +101,21 @@ pub fn stream_item(data: &str, i: u32) -> ResponseMessage {
     ResponseMessage { response_data: text }
 }
 
+/// The request header asking `UnaryRPC` to fail with that status code, its
+/// message being the request's `request_data`. It lets clients and interop
+/// suites check that any code and any message (non-ASCII, tabs, newlines)
+/// survive the trip; `0` answers normally.
+pub const ECHO_STATUS: &str = "x-echo-status";
+
+/// The status an `x-echo-status: code` request asks for, or why it cannot have it.
+fn echoed_status(code: &[u8], message: &str) -> Status {
+    let code = std::str::from_utf8(code).ok().and_then(|code| code.parse::<i32>().ok());
+    match code {
+        Some(code @ 1..=16) => Status::new(Code::from(code), message),
+        _ => invalid_field(ECHO_STATUS, format!("{ECHO_STATUS} must be a status code from 1 to 16")),
+    }
+}
+
 /// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` field violation.
 fn invalid_field(field: &str, description: String) -> Status {
     let details = ErrorDetails::with_bad_request_violation(field, description.clone());
@@ -111,6 +126,9 @@ fn invalid_field(field: &str, description: String) -> Status {
 impl ConnectService for Connect {
     async fn unary_rpc(&self, request: Request<RequestMessage>) -> Result<Response<ResponseMessage>, Status> {
         self.stats.record_call(RpcKind::Unary);
+        if let Some(code) = request.metadata().get(ECHO_STATUS) {
+            return Err(echoed_status(code.as_bytes(), &request.get_ref().request_data));
+        }
         Ok(Response::new(hello(&request.get_ref().request_data)))
     }
 
@@ -121,7 +139,7 @@ impl ConnectService for Connect {
         request: Request<RequestMessage>,
     ) -> Result<Response<Self::ServerStreamRPCStream>, Status> {
         self.stats.record_call(RpcKind::ServerStream);
-        let call_deadline = deadline::from_metadata(request.metadata());
+        let call_deadline = deadline::of(&request);
         let request = request.into_inner();
         let (count, interval) = self.stream_plan(&request)?;
         let (mut producer, stream) = self.open_producer("ServerStreamRPC", call_deadline);
@@ -146,7 +164,8 @@ impl ConnectService for Connect {
         request: Request<Streaming<RequestMessage>>,
     ) -> Result<Response<ResponseMessage>, Status> {
         self.stats.record_call(RpcKind::ClientStream);
-        let call_deadline = deadline::from_metadata(request.metadata());
+        let call_deadline = deadline::of(&request);
+        let _open = self.stats.open_stream();
         let deadline_reached = deadline::reached(call_deadline);
         tokio::pin!(deadline_reached);
         let mut inbound = request.into_inner();
@@ -156,10 +175,7 @@ impl ConnectService for Connect {
             let next = tokio::select! {
                 biased;
                 () = self.hard_stop.cancelled() => return Err(Status::unavailable("server shutting down")),
-                () = &mut deadline_reached => {
-                    self.stats.record_deadline_exceeded();
-                    return Err(Status::deadline_exceeded("deadline exceeded"));
-                }
+                () = &mut deadline_reached => return Err(Status::deadline_exceeded("deadline exceeded")),
                 next = inbound.message() => next,
             };
             match next {
@@ -175,7 +191,6 @@ impl ConnectService for Connect {
                 }
                 Ok(None) => break,
                 Err(status) => {
-                    self.stats.record_cancelled();
                     tracing::info!(method = "ClientStreamRPC", code = ?status.code(), "Connection dropped!");
                     return Err(status);
                 }
@@ -191,7 +206,7 @@ impl ConnectService for Connect {
         request: Request<Streaming<RequestMessage>>,
     ) -> Result<Response<Self::BidiStreamRPCStream>, Status> {
         self.stats.record_call(RpcKind::Bidi);
-        let call_deadline = deadline::from_metadata(request.metadata());
+        let call_deadline = deadline::of(&request);
         let mut inbound = request.into_inner();
         let (mut producer, stream) = self.open_producer("BidiStreamRPC", call_deadline);
         tokio::spawn(async move {

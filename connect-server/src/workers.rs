@@ -68,12 +68,15 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> io::Result<StdTcpListener> {
 /// Serves `server` on every listener, one thread with a current-thread
 /// runtime each, until `shutdown` resolves (or a worker fails); then drains
 /// them all (see [`ConnectServer::shutdown_after`]). Call it from the main
-/// runtime, which also runs the periodic summary and the shutdown timer.
+/// runtime, which also serves `/metrics` and runs the periodic summary and
+/// the shutdown timer.
 pub async fn serve(
     server: ConnectServer,
     listeners: Vec<StdTcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // One endpoint for all workers: they share one metrics registry.
+    server.start_metrics_endpoint().await?;
     let reporter = server.spawn_stats_reporter();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut threads = Vec::with_capacity(listeners.len());

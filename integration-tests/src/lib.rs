@@ -2,8 +2,10 @@
 //! in-process on `127.0.0.1:0`, connect the real client library to it, and
 //! shut it down with a oneshot.
 
+pub mod cancel;
 pub mod certs;
 pub mod h2raw;
+pub mod raw;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -23,6 +25,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its live counters.
     pub stats: Arc<Stats>,
+    /// Where it serves `/metrics`, when started with `--metrics-addr 127.0.0.1:0`.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -34,8 +38,12 @@ impl TestServer {
     }
 
     /// Starts a server with `args` as if given on its command line.
+    /// The metrics endpoint is off unless `args` has `--metrics-addr`.
     pub async fn start_with_args(args: &[&str]) -> Self {
         let mut argv = vec!["connect-server", "--addr", "127.0.0.1:0", "--stats-interval", "0"];
+        if !args.contains(&"--metrics-addr") {
+            argv.extend_from_slice(&["--metrics-addr", "off"]);
+        }
         argv.extend_from_slice(args);
         Self::start_with_config(Config::parse_from(argv)).await
     }
@@ -57,14 +65,20 @@ impl TestServer {
     /// Starts a server with `config`, bound to `127.0.0.1:0` whatever `config.addr` says.
     pub async fn start_with_config(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        Self::start_on(listener, config).await
+    }
+
+    /// Starts a server with `config` on a listener the test bound itself.
+    pub async fn start_on(listener: TcpListener, config: Config) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let server = ConnectServer::new(config);
         let stats = server.stats();
+        let metrics_addr = server.start_metrics_endpoint().await.expect("start the metrics endpoint");
         let (shutdown, shutdown_rx) = oneshot::channel();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = shutdown_rx.await;
         }));
-        Self { addr, stats, shutdown: Some(shutdown), task }
+        Self { addr, stats, metrics_addr, shutdown: Some(shutdown), task }
     }
 
     /// The server's address as a client URL.
@@ -98,6 +112,19 @@ impl TestServer {
     /// A client connected to this server.
     pub async fn client(&self) -> ConnectServiceClient<Channel> {
         ConnectServiceClient::connect(self.url()).await.expect("connect to test server")
+    }
+
+    /// A client whose calls are reset (`RST_STREAM(CANCEL)`) when `token` is cancelled.
+    pub async fn cancellable_client(
+        &self,
+        token: tokio_util::sync::CancellationToken,
+    ) -> cancel::CancellableClient {
+        let channel = tonic::transport::Endpoint::from_shared(self.url())
+            .expect("valid url")
+            .connect()
+            .await
+            .expect("connect to test server");
+        cancel::cancellable(channel, token)
     }
 
     /// Starts the graceful shutdown without waiting for it.

@@ -87,6 +87,10 @@ async fn client_token_flag_is_sent() {
     assert_eq!(error.to_string(), "RPC failed: UNAUTHENTICATED: invalid bearer token");
     assert!(matches!(error, ClientError::Rpc(_)));
 
-    let mut client = connection::client(server.channel().await, Some(TOKEN), None).unwrap();
+    let mut client = connection::client(
+        server.channel().await,
+        &connection::CallOptions { token: Some(TOKEN.to_owned()), ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(client.unary_rpc(request("lib")).await.unwrap().into_inner().response_data, "Hello, lib");
 }

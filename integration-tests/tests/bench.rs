@@ -21,7 +21,7 @@ fn options(args: &[&str]) -> BenchOptions {
 }
 
 async fn bench(server: &TestServer, args: &[&str]) -> Report {
-    runner::run(&server.url(), Duration::from_secs(5), None, &options(args)).await.expect("bench ran")
+    runner::run(&[server.url()], Duration::from_secs(5), None, &options(args)).await.expect("bench ran")
 }
 
 #[tokio::test]
@@ -85,9 +85,10 @@ async fn an_unreachable_server_is_a_connect_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     drop(listener);
-    let error = runner::run(&url, Duration::from_secs(5), None, &options(&["--requests", "1"]))
-        .await
-        .expect_err("nothing listens");
+    let error =
+        runner::run(std::slice::from_ref(&url), Duration::from_secs(5), None, &options(&["--requests", "1"]))
+            .await
+            .expect_err("nothing listens");
     assert!(matches!(&error, ClientError::Connect { addr, .. } if *addr == url), "{error:?}");
     assert_eq!(error.exit_code(), std::process::ExitCode::from(3));
 }

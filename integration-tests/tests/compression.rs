@@ -58,7 +58,11 @@ async fn client_compress_flag() {
     let cli =
         Cli::parse_from(["connect-client", "--addr", &server.url(), "--compress", "zstd", "unary", "z"]);
     connect_client::run(cli).await.expect("zstd call");
-    let mut client = connection::client(server.channel().await, None, Some(Compression::Gzip)).unwrap();
+    let mut client = connection::client(
+        server.channel().await,
+        &connection::CallOptions { compress: Some(Compression::Gzip), ..Default::default() },
+    )
+    .unwrap();
     let response = client.unary_rpc(request("g")).await.unwrap();
     assert_eq!(encoding_of(&response), Some("gzip"));
 }

@@ -19,14 +19,14 @@ pub use report::Report;
 
 use crate::exit::ClientError;
 
-/// Runs the benchmark against `addr` and prints its report to stdout.
+/// Runs the benchmark against `addrs` and prints its report to stdout.
 pub async fn run(
-    addr: &str,
+    addrs: &[String],
     connect_timeout: Duration,
     timeout: Option<Duration>,
     options: BenchOptions,
 ) -> Result<(), ClientError> {
-    let report = runner::run(addr, connect_timeout, timeout, &options).await?;
+    let report = runner::run(addrs, connect_timeout, timeout, &options).await?;
     if options.json {
         println!("{}", report.json());
     } else {

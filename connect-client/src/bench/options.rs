@@ -44,7 +44,7 @@ pub struct BenchOptions {
     #[arg(long, value_enum, env = "CONNECT_BENCH_RPC", default_value_t = Rpc::Unary)]
     pub rpc: Rpc,
 
-    /// HTTP/2 connections to open; calls are spread evenly over them.
+    /// HTTP/2 connections to open (over the `--addr` servers in turn); calls are spread evenly over them.
     #[arg(long, env = "CONNECT_BENCH_CONNECTIONS", default_value = "1")]
     pub connections: NonZeroUsize,
 

@@ -75,7 +75,7 @@ impl Tally {
 pub struct Report {
     /// The RPC called.
     pub rpc: Rpc,
-    /// The server's address.
+    /// The servers' addresses, comma-separated.
     pub addr: String,
     /// Connections used.
     pub connections: usize,

@@ -26,7 +26,8 @@ use crate::exit::ClientError;
 /// Everything a call loop needs to know, shared read-only by every thread.
 #[derive(Debug)]
 struct Settings {
-    addr: String,
+    /// The servers; connection `c` goes to `addrs[c % addrs.len()]`.
+    addrs: Vec<String>,
     connect_timeout: Duration,
     rpc: Rpc,
     connections: usize,
@@ -60,9 +61,10 @@ struct ThreadResult {
     last_done: Option<Instant>,
 }
 
-/// Runs the benchmark described by `options` against `addr` and returns what it measured.
+/// Runs the benchmark described by `options` against `addrs` (connections
+/// spread over them in turn) and returns what it measured.
 pub async fn run(
-    addr: &str,
+    addrs: &[String],
     connect_timeout: Duration,
     timeout: Option<Duration>,
     options: &BenchOptions,
@@ -83,9 +85,10 @@ pub async fn run(
             vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }; messages_per_call as usize]
         }
     };
-    let template = CallTemplate::new(addr, options.rpc.method(), &requests, timeout)?;
+    let first = addrs.first().ok_or_else(|| ClientError::Other("no server address".into()))?;
+    let template = CallTemplate::new(first, options.rpc.method(), &requests, timeout)?;
     let settings = Arc::new(Settings {
-        addr: addr.to_owned(),
+        addrs: addrs.to_vec(),
         connect_timeout,
         rpc: options.rpc,
         connections: options.connections.get(),
@@ -149,7 +152,7 @@ pub async fn run(
     };
     Ok(Report {
         rpc: settings.rpc,
-        addr: settings.addr.clone(),
+        addr: settings.addrs.join(","),
         connections: settings.connections,
         concurrency: settings.concurrency,
         elapsed,
@@ -170,8 +173,11 @@ fn run_thread(index: usize, settings: &Settings, shared: &Shared, counter: &Atom
     };
     // Connection `c` belongs to thread `c % threads`; call loop `j` uses connection `j % connections`.
     let mine: Vec<usize> = (0..settings.connections).filter(|c| c % settings.threads == index).collect();
-    let connected = runtime
-        .block_on(join_all(mine.iter().map(|_| wire::connect(&settings.addr, settings.connect_timeout))));
+    let connected =
+        runtime
+            .block_on(join_all(mine.iter().map(|&c| {
+                wire::connect(&settings.addrs[c % settings.addrs.len()], settings.connect_timeout)
+            })));
     let mut clients = Vec::with_capacity(connected.len());
     for client in connected {
         match client {
