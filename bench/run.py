@@ -272,7 +272,7 @@ def main():
     args.bin_dir = bins
 
     servers = [
-        Server(OURS, [str(bins / "connect-server"), "--addr", "127.0.0.1:{port}"], workdir),
+        Server(OURS, [str(bins / "connect-server"), "--addr", "127.0.0.1:{port}", "--metrics-addr", "127.0.0.1:0"], workdir),
         Server(BASELINE, [str(bins / "baseline_server"), "127.0.0.1:{port}"], workdir),
     ]
     venv_python = args.interop_dir / ".venv" / "bin" / "python"

@@ -28,7 +28,8 @@ const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
     // The benchmark opens its own connections and sets each call's deadline itself.
     if let Command::Bench(options) = cli.command {
-        return crate::bench::run(&cli.addr, cli.connect_timeout, cli.timeout, options).await;
+        return crate::bench::run(&cli.addr, cli.connect_timeout, cli.timeout, cli.token.as_deref(), options)
+            .await;
     }
     let connected = balance::connect(&cli).await?;
     let policy = RetryPolicy::new(&cli.retry, connected.reprobe.clone())

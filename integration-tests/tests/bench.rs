@@ -21,7 +21,7 @@ fn options(args: &[&str]) -> BenchOptions {
 }
 
 async fn bench(server: &TestServer, args: &[&str]) -> Report {
-    runner::run(&[server.url()], Duration::from_secs(5), None, &options(args)).await.expect("bench ran")
+    runner::run(&[server.url()], Duration::from_secs(5), None, None, &options(args)).await.expect("bench ran")
 }
 
 #[tokio::test]
@@ -85,10 +85,26 @@ async fn an_unreachable_server_is_a_connect_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     drop(listener);
-    let error =
-        runner::run(std::slice::from_ref(&url), Duration::from_secs(5), None, &options(&["--requests", "1"]))
-            .await
-            .expect_err("nothing listens");
+    let error = runner::run(
+        std::slice::from_ref(&url),
+        Duration::from_secs(5),
+        None,
+        None,
+        &options(&["--requests", "1"]),
+    )
+    .await
+    .expect_err("nothing listens");
     assert!(matches!(&error, ClientError::Connect { addr, .. } if *addr == url), "{error:?}");
     assert_eq!(error.exit_code(), std::process::ExitCode::from(3));
+}
+
+#[tokio::test]
+async fn sends_the_bearer_token_and_counts_rejections_without_it() {
+    let server = TestServer::start_with_args(&["--auth-token", "s3cret"]).await;
+    let urls = [server.url()];
+    let args = options(&["--requests", "6", "--concurrency", "2"]);
+    let with = runner::run(&urls, Duration::from_secs(5), None, Some("s3cret"), &args).await.expect("ran");
+    assert_eq!((with.tally.ok, with.tally.failed()), (6, 0));
+    let without = runner::run(&urls, Duration::from_secs(5), None, None, &args).await.expect("ran");
+    assert_eq!(without.tally.errors.iter().collect::<Vec<_>>(), vec![(&"UNAUTHENTICATED", &6)]);
 }

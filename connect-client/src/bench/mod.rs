@@ -24,9 +24,10 @@ pub async fn run(
     addrs: &[String],
     connect_timeout: Duration,
     timeout: Option<Duration>,
+    token: Option<&str>,
     options: BenchOptions,
 ) -> Result<(), ClientError> {
-    let report = runner::run(addrs, connect_timeout, timeout, &options).await?;
+    let report = runner::run(addrs, connect_timeout, timeout, token, &options).await?;
     if options.json {
         println!("{}", report.json());
     } else {

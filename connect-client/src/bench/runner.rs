@@ -67,6 +67,7 @@ pub async fn run(
     addrs: &[String],
     connect_timeout: Duration,
     timeout: Option<Duration>,
+    token: Option<&str>,
     options: &BenchOptions,
 ) -> Result<Report, ClientError> {
     let duration = match (options.duration, options.requests) {
@@ -86,7 +87,7 @@ pub async fn run(
         }
     };
     let first = addrs.first().ok_or_else(|| ClientError::Other("no server address".into()))?;
-    let template = CallTemplate::new(first, options.rpc.method(), &requests, timeout)?;
+    let template = CallTemplate::new(first, options.rpc.method(), &requests, timeout, token)?;
     let settings = Arc::new(Settings {
         addrs: addrs.to_vec(),
         connect_timeout,

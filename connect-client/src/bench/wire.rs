@@ -68,12 +68,14 @@ pub struct CallTemplate {
 }
 
 impl CallTemplate {
-    /// A template for calling `method` with `messages`, under an optional deadline.
+    /// A template for calling `method` with `messages`, under an optional deadline,
+    /// with an optional bearer token.
     pub fn new(
         addr: &str,
         method: &str,
         messages: &[RequestMessage],
         timeout: Option<Duration>,
+        token: Option<&str>,
     ) -> Result<Self, ClientError> {
         let uri = format!("{}/ConnectService/{method}", addr.trim_end_matches('/')).parse().map_err(
             |error: http::uri::InvalidUri| ClientError::Other(format!("bad address {addr}: {error}")),
@@ -87,6 +89,11 @@ impl CallTemplate {
             let value = HeaderValue::from_str(&format!("{millis}m"))
                 .map_err(|error| ClientError::Other(format!("bad timeout: {error}")))?;
             headers.insert("grpc-timeout", value);
+        }
+        if let Some(token) = token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ClientError::Other("the token is not a valid header value".into()))?;
+            headers.insert(header::AUTHORIZATION, value);
         }
         Ok(Self { uri, headers, frames: messages.iter().map(frame).collect() })
     }
