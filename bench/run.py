@@ -481,7 +481,7 @@ def svg_chart(summary, modes, servers):
     groups = [("unary calls/s", "unary", "calls_per_sec"), ("stream-10 msgs/s", "ss10", "messages_per_sec"),
               ("stream-1000 msgs/s", "ss1000", "messages_per_sec")]
     lat_groups = [("p99 ms, loaded unary", "unary"), ("p99 ms, unloaded", "latency")]
-    width, height, top, bar_h = 900, 360, 60, 200
+    width, height, top, bar_h = 940, 360, 60, 200
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
              '<rect width="100%" height="100%" fill="white"/>',
              f'<text x="10" y="20" font-size="15">ConnectService throughput and p99 latency ({mode}, measured with {tool}; median of runs)</text>']
@@ -537,7 +537,7 @@ servers and load generators take turns within each run. *Pinned*: server on core
 ## Reproduce
 
 ```sh
-bench/run                 # release build, all servers, pinned and unpinned (about 10 minutes)
+bench/run                 # release build, all servers, pinned and unpinned (about 12 minutes)
 bench/run --runs 5        # more runs per figure
 bench/run --quick         # smoke run: debug build, our server and the baseline, a few seconds of load
 ```
