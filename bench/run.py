@@ -9,6 +9,7 @@ Run it through bench/run, which builds the binaries and installs h2load.
 """
 
 import argparse
+import atexit
 import datetime
 import json
 import os
@@ -264,6 +265,8 @@ def main():
         args.output = ROOT / "BENCHMARKS.md"
 
     workdir = Path(tempfile.mkdtemp(prefix="connect-bench-"))
+    # Server logs run to gigabytes in a full run; never leave them behind.
+    atexit.register(shutil.rmtree, workdir, True)
     # Private copies: a shared target directory may be rebuilt while we measure.
     bins = workdir / "bin"
     bins.mkdir()
@@ -352,7 +355,6 @@ def main():
         args.output.write_text(markdown(args, table, targets, memory, startup, problems, started_at,
                                         load_before, load_after, cores, chart.relative_to(ROOT)))
         print(f"wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output} and {chart.relative_to(ROOT)}")
-    shutil.rmtree(workdir, ignore_errors=True)
     return 1 if problems else 0
 
 
