@@ -450,7 +450,9 @@ def evaluate(summary, modes, servers, memory, startup):
     for mode in mode_names:
         for scenario in ("unary", "ss10", "ss1000"):
             for server in names:
-                r = ratio(summary, mode, scenario, "connect-client bench", server, "h2load", "calls_per_sec")
+                ours = summary.get((mode, scenario, "connect-client bench", server))
+                h2 = summary.get((mode, scenario, "h2load", server))
+                r = ours["calls_per_sec"] / h2["calls_per_sec"] if ours and h2 and h2["calls_per_sec"] else None
                 if r is not None:
                     add(f"{mode} {scenario} connect-client bench >= 0.8x h2load ({server})", f"{r:.2f}x", r >= 0.8, "")
     mem = memory.get(OURS)
