@@ -5,7 +5,9 @@
 //! bound listener and a shutdown future. Tests do the same on `127.0.0.1:0`.
 
 pub mod config;
+pub mod content_type;
 pub mod deadline;
+pub mod incoming;
 pub mod producer;
 pub mod server;
 pub mod service;

@@ -9,18 +9,23 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use connect_proto::ConnectServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
 use crate::{
     config::Config,
+    content_type::RequireGrpcLayer,
+    incoming::{Connections, TrackCallsLayer},
     service::{Connect, Limits},
     stats::Stats,
 };
 
 /// After the grace, how long ended streams get to deliver their final status.
 const FINAL_STATUS_WINDOW: Duration = Duration::from_secs(1);
+
+/// Streams one connection may have open at once, until the production flags set it:
+/// tonic's default is no limit at all.
+const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// A configured server; clones share their state.
 #[derive(Debug, Clone)]
@@ -36,13 +41,18 @@ struct Shared {
     draining: CancellationToken,
     /// Cancelled when the grace is over: every remaining call ends with `UNAVAILABLE`.
     hard_stop: CancellationToken,
+    /// Connection-level limits, counted across every listener.
+    connections: Connections,
 }
 
 impl ConnectServer {
     /// A server with `config`; nothing is bound or spawned yet.
     pub fn new(config: Config) -> Self {
+        let idle_timeout = (!config.idle_timeout.is_zero()).then_some(config.idle_timeout);
+        let connections = Connections::new(config.max_connections, config.handshake_timeout, idle_timeout);
         Self {
             shared: Arc::new(Shared {
+                connections,
                 config,
                 stats: Arc::default(),
                 draining: CancellationToken::new(),
@@ -54,6 +64,11 @@ impl ConnectServer {
     /// The configuration this server runs with.
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// The open connections and their limits, shared by every listener.
+    pub fn connections(&self) -> &Connections {
+        &self.shared.connections
     }
 
     /// The live counters, for tests and the periodic summary.
@@ -89,9 +104,13 @@ impl ConnectServer {
         let shared = &self.shared;
         let service =
             Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
+        let incoming = shared.connections.accept(listener);
         let serving = Server::builder()
+            .max_concurrent_streams(DEFAULT_MAX_CONCURRENT_STREAMS)
+            .layer(TrackCallsLayer::new(shared.connections.clone()))
+            .layer(RequireGrpcLayer)
             .add_service(ConnectServiceServer::new(service))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shared.draining.cancelled());
+            .serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
         tokio::pin!(serving);
         tokio::select! {
             result = &mut serving => Ok(result?),

@@ -2,11 +2,13 @@
 //! in-process on `127.0.0.1:0`, connect the real client library to it, and
 //! shut it down with a oneshot.
 
+pub mod raw;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Parser;
 use connect_proto::ConnectServiceClient;
-use connect_server::{Config, ConnectServer, Stats};
+use connect_server::{Config, ConnectServer, Stats, incoming::Connections};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
@@ -20,6 +22,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its live counters.
     pub stats: Arc<Stats>,
+    /// Its open connections and their limits.
+    pub connections: Connections,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -43,11 +47,12 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let server = ConnectServer::new(config);
         let stats = server.stats();
+        let connections = server.connections().clone();
         let (shutdown, shutdown_rx) = oneshot::channel();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = shutdown_rx.await;
         }));
-        Self { addr, stats, shutdown: Some(shutdown), task }
+        Self { addr, stats, connections, shutdown: Some(shutdown), task }
     }
 
     /// The server's address as a client URL.
@@ -88,4 +93,15 @@ impl Drop for TestServer {
 /// A request carrying only `request_data`.
 pub fn request(data: &str) -> connect_proto::RequestMessage {
     connect_proto::RequestMessage { request_data: data.to_owned(), ..Default::default() }
+}
+
+/// Asserts that a fresh client on a new connection still gets a normal answer.
+pub async fn assert_still_serving(server: &TestServer) {
+    let mut client = server.client().await;
+    let response = tokio::time::timeout(PROMPTLY, client.unary_rpc(request("still here")))
+        .await
+        .expect("answer within PROMPTLY")
+        .expect("unary call succeeds")
+        .into_inner();
+    assert_eq!(response.response_data, "Hello, still here");
 }
