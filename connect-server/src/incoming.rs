@@ -25,7 +25,10 @@ use std::{
     io,
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, Mutex, Weak},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -35,7 +38,7 @@ use http::{Request, Response};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
     time::{Instant, Sleep},
 };
 use tonic::{
@@ -60,10 +63,13 @@ pub struct Connections {
 #[derive(Debug)]
 struct Inner {
     permits: Arc<Semaphore>,
-    max_connections: usize,
     handshake_timeout: Duration,
     idle_timeout: Option<Duration>,
     open: Mutex<HashMap<ConnKey, Weak<Activity>>>,
+    /// Connections open now (the semaphore also counts the permits held by pending accepts).
+    open_count: AtomicUsize,
+    /// Woken whenever a connection closes.
+    closed: Notify,
 }
 
 /// A connection is found by its local and remote address: unique among open TCP connections.
@@ -76,17 +82,32 @@ impl Connections {
         Self {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(max_connections)),
-                max_connections,
                 handshake_timeout,
                 idle_timeout,
                 open: Mutex::default(),
+                open_count: AtomicUsize::new(0),
+                closed: Notify::new(),
             }),
         }
     }
 
     /// How many connections are open now, across every listener.
     pub fn open(&self) -> usize {
-        self.inner.max_connections - self.inner.permits.available_permits()
+        self.inner.open_count.load(Ordering::Acquire)
+    }
+
+    /// Waits until at most `count` connections are open (for tests and the drain).
+    pub async fn wait_until_at_most(&self, count: usize) {
+        loop {
+            let closed = self.inner.closed.notified();
+            tokio::pin!(closed);
+            // Register before checking, so a close in between is not missed.
+            closed.as_mut().enable();
+            if self.open() <= count {
+                return;
+            }
+            closed.await;
+        }
     }
 
     /// The connections accepted from `listener`, each holding one permit while it is open.
@@ -124,6 +145,7 @@ impl Connections {
             lock(&inner.open).insert(key, Arc::downgrade(&activity));
         }
         let now = Instant::now();
+        inner.open_count.fetch_add(1, Ordering::AcqRel);
         LimitedIo {
             tcp,
             preface_left: PREFACE_LEN,
@@ -134,7 +156,7 @@ impl Connections {
             }),
             activity,
             _registration: key.map(|key| Registration { key, connections: self.clone() }),
-            _permit: permit,
+            _permit: Permit { permit: Some(permit), connections: self.clone() },
         }
     }
 
@@ -225,7 +247,23 @@ pub struct LimitedIo {
     idle: Option<IdleWatch>,
     activity: Arc<Activity>,
     _registration: Option<Registration>,
-    _permit: OwnedSemaphorePermit,
+    _permit: Permit,
+}
+
+/// A connection's share of `--max-connections`; dropping it lets another in.
+#[derive(Debug)]
+struct Permit {
+    permit: Option<OwnedSemaphorePermit>,
+    connections: Connections,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        // Release first, so the woken waiters see the new count.
+        drop(self.permit.take());
+        self.connections.inner.open_count.fetch_sub(1, Ordering::AcqRel);
+        self.connections.inner.closed.notify_waiters();
+    }
 }
 
 impl LimitedIo {
