@@ -105,3 +105,8 @@ pub async fn assert_still_serving(server: &TestServer) {
         .into_inner();
     assert_eq!(response.response_data, "Hello, still here");
 }
+
+/// `small` in the default test run, `full` when `CONNECT_FULL_SCALE=1` (set by `scripts/floods`).
+pub fn scale(small: usize, full: usize) -> usize {
+    if std::env::var_os("CONNECT_FULL_SCALE").is_some_and(|v| v == "1") { full } else { small }
+}

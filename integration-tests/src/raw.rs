@@ -258,6 +258,29 @@ impl RawConn {
         conn
     }
 
+    /// Opens a connection, acknowledges the server's SETTINGS (so they are in force)
+    /// and returns them as `(identifier, value)` pairs.
+    pub async fn handshake(addr: SocketAddr) -> (Self, Vec<(u16, u32)>) {
+        let mut conn = Self::open(addr).await;
+        let (mut settings, mut acked) = (None, false);
+        while settings.is_none() || !acked {
+            let frame = conn.read_until(|f| f.kind == frame_type::SETTINGS).await.expect("server SETTINGS");
+            if frame.flags & flags::ACK == 0 {
+                settings = Some(frame);
+            } else {
+                acked = true;
+            }
+        }
+        let settings = settings.expect("server SETTINGS");
+        conn.write(&encode_frame(frame_type::SETTINGS, flags::ACK, 0, &[])).await;
+        let pairs = settings
+            .payload
+            .chunks_exact(6)
+            .map(|c| (u16::from_be_bytes([c[0], c[1]]), u32::from_be_bytes([c[2], c[3], c[4], c[5]])))
+            .collect();
+        (conn, pairs)
+    }
+
     /// Connects and sends nothing.
     pub async fn connect(addr: SocketAddr) -> Self {
         let tcp = TcpStream::connect(addr).await.expect("connect");
