@@ -5,15 +5,27 @@
 //! goes away (the channel closes), the call's deadline passes, the server's
 //! shutdown grace runs out, or the work is done. It ends the stream with a
 //! status and an `x-message-count` trailer either way.
+//!
+//! The final status does not travel through the channel: a client that stops
+//! reading keeps the channel full, and a producer waiting to queue its status
+//! would never stop (nor release its stream). The producer leaves the status
+//! in a slot beside the channel and stops at once; [`ResponseStream`] hands the
+//! queued messages to tonic, then the status. A stream that ends with no status
+//! (a producer that died) ends non-OK, never as a silent, truncated success.
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll, ready},
+    time::Duration,
+};
 
 use connect_proto::ResponseMessage;
 use tokio::{
     sync::mpsc,
     time::{Instant, Sleep},
 };
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, metadata::MetadataMap};
 
@@ -25,8 +37,41 @@ const CHANNEL_CAPACITY: usize = 64;
 /// The trailer that tells the client how many messages the server sent.
 pub const MESSAGE_COUNT_TRAILER: &str = "x-message-count";
 
-/// The stream type handed to tonic for every streaming response.
-pub type ResponseStream = ReceiverStream<Result<ResponseMessage, Status>>;
+/// The slot where a producer leaves the stream's final status.
+type FinalStatus = Arc<Mutex<Option<Status>>>;
+
+/// The stream handed to tonic for every streaming response: the produced
+/// messages, then the producer's final status.
+#[derive(Debug)]
+pub struct ResponseStream {
+    messages: ReceiverStream<ResponseMessage>,
+    final_status: FinalStatus,
+    ended: bool,
+}
+
+impl Stream for ResponseStream {
+    type Item = Result<ResponseMessage, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match ready!(Pin::new(&mut self.messages).poll_next(cx)) {
+            Some(message) => Poll::Ready(Some(Ok(message))),
+            None => {
+                // Every sender is gone: the status, if any, is in the slot by now.
+                self.ended = true;
+                let status = take_status(&self.final_status)
+                    .unwrap_or_else(|| Status::internal("stream ended without a status"));
+                Poll::Ready(Some(Err(status)))
+            }
+        }
+    }
+}
+
+fn take_status(slot: &FinalStatus) -> Option<Status> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
 
 /// Why a producer stopped before finishing its work.
 #[derive(Debug)]
@@ -45,7 +90,8 @@ pub enum Interrupted {
 #[derive(Debug)]
 pub struct Producer {
     method: &'static str,
-    tx: mpsc::Sender<Result<ResponseMessage, Status>>,
+    tx: mpsc::Sender<ResponseMessage>,
+    final_status: FinalStatus,
     deadline: Option<Pin<Box<Sleep>>>,
     hard_stop: CancellationToken,
     stats: Arc<Stats>,
@@ -62,16 +108,18 @@ impl Producer {
         stats: &Arc<Stats>,
     ) -> (Self, ResponseStream) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let final_status = FinalStatus::default();
         let producer = Self {
             method,
             tx,
+            final_status: Arc::clone(&final_status),
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             hard_stop,
             stats: Arc::clone(stats),
             sent: 0,
             _open: stats.open_stream(),
         };
-        (producer, ReceiverStream::new(rx))
+        (producer, ResponseStream { messages: ReceiverStream::new(rx), final_status, ended: false })
     }
 
     /// Sends one response, unless the stream is interrupted first.
@@ -81,7 +129,7 @@ impl Producer {
             biased;
             () = hard_stop.cancelled() => return Err(Interrupted::ShuttingDown),
             () = until(deadline) => return Err(Interrupted::DeadlineExceeded),
-            sent = tx.send(Ok(response)) => sent.map_err(|_| Interrupted::ClientGone)?,
+            sent = tx.send(response) => sent.map_err(|_| Interrupted::ClientGone)?,
         }
         self.sent += 1;
         Ok(())
@@ -134,8 +182,8 @@ impl Producer {
             }
         };
         let status = with_message_count(status, self.sent);
-        // The status travels as the trailers; if the client left meanwhile there is nobody to tell.
-        let _ = self.tx.send(Err(status)).await;
+        // Delivered after the queued messages; dropping `self` closes the channel.
+        *self.final_status.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
     }
 }
 
