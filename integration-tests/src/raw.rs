@@ -361,3 +361,30 @@ impl RawConn {
         Some(Frame { kind: head[3], flags: head[4], stream, payload })
     }
 }
+
+/// An `h2` client connection whose socket can be torn down abruptly.
+#[derive(Debug)]
+pub struct AbortableH2 {
+    /// Sends requests.
+    pub client: SendRequest<Bytes>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AbortableH2 {
+    /// Connects with `SO_LINGER` 0, so that dropping the socket sends a TCP reset.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_zero_linger().expect("SO_LINGER 0");
+        let tcp = socket.connect(addr).await.expect("connect");
+        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        let task = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Self { client, task }
+    }
+
+    /// Vanishes: the socket is closed with a TCP reset, no GOAWAY, no RST_STREAM.
+    pub fn vanish(self) {
+        self.task.abort();
+    }
+}
