@@ -281,6 +281,11 @@ impl RawConn {
         (conn, pairs)
     }
 
+    /// Wraps a connected socket; sends nothing.
+    pub fn from_tcp(tcp: TcpStream) -> Self {
+        Self { tcp, buf: BytesMut::new() }
+    }
+
     /// Connects and sends nothing.
     pub async fn connect(addr: SocketAddr) -> Self {
         let tcp = TcpStream::connect(addr).await.expect("connect");

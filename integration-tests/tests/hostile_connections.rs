@@ -46,11 +46,33 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     assert_eq!(server.connections.open(), limit);
     // Beyond the limit: the kernel completes the TCP handshake, but the server
     // does not accept, so no SETTINGS come back.
-    let extra = scale(50, 1_000);
-    let mut waiting = Vec::new();
-    for _ in 0..extra {
-        waiting.push(RawConn::open(server.addr).await);
+    // Past the kernel's accept backlog, connects are not answered at all: those time out.
+    let extra = scale(50, 2_000);
+    let mut connecting = tokio::task::JoinSet::new();
+    for i in 0..extra {
+        let addr = server.addr;
+        connecting.spawn(async move {
+            let conn =
+                tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await;
+            (i, conn.ok().and_then(Result::ok))
+        });
     }
+    let mut attempts = connecting.join_all().await;
+    attempts.sort_by_key(|(i, _)| *i);
+    let mut waiting = Vec::new();
+    for (_, tcp) in attempts {
+        if let Some(tcp) = tcp {
+            let mut conn = RawConn::from_tcp(tcp);
+            conn.write(PREFACE).await;
+            waiting.push(conn);
+        }
+    }
+    println!(
+        "connection flood: {extra} beyond the limit of {limit}: {} queued by the kernel, {} not answered",
+        waiting.len(),
+        extra - waiting.len()
+    );
+    assert!(!waiting.is_empty());
     assert!(
         waiting[0].read_frame_within(Duration::from_millis(300)).await.is_err(),
         "accepted beyond the limit"
