@@ -2,6 +2,7 @@
 //! in-process on `127.0.0.1:0`, connect the real client library to it, and
 //! shut it down with a oneshot.
 
+pub mod child;
 pub mod raw;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

@@ -3,7 +3,6 @@
 //! completes OK with its full count or ends non-OK with an honest count.
 
 use std::{
-    process::Stdio,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -12,12 +11,8 @@ use std::{
 };
 
 use connect_proto::{ConnectServiceClient, RequestMessage};
-use integration_tests::{PROMPTLY, TestServer, request};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    net::TcpStream,
-    task::JoinSet,
-};
+use integration_tests::{PROMPTLY, TestServer, child::ChildServer, request};
+use tokio::{net::TcpStream, task::JoinSet};
 use tonic::{Code, transport::Channel};
 
 /// Streams that finish well within the grace: 5 messages 100 ms apart.
@@ -165,17 +160,8 @@ async fn shutdown_under_load_loses_no_stream_silently() {
 #[tokio::test]
 #[ignore = "needs the connect-server binary: run scripts/faults"]
 async fn sigterm_under_load_exits_zero() {
-    let bin = std::env::var("CONNECT_SERVER_BIN").expect("CONNECT_SERVER_BIN");
-    let mut child = tokio::process::Command::new(bin)
-        .args(["--addr", "127.0.0.1:0", "--shutdown-grace", "1s", "--stats-interval", "0"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the server");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().expect("a first line");
-    let addr = first.strip_prefix("Server listening on ").expect("the listening line").to_owned();
-    let url = format!("http://{addr}");
+    let server = ChildServer::spawn(&["--shutdown-grace", "1s"]).await;
+    let url = server.url();
     let clients = [
         ConnectServiceClient::connect(url.clone()).await.unwrap(),
         ConnectServiceClient::connect(url.clone()).await.unwrap(),
@@ -192,12 +178,10 @@ async fn sigterm_under_load_exits_zero() {
     for _ in 0..STREAMS {
         tokio::time::timeout(PROMPTLY, firsts.recv()).await.expect("first message").expect("sender alive");
     }
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
+    server.terminate();
     let outcomes = tokio::time::timeout(PROMPTLY, streams.join_all()).await.expect("every stream ends");
     let (complete, ended) = assert_not_truncated(&outcomes);
-    let status = tokio::time::timeout(PROMPTLY, child.wait()).await.expect("exits").unwrap();
+    let (status, rest) = tokio::time::timeout(PROMPTLY, server.wait()).await.expect("exits");
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = load.await.unwrap();
     println!(
@@ -206,10 +190,5 @@ async fn sigterm_under_load_exits_zero() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(complete, STREAMS / 2);
     assert_eq!(ended, STREAMS / 2);
-    let mut rest = Vec::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        rest.push(line);
-    }
-    // Log lines share stdout; the last word is the binary's own.
-    assert_eq!(rest.last().map(String::as_str), Some("Bye"));
+    assert_eq!(rest, ["Bye"]);
 }
