@@ -50,6 +50,10 @@ impl Tally {
         let counter = match result {
             Ok(()) => &self.ok,
             Err(status) if status.code() == Code::DeadlineExceeded => &self.deadline,
+            // tonic's client ends the call itself when the deadline passes before the server's status arrives.
+            Err(status) if status.code() == Code::Cancelled && status.message() == "Timeout expired" => {
+                &self.deadline
+            }
             Err(status) => {
                 eprintln!("unexpected status: {status:?}");
                 &self.unexpected
@@ -59,18 +63,20 @@ impl Tally {
     }
 }
 
+/// One call in ten gets a deadline of 1 to 20 ms.
+fn maybe_deadline<T>(request: &mut tonic::Request<T>, rng: &mut Rng) {
+    if rng.below(10) == 0 {
+        request.set_timeout(Duration::from_millis(1 + rng.below(20)));
+    }
+}
+
 /// One call of a random kind; some are abandoned part-way, some get short deadlines.
 async fn one_call(client: &mut ConnectServiceClient<Channel>, rng: &mut Rng, tally: &Tally) {
     let abandon = rng.below(5) == 0;
-    let mut deadline = |request: &mut tonic::Request<_>, rng: &mut Rng| {
-        if rng.below(10) == 0 {
-            request.set_timeout(Duration::from_millis(1 + rng.below(20)));
-        }
-    };
     match rng.below(4) {
         0 => {
             let mut req = tonic::Request::new(request("soak"));
-            deadline(&mut req, rng);
+            maybe_deadline(&mut req, rng);
             tally.record(
                 client.unary_rpc(req).await.map(|r| assert_eq!(r.into_inner().response_data, "Hello, soak")),
             );
@@ -82,7 +88,7 @@ async fn one_call(client: &mut ConnectServiceClient<Channel>, rng: &mut Rng, tal
                 count,
                 interval_ms: rng.below(3) as u32,
             });
-            deadline(&mut req, rng);
+            maybe_deadline(&mut req, rng);
             let stop_after = if abandon { Some(rng.below(u64::from(count))) } else { None };
             let result = async {
                 let mut stream = client.server_stream_rpc(req).await?.into_inner();
@@ -108,7 +114,7 @@ async fn one_call(client: &mut ConnectServiceClient<Channel>, rng: &mut Rng, tal
             let parts = 1 + rng.below(20) as usize;
             let messages = tokio_stream::iter((0..parts).map(|i| request(&i.to_string())));
             let mut req = tonic::Request::new(messages);
-            deadline(&mut req, rng);
+            maybe_deadline(&mut req, rng);
             if abandon {
                 // Give up after 1 ms: the call is dropped mid-way (RST_STREAM).
                 let _ = tokio::time::timeout(Duration::from_millis(1), client.client_stream_rpc(req)).await;
@@ -121,7 +127,7 @@ async fn one_call(client: &mut ConnectServiceClient<Channel>, rng: &mut Rng, tal
             let parts = 1 + rng.below(20) as usize;
             let messages = tokio_stream::iter((0..parts).map(|i| request(&i.to_string())));
             let mut req = tonic::Request::new(messages);
-            deadline(&mut req, rng);
+            maybe_deadline(&mut req, rng);
             let result = async {
                 let mut stream = client.bidi_stream_rpc(req).await?.into_inner();
                 let mut received = 0;
