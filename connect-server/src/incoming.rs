@@ -144,6 +144,11 @@ impl Connections {
         if let Some(key) = key {
             lock(&inner.open).insert(key, Arc::downgrade(&activity));
         }
+        let registration = key.map(|key| Registration {
+            key,
+            activity: Arc::downgrade(&activity),
+            connections: self.clone(),
+        });
         let now = Instant::now();
         inner.open_count.fetch_add(1, Ordering::AcqRel);
         LimitedIo {
@@ -155,7 +160,7 @@ impl Connections {
                 timer: Box::pin(tokio::time::sleep_until(now + timeout)),
             }),
             activity,
-            _registration: key.map(|key| Registration { key, connections: self.clone() }),
+            _registration: registration,
             _permit: Permit { permit: Some(permit), connections: self.clone() },
         }
     }
@@ -219,12 +224,17 @@ impl Drop for CallGuard {
 #[derive(Debug)]
 struct Registration {
     key: ConnKey,
+    activity: Weak<Activity>,
     connections: Connections,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.connections.inner.open).remove(&self.key);
+        let mut open = lock(&self.connections.inner.open);
+        // A new connection may already reuse the address pair: remove only our own entry.
+        if open.get(&self.key).is_some_and(|entry| entry.ptr_eq(&self.activity)) {
+            open.remove(&self.key);
+        }
     }
 }
 

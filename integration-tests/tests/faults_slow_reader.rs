@@ -42,6 +42,7 @@ async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
         assert_eq!(message.response_data, format!("Hello, slow: server({received}) "));
         body = &body[5 + len..];
     }
+    println!("slow reader: {received} of {ASKED} messages produced before the deadline");
     assert_eq!(response.grpc_status(), Some(Code::DeadlineExceeded as i32));
     let counted: u64 =
         response.trailers.as_ref().unwrap()["x-message-count"].to_str().unwrap().parse().unwrap();
