@@ -51,3 +51,24 @@ async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
     assert!(received < 5_000, "produced {received} messages for a reader that never read");
     assert_still_serving(&server).await;
 }
+
+#[tokio::test]
+async fn never_read_stream_without_deadline_is_ended_by_shutdown() {
+    let mut server = TestServer::start_with_args(&["--shutdown-grace", "300ms"]).await;
+    let mut client = raw::h2_connect(server.addr).await;
+    let body = grpc_message(
+        &RequestMessage { request_data: "slow".into(), count: ASKED, interval_ms: 0 }.encode_to_vec(),
+    );
+    let (response, _send) =
+        send_keep_open(&mut client, grpc_request("/ConnectService/ServerStreamRPC"), body, true).await;
+    tokio::time::timeout(PROMPTLY, server.stats.wait_until(|s| s.streams_open == 1))
+        .await
+        .expect("stream open");
+    server.begin_shutdown();
+    // The grace passes, the producer is ended although its channel is full, and the server stops.
+    tokio::time::timeout(PROMPTLY, server.stats.wait_until(|s| s.streams_open == 0))
+        .await
+        .expect("the producer ended by the shutdown");
+    tokio::time::timeout(PROMPTLY, server.join()).await.expect("server stops").expect("clean stop");
+    drop(response);
+}
