@@ -139,7 +139,8 @@ impl Connections {
     fn wrap(&self, tcp: TcpStream, permit: OwnedSemaphorePermit) -> LimitedIo {
         let inner = &self.inner;
         let info = tcp.connect_info();
-        let key = info.local_addr.zip(info.remote_addr);
+        // Only the idle timeout needs the table of connections.
+        let key = inner.idle_timeout.and(info.local_addr.zip(info.remote_addr));
         let activity = Arc::new(Activity::default());
         if let Some(key) = key {
             lock(&inner.open).insert(key, Arc::downgrade(&activity));
@@ -167,6 +168,8 @@ impl Connections {
 
     /// Marks a call on the connection `key` as in flight until the guard is dropped.
     fn call_started(&self, key: ConnKey) -> Option<CallGuard> {
+        // Only the idle timeout reads the call counts: without it, skip the table.
+        self.inner.idle_timeout?;
         let activity = lock(&self.inner.open).get(&key)?.upgrade()?;
         let mut state = lock(&activity.0);
         state.calls += 1;
