@@ -156,21 +156,3 @@ impl Drop for TestServer {
 pub fn request(data: &str) -> connect_proto::RequestMessage {
     connect_proto::RequestMessage { request_data: data.to_owned(), ..Default::default() }
 }
-
-/// Runs the real `connect-client` binary (built on first use) with `args`
-/// and returns its output.
-pub fn run_client_binary(args: &[&str]) -> std::process::Output {
-    static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let path = BINARY.get_or_init(|| {
-        escargot::CargoBuild::new()
-            .package("connect-client")
-            .bin("connect-client")
-            .current_release()
-            .current_target()
-            .run()
-            .expect("build connect-client")
-            .path()
-            .to_path_buf()
-    });
-    std::process::Command::new(path).args(args).output().expect("run connect-client")
-}
