@@ -3,15 +3,21 @@
 
 use std::time::Duration;
 
-use connect_proto::{ConnectServiceClient, RequestMessage};
+use connect_proto::RequestMessage;
 use futures::{Stream, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tonic::{Request, Status, Streaming, transport::Channel};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    time::Instant,
+};
+use tonic::{Request, Status, Streaming};
 
 use crate::{
+    balance,
     cli::{Cli, Command},
-    connection::connect,
+    connection::{self, CallOptions, Client},
     exit::ClientError,
+    probe, repeat,
+    retry::RetryPolicy,
 };
 
 /// How long past its deadline the client waits for the server's own status
@@ -20,13 +26,25 @@ const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 
 /// Runs the command described by `cli`, printing responses to stdout.
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
-    let mut client = connect(&cli.addr, cli.connect_timeout).await?;
+    let connected = balance::connect(&cli).await?;
+    let policy = RetryPolicy::new(&cli.retry, connected.reprobe.clone())
+        .wait_for_ready(cli.balance.wait_for_ready.then(|| cli.timeout.unwrap_or(cli.connect_timeout)));
+    let channel = connected.channel;
+    let mut client = connection::client(channel.clone(), &CallOptions::from(&cli))?;
+    if let Command::Unary { data } = &cli.command
+        && cli.repeat.active()
+    {
+        // Each repeated call has its own deadline, so the whole run is not bounded by one.
+        return repeat::unary(&client, cli.timeout, &policy, data, &cli.repeat).await.map(drop);
+    }
     let call = async {
         match cli.command {
-            Command::Unary { data } => unary(&mut client, cli.timeout, data).await,
+            Command::Health { service } => probe::health(channel, service, cli.timeout).await,
+            Command::List => probe::list(channel, cli.timeout).await,
+            Command::Unary { data } => unary(&mut client, cli.timeout, &policy, data).await,
             Command::ServerStream { data, count, interval_ms } => {
                 let message = RequestMessage { request_data: data, count, interval_ms };
-                server_stream(&mut client, cli.timeout, message).await
+                server_stream(&mut client, cli.timeout, &policy, message).await
             }
             Command::ClientStream { data } if data.is_empty() => {
                 client_stream(&mut client, cli.timeout, stdin_requests()).await
@@ -52,7 +70,7 @@ pub fn request(data: String) -> RequestMessage {
 }
 
 /// Wraps `message` in a request with the optional deadline set as `grpc-timeout`.
-fn with_deadline<T>(message: T, timeout: Option<Duration>) -> Request<T> {
+pub fn with_deadline<T>(message: T, timeout: Option<Duration>) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(timeout) = timeout {
         request.set_timeout(timeout);
@@ -64,30 +82,57 @@ fn print_response(data: &str) {
     println!("Response from server: {data}");
 }
 
-/// Calls `UnaryRPC` once.
+/// Calls `UnaryRPC` once (retried under `policy`).
 pub async fn unary(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
+    policy: &RetryPolicy,
     data: String,
 ) -> Result<(), ClientError> {
-    let response = client.unary_rpc(with_deadline(request(data), timeout)).await?;
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let response = policy
+        .run(deadline, |left| {
+            let mut client = client.clone();
+            let call = with_deadline(request(data.clone()), left);
+            async move { client.unary_rpc(call).await }
+        })
+        .await?;
     print_response(&response.get_ref().response_data);
     Ok(())
 }
 
-/// Calls `ServerStreamRPC` and prints every response as it arrives.
+/// Calls `ServerStreamRPC` and prints every response as it arrives; the call
+/// is retried under `policy` until its first response, never after.
 pub async fn server_stream(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
+    policy: &RetryPolicy,
     message: RequestMessage,
 ) -> Result<(), ClientError> {
-    let response = client.server_stream_rpc(with_deadline(message, timeout)).await?;
-    print_stream(response.into_inner()).await
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let (first, rest) = policy
+        .run(deadline, |left| {
+            let mut client = client.clone();
+            let call = with_deadline(message.clone(), left);
+            async move {
+                let mut responses = client.server_stream_rpc(call).await?.into_inner();
+                let first = responses.message().await?;
+                Ok((first, responses))
+            }
+        })
+        .await?;
+    match first {
+        Some(first) => {
+            print_response(&first.response_data);
+            print_stream(rest).await
+        }
+        None => Ok(()),
+    }
 }
 
 /// Calls `ClientStreamRPC` with `requests` and prints the one response.
 pub async fn client_stream(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
     requests: impl Stream<Item = RequestMessage> + Send + 'static,
 ) -> Result<(), ClientError> {
@@ -98,7 +143,7 @@ pub async fn client_stream(
 
 /// Calls `BidiStreamRPC` with `requests`, printing each reply as it arrives.
 pub async fn bidi(
-    client: &mut ConnectServiceClient<Channel>,
+    client: &mut Client,
     timeout: Option<Duration>,
     requests: impl Stream<Item = RequestMessage> + Send + 'static,
 ) -> Result<(), ClientError> {

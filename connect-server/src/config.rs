@@ -1,8 +1,11 @@
 //! Command-line flags and environment variables of the server.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use clap::Parser;
+
+use crate::logging::LogFormat;
+use crate::{auth::AuthArgs, limits::LimitArgs, tls::TlsArgs};
 
 /// Server configuration; every flag can also be set by its environment variable.
 #[derive(Debug, Clone, Parser)]
@@ -43,6 +46,60 @@ pub struct Config {
     /// How long a connection may stay open with no call in flight before it is closed; 0 turns it off.
     #[arg(long, env = "CONNECT_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+
+    /// After a shutdown signal, how long to keep accepting and serving while health reports
+    /// NOT_SERVING (so balancers stop sending calls) before the drain begins.
+    #[arg(long, env = "CONNECT_LAME_DUCK", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lame_duck: Duration,
+
+    /// TLS and mTLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Bearer-token authentication.
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// HTTP/2, connection and message limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Name sent in every response's `x-served-by` header; default `hostname:port`.
+    #[arg(long, env = "CONNECT_SERVER_ID")]
+    pub server_id: Option<String>,
+
+    /// Address of the Prometheus endpoint (`/metrics`), or `off`.
+    #[arg(long, env = "CONNECT_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: MetricsAddr,
+
+    /// Log line format (`RUST_LOG` sets what is logged).
+    #[arg(long, env = "CONNECT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Where to serve metrics: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddr {
+    /// No metrics endpoint.
+    Off,
+    /// Serve `/metrics` here.
+    At(SocketAddr),
+}
+
+impl FromStr for MetricsAddr {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("off") { Ok(Self::Off) } else { text.parse().map(Self::At) }
+    }
+}
+
+impl fmt::Display for MetricsAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::At(addr) => addr.fmt(f),
+        }
+    }
 }
 
 impl Default for Config {

@@ -11,10 +11,40 @@ use tonic::metadata::MetadataMap;
 /// Longest `grpc-timeout` value the spec allows: eight digits.
 const MAX_TIMEOUT_DIGITS: usize = 8;
 
+/// How much earlier than the client's deadline the server ends a call.
+///
+/// tonic also reads `grpc-timeout`, a moment before the handlers do, and when
+/// its timer fires first it drops the handler and answers `CANCELLED`. Its
+/// timer and ours have millisecond resolution, so ending 2 ms early makes
+/// ours fire first, and the client sees `DEADLINE_EXCEEDED` as it should.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+
+/// The call's deadline, computed once by the observe layer as the request
+/// arrives and passed to the handler in the request's extensions.
+///
+/// hyper runs each call's handler as its own task, which may first run well
+/// after tonic has started its timer; a deadline computed by the handler
+/// itself would then be later than tonic's, and lose the race the margin is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallDeadline(pub Instant);
+
+/// The deadline of `request`: the one the observe layer computed, else read from its metadata.
+pub fn of<T>(request: &tonic::Request<T>) -> Option<Instant> {
+    match request.extensions().get::<CallDeadline>() {
+        Some(CallDeadline(at)) => Some(*at),
+        None => from_metadata(request.metadata()),
+    }
+}
+
 /// The instant at which the call described by `metadata` must end, if the client set one.
 pub fn from_metadata(metadata: &MetadataMap) -> Option<Instant> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    parse_grpc_timeout(value).map(|timeout| Instant::now() + timeout)
+    from_header(metadata.get("grpc-timeout")?.as_bytes())
+}
+
+/// The instant at which a call with `grpc-timeout: value` must end (see [`DEADLINE_MARGIN`]).
+pub fn from_header(value: &[u8]) -> Option<Instant> {
+    let timeout = parse_grpc_timeout(std::str::from_utf8(value).ok()?)?;
+    Some(Instant::now() + timeout.saturating_sub(DEADLINE_MARGIN))
 }
 
 /// Parses a `grpc-timeout` value such as `100m` (milliseconds) or `5S` (seconds).

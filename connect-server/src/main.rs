@@ -1,16 +1,13 @@
 //! `connect-server`: serves `ConnectService` on `[::]:50051` (see `--help`).
 
 use clap::Parser;
-use connect_server::{Config, ConnectServer, shutdown};
+use connect_server::{Config, ConnectServer, logging, shutdown};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    let _log_writer = logging::init(config.log_format);
 
     let listener = TcpListener::bind(config.addr).await?;
     println!("Server listening on {}", listener.local_addr()?);

@@ -94,7 +94,6 @@ pub struct Producer {
     final_status: FinalStatus,
     deadline: Option<Pin<Box<Sleep>>>,
     hard_stop: CancellationToken,
-    stats: Arc<Stats>,
     sent: u64,
     _open: OpenStream,
 }
@@ -115,7 +114,6 @@ impl Producer {
             final_status: Arc::clone(&final_status),
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             hard_stop,
-            stats: Arc::clone(stats),
             sent: 0,
             _open: stats.open_stream(),
         };
@@ -158,13 +156,13 @@ impl Producer {
     pub async fn finish(self, outcome: Result<(), Interrupted>) {
         let status = match outcome {
             Ok(()) => Status::ok(""),
+            // The observe layer counts the call as cancelled (or, past the deadline, deadline
+            // exceeded) in `Stats`: it alone sees every way a client can leave.
             Err(Interrupted::ClientGone) => {
-                self.stats.record_cancelled();
                 tracing::info!(method = self.method, sent = self.sent, "Connection dropped!");
                 return;
             }
             Err(Interrupted::DeadlineExceeded) => {
-                self.stats.record_deadline_exceeded();
                 tracing::info!(method = self.method, sent = self.sent, "deadline exceeded");
                 Status::deadline_exceeded("deadline exceeded")
             }
@@ -174,7 +172,6 @@ impl Producer {
             }
             Err(Interrupted::Inbound(status)) => {
                 if status.code() == Code::Cancelled || status.code() == Code::Unknown {
-                    self.stats.record_cancelled();
                     tracing::info!(method = self.method, sent = self.sent, "Connection dropped!");
                     return;
                 }

@@ -5,27 +5,26 @@
 //! (counters, drain and stop signals), so the same server can serve several
 //! listeners, e.g. one per worker runtime, and shut them down together.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use connect_proto::ConnectServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
 use crate::{
-    config::Config,
+    config::{Config, MetricsAddr},
     content_type::RequireGrpcLayer,
+    health::Health,
     incoming::{Connections, TrackCallsLayer},
+    limits, max_age,
+    observe::{self, Metrics, ObserveLayer},
+    routes,
     service::{Connect, Limits},
     stats::Stats,
 };
 
 /// After the grace, how long ended streams get to deliver their final status.
 const FINAL_STATUS_WINDOW: Duration = Duration::from_secs(1);
-
-/// Streams one connection may have open at once, until the production flags set it:
-/// tonic's default is no limit at all.
-const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// A configured server; clones share their state.
 #[derive(Debug, Clone)]
@@ -43,6 +42,20 @@ struct Shared {
     hard_stop: CancellationToken,
     /// Connection-level limits, counted across every listener.
     connections: Connections,
+    /// Health of every listener: `NOT_SERVING` from the moment shutdown starts.
+    health: Health,
+    /// The per-call metrics of every listener.
+    metrics: Arc<Metrics>,
+    /// Where `/metrics` is served, once started.
+    metrics_endpoint: tokio::sync::OnceCell<Option<SocketAddr>>,
+    /// Cancelled when the last clone is dropped: stops the metrics endpoint.
+    dropped: CancellationToken,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.dropped.cancel();
+    }
 }
 
 impl ConnectServer {
@@ -57,6 +70,10 @@ impl ConnectServer {
                 stats: Arc::default(),
                 draining: CancellationToken::new(),
                 hard_stop: CancellationToken::new(),
+                health: Health::serving(),
+                metrics: Arc::default(),
+                metrics_endpoint: tokio::sync::OnceCell::new(),
+                dropped: CancellationToken::new(),
             }),
         }
     }
@@ -76,13 +93,48 @@ impl ConnectServer {
         Arc::clone(&self.shared.stats)
     }
 
+    /// The per-call metrics, shared by every listener of this server.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// Starts serving `/metrics` on `--metrics-addr` (unless `off`); later calls
+    /// only return the address. Serves until the last clone of this server is
+    /// dropped. [`serve`](Self::serve) calls it; with several listeners, call it once.
+    pub async fn start_metrics_endpoint(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let shared = &self.shared;
+        let addr = shared
+            .metrics_endpoint
+            .get_or_try_init(|| async {
+                match shared.config.metrics_addr {
+                    MetricsAddr::Off => Ok(None),
+                    MetricsAddr::At(addr) => {
+                        let registry = shared.metrics.registry().clone();
+                        observe::endpoint::spawn(addr, registry, shared.dropped.clone())
+                            .await
+                            .map(Some)
+                            .map_err(|error| anyhow::anyhow!("cannot serve metrics on {addr}: {error}"))
+                    }
+                }
+            })
+            .await?;
+        Ok(*addr)
+    }
+
+    /// Where `/metrics` is served, once [`start_metrics_endpoint`](Self::start_metrics_endpoint) has run.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.shared.metrics_endpoint.get().copied().flatten()
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then drains (see
-    /// [`shutdown_after`](Self::shutdown_after)). The one-listener entry point.
+    /// [`shutdown_after`](Self::shutdown_after)). The one-listener entry point;
+    /// it also starts the metrics endpoint.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        self.start_metrics_endpoint().await?;
         let reporter = self.spawn_stats_reporter();
         let serving = self.serve_listener(listener);
         let stopping = self.shutdown_after(shutdown);
@@ -104,12 +156,18 @@ impl ConnectServer {
         let shared = &self.shared;
         let service =
             Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
-        let incoming = shared.connections.accept(listener);
-        let serving = Server::builder()
-            .max_concurrent_streams(DEFAULT_MAX_CONCURRENT_STREAMS)
+        let config = &shared.config;
+        let served_by = observe::served_by(config.server_id.as_deref(), listener.local_addr()?)?;
+        let observe = ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by);
+        let server = config.tls.apply(limits::apply(Server::builder(), &config.limits))?;
+        let routes = routes::routes(config, service, &shared.health)?;
+        let incoming =
+            max_age::limit_lifetime(shared.connections.accept(listener), config.limits.connection_lifetime());
+        let serving = server
+            .layer(observe)
             .layer(TrackCallsLayer::new(shared.connections.clone()))
             .layer(RequireGrpcLayer)
-            .add_service(ConnectServiceServer::new(service))
+            .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
         tokio::pin!(serving);
         tokio::select! {
@@ -131,8 +189,18 @@ impl ConnectServer {
             // Every listener may have failed on its own; nothing left to drain then.
             () = shared.hard_stop.cancelled() => return,
         }
+        shared.health.set_not_serving().await;
+        let lame_duck = shared.config.lame_duck;
+        if !lame_duck.is_zero() {
+            tracing::info!(
+                ?lame_duck,
+                "shutdown started: health NOT_SERVING, still serving for the lame duck"
+            );
+            tokio::time::sleep(lame_duck).await;
+        }
         tracing::info!("shutdown started: no new connections, draining in-flight calls");
         shared.draining.cancel();
+        shared.health.end_watches().await;
         let grace = shared.config.shutdown_grace;
         tokio::time::sleep(grace).await;
         let open = shared.stats.snapshot().streams_open;

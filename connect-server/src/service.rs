@@ -87,6 +87,21 @@ pub fn stream_item(data: &str, i: u32) -> ResponseMessage {
     ResponseMessage { response_data: format!("Hello, {data}: server({i}) ") }
 }
 
+/// The request header asking `UnaryRPC` to fail with that status code, its
+/// message being the request's `request_data`. It lets clients and interop
+/// suites check that any code and any message (non-ASCII, tabs, newlines)
+/// survive the trip; `0` answers normally.
+pub const ECHO_STATUS: &str = "x-echo-status";
+
+/// The status an `x-echo-status: code` request asks for, or why it cannot have it.
+fn echoed_status(code: &[u8], message: &str) -> Status {
+    let code = std::str::from_utf8(code).ok().and_then(|code| code.parse::<i32>().ok());
+    match code {
+        Some(code @ 1..=16) => Status::new(Code::from(code), message),
+        _ => invalid_field(ECHO_STATUS, format!("{ECHO_STATUS} must be a status code from 1 to 16")),
+    }
+}
+
 /// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` field violation.
 fn invalid_field(field: &str, description: String) -> Status {
     let details = ErrorDetails::with_bad_request_violation(field, description.clone());
@@ -97,6 +112,9 @@ fn invalid_field(field: &str, description: String) -> Status {
 impl ConnectService for Connect {
     async fn unary_rpc(&self, request: Request<RequestMessage>) -> Result<Response<ResponseMessage>, Status> {
         self.stats.record_call(RpcKind::Unary);
+        if let Some(code) = request.metadata().get(ECHO_STATUS) {
+            return Err(echoed_status(code.as_bytes(), &request.get_ref().request_data));
+        }
         Ok(Response::new(hello(&request.get_ref().request_data)))
     }
 
@@ -107,7 +125,7 @@ impl ConnectService for Connect {
         request: Request<RequestMessage>,
     ) -> Result<Response<Self::ServerStreamRPCStream>, Status> {
         self.stats.record_call(RpcKind::ServerStream);
-        let call_deadline = deadline::from_metadata(request.metadata());
+        let call_deadline = deadline::of(&request);
         let request = request.into_inner();
         let (count, interval) = self.stream_plan(&request)?;
         let (mut producer, stream) = self.open_producer("ServerStreamRPC", call_deadline);
@@ -132,7 +150,8 @@ impl ConnectService for Connect {
         request: Request<Streaming<RequestMessage>>,
     ) -> Result<Response<ResponseMessage>, Status> {
         self.stats.record_call(RpcKind::ClientStream);
-        let call_deadline = deadline::from_metadata(request.metadata());
+        let call_deadline = deadline::of(&request);
+        let _open = self.stats.open_stream();
         let deadline_reached = deadline::reached(call_deadline);
         tokio::pin!(deadline_reached);
         let mut inbound = request.into_inner();
@@ -142,10 +161,7 @@ impl ConnectService for Connect {
             let next = tokio::select! {
                 biased;
                 () = self.hard_stop.cancelled() => return Err(Status::unavailable("server shutting down")),
-                () = &mut deadline_reached => {
-                    self.stats.record_deadline_exceeded();
-                    return Err(Status::deadline_exceeded("deadline exceeded"));
-                }
+                () = &mut deadline_reached => return Err(Status::deadline_exceeded("deadline exceeded")),
                 next = inbound.message() => next,
             };
             match next {
@@ -161,7 +177,6 @@ impl ConnectService for Connect {
                 }
                 Ok(None) => break,
                 Err(status) => {
-                    self.stats.record_cancelled();
                     tracing::info!(method = "ClientStreamRPC", code = ?status.code(), "Connection dropped!");
                     return Err(status);
                 }
@@ -177,7 +192,7 @@ impl ConnectService for Connect {
         request: Request<Streaming<RequestMessage>>,
     ) -> Result<Response<Self::BidiStreamRPCStream>, Status> {
         self.stats.record_call(RpcKind::Bidi);
-        let call_deadline = deadline::from_metadata(request.metadata());
+        let call_deadline = deadline::of(&request);
         let mut inbound = request.into_inner();
         let (mut producer, stream) = self.open_producer("BidiStreamRPC", call_deadline);
         tokio::spawn(async move {
@@ -198,5 +213,39 @@ impl ConnectService for Connect {
             producer.finish(outcome).await;
         });
         Ok(Response::new(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn service() -> Connect {
+        Connect::new(Limits::from(&Config::default()), Arc::default(), CancellationToken::new())
+    }
+
+    #[tokio::test]
+    async fn unary_greets() {
+        let request = Request::new(RequestMessage { request_data: "People".into(), ..Default::default() });
+        let response = service().unary_rpc(request).await.unwrap();
+        assert_eq!(response.get_ref().response_data, "Hello, People");
+    }
+
+    #[test]
+    fn stream_plan_defaults_to_ten_without_pause() {
+        let plan = service().stream_plan(&RequestMessage::default()).unwrap();
+        assert_eq!(plan, (10, Duration::ZERO));
+    }
+
+    #[test]
+    fn stream_plan_names_the_field_in_its_bad_request_details() {
+        let request = RequestMessage { count: 1_000_001, ..Default::default() };
+        let status = service().stream_plan(&request).unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_details_bad_request().expect("BadRequest details");
+        assert_eq!(details.field_violations.len(), 1);
+        assert_eq!(details.field_violations[0].field, "count");
+        assert_eq!(details.field_violations[0].description, "count must be at most 1000000");
     }
 }

@@ -50,9 +50,9 @@ pub struct StatsSnapshot {
     pub bidi: u64,
     /// Streams whose producer is still running.
     pub streams_open: i64,
-    /// Calls that ended because the client cancelled or went away.
+    /// Calls that ended `CANCELLED`: the client cancelled or went away (counted by the observe layer).
     pub cancelled: u64,
-    /// Calls that the server ended at their deadline.
+    /// Calls that ended `DEADLINE_EXCEEDED` (counted by the observe layer).
     pub deadline_exceeded: u64,
 }
 

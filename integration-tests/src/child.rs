@@ -30,7 +30,7 @@ impl ChildServer {
     pub async fn spawn(args: &[&str]) -> Self {
         let bin = std::env::var("CONNECT_SERVER_BIN").expect("CONNECT_SERVER_BIN names the server binary");
         let mut child = Command::new(bin)
-            .args(["--addr", "127.0.0.1:0", "--stats-interval", "0"])
+            .args(["--addr", "127.0.0.1:0", "--stats-interval", "0", "--metrics-addr", "off"])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -2,8 +2,12 @@
 //! in-process on `127.0.0.1:0`, connect the real client library to it, and
 //! shut it down with a oneshot.
 
+pub mod cancel;
+pub mod certs;
 pub mod child;
+pub mod h2raw;
 pub mod raw;
+pub mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -25,6 +29,8 @@ pub struct TestServer {
     pub stats: Arc<Stats>,
     /// Its open connections and their limits.
     pub connections: Connections,
+    /// Where it serves `/metrics`, when started with `--metrics-addr 127.0.0.1:0`.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -36,24 +42,48 @@ impl TestServer {
     }
 
     /// Starts a server with `args` as if given on its command line.
+    /// The metrics endpoint is off unless `args` has `--metrics-addr`.
     pub async fn start_with_args(args: &[&str]) -> Self {
         let mut argv = vec!["connect-server", "--addr", "127.0.0.1:0", "--stats-interval", "0"];
+        if !args.contains(&"--metrics-addr") {
+            argv.extend_from_slice(&["--metrics-addr", "off"]);
+        }
         argv.extend_from_slice(args);
         Self::start_with_config(Config::parse_from(argv)).await
+    }
+
+    /// Starts a server with owned `args`, as [`start_with_args`](Self::start_with_args).
+    pub async fn start_with_owned_args(args: &[String]) -> Self {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::start_with_args(&args).await
+    }
+
+    /// Starts a TLS server with the certificates of `certs` (client certificates
+    /// required with `mtls`) and `args`.
+    pub async fn start_tls(certs: &certs::TestCerts, mtls: bool, args: &[&str]) -> Self {
+        let mut argv = certs.server_args(mtls);
+        argv.extend(args.iter().map(|arg| (*arg).to_owned()));
+        Self::start_with_owned_args(&argv).await
     }
 
     /// Starts a server with `config`, bound to `127.0.0.1:0` whatever `config.addr` says.
     pub async fn start_with_config(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        Self::start_on(listener, config).await
+    }
+
+    /// Starts a server with `config` on a listener the test bound itself.
+    pub async fn start_on(listener: TcpListener, config: Config) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let server = ConnectServer::new(config);
         let stats = server.stats();
         let connections = server.connections().clone();
+        let metrics_addr = server.start_metrics_endpoint().await.expect("start the metrics endpoint");
         let (shutdown, shutdown_rx) = oneshot::channel();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = shutdown_rx.await;
         }));
-        Self { addr, stats, connections, shutdown: Some(shutdown), task }
+        Self { addr, stats, connections, metrics_addr, shutdown: Some(shutdown), task }
     }
 
     /// The server's address as a client URL.
@@ -61,9 +91,45 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// The server's address as a TLS client URL (the test certificate names `127.0.0.1`).
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// A plaintext channel to this server, for services other than `ConnectService`.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url()).expect("test url").connect().await.expect("connect to test server")
+    }
+
+    /// A TLS channel to this server, trusting `certs`' CA; with `identity`, presenting the client certificate.
+    pub async fn tls_channel(
+        &self,
+        certs: &certs::TestCerts,
+        identity: bool,
+    ) -> Result<Channel, tonic::transport::Error> {
+        Channel::from_shared(self.https_url())
+            .expect("test url")
+            .tls_config(certs.client_tls(identity))?
+            .connect()
+            .await
+    }
+
     /// A client connected to this server.
     pub async fn client(&self) -> ConnectServiceClient<Channel> {
         ConnectServiceClient::connect(self.url()).await.expect("connect to test server")
+    }
+
+    /// A client whose calls are reset (`RST_STREAM(CANCEL)`) when `token` is cancelled.
+    pub async fn cancellable_client(
+        &self,
+        token: tokio_util::sync::CancellationToken,
+    ) -> cancel::CancellableClient {
+        let channel = tonic::transport::Endpoint::from_shared(self.url())
+            .expect("valid url")
+            .connect()
+            .await
+            .expect("connect to test server");
+        cancel::cancellable(channel, token)
     }
 
     /// Starts the graceful shutdown without waiting for it.

@@ -5,7 +5,7 @@ use connect_proto::{RequestMessage, ResponseMessage};
 use http::HeaderValue;
 use integration_tests::{
     PROMPTLY, TestServer, assert_still_serving,
-    raw::{self, grpc_message, grpc_request, send_keep_open},
+    wire::{self, grpc_message, grpc_request, send_keep_open},
 };
 use prost::Message;
 use tonic::Code;
@@ -16,7 +16,7 @@ const ASKED: u32 = 1_000_000;
 #[tokio::test]
 async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
     let server = TestServer::start().await;
-    let mut client = raw::h2_connect(server.addr).await;
+    let mut client = wire::h2_connect(server.addr).await;
     let mut request = grpc_request("/ConnectService/ServerStreamRPC");
     request.headers_mut().insert("grpc-timeout", HeaderValue::from_static("500m"));
     let body = grpc_message(
@@ -30,9 +30,10 @@ async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
     )
     .await
     .expect("the producer ended at the deadline although nobody reads");
-    assert_eq!(snapshot.deadline_exceeded, 1);
+    // The call is counted when its response ends, which waits for the reader.
+    assert_eq!(snapshot.deadline_exceeded, 0);
     // Now read everything: the messages that were produced, then a non-OK status with their count.
-    let response = tokio::time::timeout(PROMPTLY, raw::collect(response)).await.expect("the rest arrives");
+    let response = tokio::time::timeout(PROMPTLY, wire::collect(response)).await.expect("the rest arrives");
     let mut received = 0u64;
     let mut body = &response.body[..];
     while !body.is_empty() {
@@ -47,6 +48,9 @@ async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
     let counted: u64 =
         response.trailers.as_ref().unwrap()["x-message-count"].to_str().unwrap().parse().unwrap();
     assert_eq!(counted, received, "the trailer counts exactly what arrived");
+    tokio::time::timeout(PROMPTLY, server.stats.wait_until(|s| s.deadline_exceeded == 1))
+        .await
+        .expect("counted as deadline exceeded once the response ended");
     // Bounded by flow control (64 KiB stream window) plus the 64-message channel, not by the million asked.
     assert!(received < 5_000, "produced {received} messages for a reader that never read");
     assert_still_serving(&server).await;
@@ -55,7 +59,7 @@ async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
 #[tokio::test]
 async fn never_read_stream_without_deadline_is_ended_by_shutdown() {
     let mut server = TestServer::start_with_args(&["--shutdown-grace", "300ms"]).await;
-    let mut client = raw::h2_connect(server.addr).await;
+    let mut client = wire::h2_connect(server.addr).await;
     let body = grpc_message(
         &RequestMessage { request_data: "slow".into(), count: ASKED, interval_ms: 0 }.encode_to_vec(),
     );

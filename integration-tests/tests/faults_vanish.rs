@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use connect_proto::RequestMessage;
 use integration_tests::{
-    PROMPTLY, TestServer, assert_still_serving,
-    raw::{AbortableH2, grpc_message, grpc_request, send_keep_open},
-    scale,
+    PROMPTLY, TestServer, assert_still_serving, scale,
+    wire::{AbortableH2, grpc_message, grpc_request, send_keep_open},
 };
 use prost::Message;
 

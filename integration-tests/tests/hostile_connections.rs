@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use integration_tests::{
-    PROMPTLY, TestServer, assert_still_serving,
-    raw::{PREFACE, RawConn, frame_type},
-    scale,
+    PROMPTLY, TestServer, assert_still_serving, scale,
+    wire::{PREFACE, RawConn, frame_type},
 };
 
 #[tokio::test]

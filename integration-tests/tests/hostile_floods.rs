@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use integration_tests::{
-    TestServer, assert_still_serving,
-    raw::{RawConn, UNARY_PATH, encode_frame, flags, frame_type, grpc_headers},
-    scale,
+    TestServer, assert_still_serving, scale,
+    wire::{RawConn, UNARY_PATH, encode_frame, flags, frame_type, grpc_headers},
 };
 
 /// HTTP/2 error code ENHANCE_YOUR_CALM.

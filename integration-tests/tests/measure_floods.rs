@@ -8,8 +8,8 @@ use connect_proto::ConnectServiceClient;
 use integration_tests::{
     PROMPTLY,
     child::ChildServer,
-    raw::{PREFACE, RawConn, UNARY_PATH, encode_frame, flags, frame_type, grpc_headers},
     request,
+    wire::{PREFACE, RawConn, UNARY_PATH, encode_frame, flags, frame_type, grpc_headers},
 };
 use tokio::{io::AsyncWriteExt, sync::watch};
 use tonic::transport::Channel;

@@ -1,0 +1,135 @@
+//! Retrying idempotent calls with exponential backoff and jitter.
+//!
+//! Only calls that can be repeated without effect are retried: `UnaryRPC`,
+//! and `ServerStreamRPC` until its first response (after that, a retry would
+//! print responses twice). Client-streaming and bidi calls are never retried,
+//! as their requests (stdin) cannot be replayed.
+//!
+//! A call is retried when it ends with `UNAVAILABLE` (the server refused or
+//! was not reachable, or is shutting down), or when the connection broke
+//! before any status arrived (a replica killed mid-call: tonic reports it as
+//! `UNKNOWN`/`INTERNAL` from a local transport error, never from the server's
+//! `grpc-status`). Both are safe because these RPCs are pure functions of
+//! their request.
+//!
+//! The pause before retry `n` (from 1) is `min(max, initial * 2^(n-1))`
+//! scaled by a random factor in `[0.8, 1.2]` (the jitter of gRPC's connection
+//! backoff), so clients that failed together do not retry together. No retry
+//! starts past the call's deadline.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use clap::Args;
+use tokio::{sync::Notify, time::Instant};
+use tonic::{Code, Status};
+
+/// Flags for retrying idempotent calls.
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
+    /// How many times to retry an idempotent call (unary; server stream before its first response) that failed with UNAVAILABLE.
+    #[arg(long, env = "CONNECT_RETRIES", default_value_t = 0, global = true)]
+    pub retries: u32,
+
+    /// Pause before the first retry; doubled for each next one (with ±20% jitter).
+    #[arg(long, env = "CONNECT_RETRY_BACKOFF", default_value = "50ms", value_parser = humantime::parse_duration, global = true)]
+    pub retry_backoff: Duration,
+
+    /// Longest pause between two retries.
+    #[arg(long, env = "CONNECT_RETRY_MAX_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub retry_max_backoff: Duration,
+}
+
+/// How a command retries its calls; clones share the retry counter.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    retries: u32,
+    initial: Duration,
+    max: Duration,
+    retried: Arc<AtomicU64>,
+    reprobe: Option<Arc<Notify>>,
+    wait_for_ready: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// The policy from the flags; `reprobe` (from a balanced channel) is nudged after each failure.
+    pub fn new(args: &RetryArgs, reprobe: Option<Arc<Notify>>) -> Self {
+        Self {
+            retries: args.retries,
+            initial: args.retry_backoff,
+            max: args.retry_max_backoff,
+            retried: Arc::default(),
+            reprobe,
+            wait_for_ready: None,
+        }
+    }
+
+    /// With `--wait-for-ready`: a call keeps retrying retryable failures for
+    /// up to `budget` from its start, however many `--retries` allow, like
+    /// gRPC's wait-for-ready calls that wait for the channel instead of failing fast.
+    pub fn wait_for_ready(self, budget: Option<Duration>) -> Self {
+        Self { wait_for_ready: budget, ..self }
+    }
+
+    /// How many retries calls under this policy have made so far.
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+
+    /// The pause before retry `retry` (1 for the first), jitter included.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let doubled = self.initial.saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)));
+        doubled.min(self.max).mul_f64(0.8 + 0.4 * fastrand::f64())
+    }
+
+    /// Runs `attempt` until it succeeds, fails in a way not worth retrying,
+    /// runs out of retries, or the next retry would start after `deadline`.
+    /// Each attempt is given the time left until `deadline`.
+    pub async fn run<T, F, Fut>(&self, deadline: Option<Instant>, mut attempt: F) -> Result<T, Status>
+    where
+        F: FnMut(Option<Duration>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut retry = 0;
+        let waiting_until = self.wait_for_ready.map(|budget| Instant::now() + budget);
+        loop {
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let status = match attempt(left).await {
+                Ok(value) => return Ok(value),
+                Err(status) => status,
+            };
+            if !is_retryable(&status) {
+                return Err(status);
+            }
+            if let Some(reprobe) = &self.reprobe {
+                reprobe.notify_one();
+            }
+            let pause = self.backoff(retry + 1);
+            let resume = Instant::now() + pause;
+            let waiting = waiting_until.is_some_and(|until| resume < until);
+            if (retry >= self.retries && !waiting) || deadline.is_some_and(|deadline| resume >= deadline) {
+                return Err(status);
+            }
+            retry += 1;
+            // One line per retry on stderr, so scripts can count them.
+            eprintln!("retry {retry} in {pause:.0?} after {}: {}", code_name(&status), status.message());
+            self.retried.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+fn code_name(status: &Status) -> &'static str {
+    crate::exit::code_name(status.code())
+}
+
+/// Whether a failed idempotent call may be tried again (see the module docs).
+pub fn is_retryable(status: &Status) -> bool {
+    status.code() == Code::Unavailable || crate::exit::is_transport_failure(status)
+}

@@ -1,0 +1,220 @@
+//! The `connect-client` binary against an in-process server: `-H`, `-v`,
+//! the failure lines and the exit codes. (Here rather than in
+//! `integration-tests` because only this package's tests are given the
+//! path of its binary, `CARGO_BIN_EXE_connect-client`.)
+
+use std::process::Output;
+
+use clap::Parser;
+use connect_server::{Config, ConnectServer};
+use tokio::{net::TcpListener, process::Command};
+
+/// Starts a server on `127.0.0.1:0` for the rest of the test; returns its URL and port.
+async fn start_server(args: &[&str]) -> (String, u16) {
+    let mut argv = vec!["connect-server", "--stats-interval", "0", "--metrics-addr", "off"];
+    argv.extend_from_slice(args);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = ConnectServer::new(Config::parse_from(argv));
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    (format!("http://127.0.0.1:{port}"), port)
+}
+
+async fn client(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_connect-client"))
+        .arg("--addr")
+        .arg(url)
+        .args(args)
+        .env_remove("CONNECT_TIMEOUT")
+        .env_remove("CONNECT_VERBOSE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The `header`/`trailer` lines of `-v`, without `date` (it changes every second).
+fn metadata_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|line| !line.starts_with("header date: ") && !line.starts_with("trailer date: "))
+        .collect()
+}
+
+#[tokio::test]
+async fn verbose_prints_headers_and_trailers_to_stderr_only() {
+    let (url, _) = start_server(&["--server-id", "node-1"]).await;
+    let output = client(&url, &["-v", "-H", "x-request-id: cli-1", "unary", "World"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "Response from server: Hello, World\n");
+    assert_eq!(
+        metadata_lines(&text(&output.stderr)),
+        [
+            "header content-type: application/grpc",
+            "header x-request-id: cli-1",
+            "header x-served-by: node-1",
+            "trailer grpc-status: 0",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn verbose_shows_the_default_server_name_and_message_count() {
+    let (url, port) = start_server(&[]).await;
+    let output = client(&url, &["server-stream", "--count", "2", "-v", "-H", "X-Request-Id: cli-2"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        text(&output.stdout),
+        "Response from server: Hello, People: server(1) \nResponse from server: Hello, People: server(2) \n"
+    );
+    let served_by = format!("header x-served-by: {}:{port}", gethostname::gethostname().to_string_lossy());
+    assert_eq!(
+        metadata_lines(&text(&output.stderr)),
+        [
+            "header content-type: application/grpc",
+            "header x-request-id: cli-2",
+            served_by.as_str(),
+            "trailer x-message-count: 2",
+            "trailer grpc-status: 0",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_call_prints_its_field_violations() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["server-stream", "--count", "2000000"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(text(&output.stdout), "");
+    assert_eq!(
+        text(&output.stderr),
+        "RPC failed: INVALID_ARGUMENT: count must be at most 1000000\n  field count: count must be at most 1000000\n"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_call_with_verbose_shows_a_trailers_only_response() {
+    let (url, _) = start_server(&["--server-id", "node-1"]).await;
+    let output =
+        client(&url, &["-v", "-H", "x-request-id: r", "-H", "x-echo-status: 5", "unary", "gone\tmissing"])
+            .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        metadata_lines(&text(&output.stderr)),
+        [
+            "trailer content-type: application/grpc",
+            "trailer grpc-status: 5",
+            "trailer grpc-message: gone%09missing",
+            "trailer x-request-id: r",
+            "trailer x-served-by: node-1",
+            "RPC failed: NOT_FOUND: gone\tmissing",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_stream_past_its_deadline_exits_1() {
+    let (url, _) = start_server(&[]).await;
+    let output =
+        client(&url, &["--timeout", "200ms", "server-stream", "--count", "100", "--interval-ms", "1000"])
+            .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(text(&output.stdout), "Response from server: Hello, People: server(1) \n");
+    assert_eq!(text(&output.stderr), "RPC failed: DEADLINE_EXCEEDED: deadline exceeded\n");
+}
+
+#[tokio::test]
+async fn binary_headers_are_sent_as_base64() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["-H", "trace-bin: AAEC/w==", "unary", "x"]).await;
+    assert_eq!(
+        (output.status.code(), text(&output.stdout)),
+        (Some(0), "Response from server: Hello, x\n".to_owned())
+    );
+    let output = client(&url, &["-H", "trace-bin: %%%", "unary", "x"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).starts_with(
+            "error: invalid value 'trace-bin: %%%' for '--header <KEY: VALUE>': trace-bin: value is not base64"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_header_is_a_usage_error() {
+    let output = client("http://127.0.0.1:1", &["-H", "no colon", "unary"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).starts_with(
+            "error: invalid value 'no colon' for '--header <KEY: VALUE>': expected `key: value`, got \"no colon\""
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_client_side_deadline() {
+    // Accepts connections and says nothing: only the client's own timer can end the call.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let output = client(&url, &["--timeout", "200ms", "unary"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(text(&output.stderr), "RPC failed: DEADLINE_EXCEEDED: deadline exceeded (client side)\n");
+    accepting.abort();
+}
+
+#[tokio::test]
+async fn unary_prints_the_greeting() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["unary"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "Response from server: Hello, People\n");
+}
+
+#[tokio::test]
+async fn server_stream_prints_ten_lines_like_the_original() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["server-stream"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let expected: String =
+        (1..=10).map(|i| format!("Response from server: Hello, People: server({i}) \n")).collect();
+    assert_eq!(text(&output.stdout), expected);
+}
+
+#[tokio::test]
+async fn client_stream_and_bidi_print_their_replies() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["client-stream", "Ann", "Bob"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "Response from server: Hello, Ann, Bob\n");
+    // stdin is empty here: bidi sends nothing and ends cleanly.
+    let output = client(&url, &["bidi"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_one_line_and_exit_3() {
+    // Bind and drop to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let output = client(&url, &["unary"]).await;
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&format!("cannot connect to {url}: ")), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+}

@@ -1,0 +1,72 @@
+//! Counting gRPC messages in a body: each message is a 5-byte prefix (a
+//! compressed flag and a big-endian `u32` length) followed by that many bytes.
+//! Data chunks split messages anywhere, so the counter keeps its place.
+
+/// Where a byte stream is within the gRPC length-prefixed framing.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FrameCounter {
+    /// Bytes of the current prefix seen so far (0..5).
+    prefix_seen: u8,
+    /// The length being assembled from the prefix.
+    length: u32,
+    /// Payload bytes of the current message not yet seen.
+    payload_left: u64,
+}
+
+impl FrameCounter {
+    /// Consumes `data`; returns how many messages began in it.
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let mut started = 0;
+        while !data.is_empty() {
+            if self.payload_left > 0 {
+                let skip = usize::try_from(self.payload_left).unwrap_or(usize::MAX).min(data.len());
+                self.payload_left -= skip as u64;
+                data = &data[skip..];
+                continue;
+            }
+            let byte = data[0];
+            data = &data[1..];
+            if self.prefix_seen > 0 {
+                // Bytes 1..=4 of the prefix are the length; byte 0 is the compressed flag.
+                self.length = (self.length << 8) | u32::from(byte);
+            }
+            self.prefix_seen += 1;
+            if self.prefix_seen == 5 {
+                started += 1;
+                self.payload_left = u64::from(self.length);
+                self.prefix_seen = 0;
+                self.length = 0;
+            }
+        }
+        started
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn counts_whole_frames_in_one_chunk() {
+        let mut data = frame(b"hello");
+        data.extend(frame(b""));
+        data.extend(frame(&[7; 300]));
+        assert_eq!(FrameCounter::default().feed(&data), 3);
+    }
+
+    #[test]
+    fn counts_frames_split_at_every_byte() {
+        let mut data = frame(&[1; 70_000]);
+        data.extend(frame(b"x"));
+        let mut counter = FrameCounter::default();
+        let total: u64 = data.iter().map(|byte| counter.feed(std::slice::from_ref(byte))).sum();
+        assert_eq!(total, 2);
+    }
+}

@@ -1,0 +1,274 @@
+//! The per-call tower layer: request id and server id in the response
+//! headers, and the call's final code from wherever it travels: the headers
+//! of a trailers-only response, or the trailers at the end of the body.
+//! Messages are counted from the gRPC framing of both bodies, so every
+//! service behind the layer is counted the same way without help from its
+//! handlers.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tonic::{
+    Code,
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+};
+use tower::{Layer, Service};
+
+use super::{
+    call::{Call, Method},
+    codes,
+    frames::FrameCounter,
+    methods,
+    metrics::Metrics,
+};
+use crate::{deadline, stats::Stats};
+
+/// The request id header: echoed when the client sends one, generated otherwise.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The header naming the server that answered.
+pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
+const GRPC_STATUS: &str = "grpc-status";
+
+/// Adds the per-call behaviour (see the module docs) to a gRPC service.
+#[derive(Debug, Clone)]
+pub struct ObserveLayer {
+    metrics: Arc<Metrics>,
+    stats: Arc<Stats>,
+    served_by: HeaderValue,
+}
+
+impl ObserveLayer {
+    /// A layer counting into `metrics` and `stats` (cancelled and deadline-exceeded calls),
+    /// naming the server `served_by`.
+    pub fn new(metrics: Arc<Metrics>, stats: Arc<Stats>, served_by: HeaderValue) -> Self {
+        Self { metrics, stats, served_by }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe { inner, layer: self.clone() }
+    }
+}
+
+/// The service [`ObserveLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+    layer: ObserveLayer,
+}
+
+impl<S, ResBody> Service<Request<tonic::body::Body>> for Observe<S>
+where
+    S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Response = Response<ObservedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ObservedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
+        let method = match methods::lookup(request.uri().path()) {
+            Some(index) => Method::Known(self.layer.metrics.method(index)),
+            None => Method::Unknown(request.uri().clone()),
+        };
+        let request_id = match request.headers().get(&REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                let id = new_request_id();
+                // Handlers see the id the response will carry.
+                request.headers_mut().insert(REQUEST_ID, id.clone());
+                id
+            }
+        };
+        // Before tonic starts its own timer for this call (see `deadline::CallDeadline`).
+        let call_deadline =
+            request.headers().get("grpc-timeout").and_then(|value| deadline::from_header(value.as_bytes()));
+        if let Some(at) = call_deadline {
+            request.extensions_mut().insert(deadline::CallDeadline(at));
+        }
+        let call =
+            Call::start(method, peer(&request), request_id, call_deadline, Arc::clone(&self.layer.stats));
+        if let Some(metrics) = call.metrics() {
+            let received = metrics.received.clone();
+            request = request.map(|body| tonic::body::Body::new(ObservedRequest::new(body, received)));
+        }
+        ObservedFuture {
+            inner: self.inner.call(request),
+            call: Some(call),
+            served_by: self.layer.served_by.clone(),
+        }
+    }
+}
+
+/// A random (v4) UUID, the request id of a call that came without one.
+fn new_request_id() -> HeaderValue {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    HeaderValue::from_str(text).expect("a UUID is a valid header value")
+}
+
+/// The client's address, over plain TCP or TLS.
+fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().map(TlsConnectInfo::get_ref))
+        .and_then(TcpConnectInfo::remote_addr)
+}
+
+pin_project! {
+    /// The request body, counting the messages the handler reads.
+    struct ObservedRequest {
+        #[pin]
+        inner: tonic::body::Body,
+        frames: FrameCounter,
+        // The method's received-message counter (an `Arc` inside: cloning it is cheap).
+        received: prometheus::IntCounter,
+    }
+}
+
+impl ObservedRequest {
+    fn new(inner: tonic::body::Body, received: prometheus::IntCounter) -> Self {
+        Self { inner, frames: FrameCounter::default(), received }
+    }
+}
+
+impl Body for ObservedRequest {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            let messages = this.frames.feed(data);
+            if messages > 0 {
+                this.received.inc_by(messages);
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// The response future: adds the headers and hands the call to the body.
+    pub struct ObservedFuture<F> {
+        #[pin]
+        inner: F,
+        call: Option<Call>,
+        served_by: HeaderValue,
+    }
+}
+
+impl<F, ResBody, E> Future for ObservedFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ObservedBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let mut call = this.call.take().expect("polled after completion");
+        Poll::Ready(match result {
+            Ok(mut response) => {
+                let headers = response.headers_mut();
+                headers.insert(REQUEST_ID, call.request_id().clone());
+                headers.insert(SERVED_BY, this.served_by.clone());
+                // A trailers-only response: the status is in the headers and the body is empty.
+                if let Some(status) = headers.get(GRPC_STATUS) {
+                    call.finish(codes::parse_status(status.as_bytes()));
+                }
+                Ok(response.map(|inner| ObservedBody { inner, call, frames: FrameCounter::default() }))
+            }
+            Err(error) => {
+                call.finish(Code::Unknown);
+                Err(error)
+            }
+        })
+    }
+}
+
+pin_project! {
+    /// The response body: counts sent messages and reads the final status from the trailers.
+    /// Dropped before that (the client reset the stream), the call ends as cancelled.
+    pub struct ObservedBody<B> {
+        #[pin]
+        inner: B,
+        call: Call,
+        frames: FrameCounter,
+    }
+}
+
+impl<B> Body for ObservedBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let messages = this.frames.feed(data);
+                    if messages > 0 {
+                        this.call.sent(messages);
+                    }
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    this.call.finish(status_of(trailers));
+                }
+            }
+            // A body that fails or ends without a status is not a well-formed gRPC response.
+            Some(Err(_)) | None => this.call.finish(Code::Unknown),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The `grpc-status` of a trailer block; `Unknown` when missing, as the spec says.
+fn status_of(trailers: &HeaderMap) -> Code {
+    trailers.get(GRPC_STATUS).map_or(Code::Unknown, |status| codes::parse_status(status.as_bytes()))
+}

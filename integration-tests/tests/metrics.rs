@@ -1,0 +1,198 @@
+//! Prometheus metrics: the go-grpc-prometheus server series, after a known
+//! sequence of calls, read from the `/metrics` endpoint.
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use connect_proto::{RequestMessage, ResponseMessage};
+use integration_tests::{PROMPTLY, TestServer, raw, request};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::mpsc,
+    time::timeout,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, client::Grpc, codegen::http::uri::PathAndQuery};
+
+/// GETs `path` over HTTP/1.1; returns the status line and the body.
+async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// The samples of an exposition, by `name{labels}`.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            (series.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+fn labels(method: &str, kind: &str) -> String {
+    format!("grpc_method=\"{method}\",grpc_service=\"ConnectService\",grpc_type=\"{kind}\"")
+}
+
+fn series(name: &str, method: &str, kind: &str) -> String {
+    format!("{name}{{{}}}", labels(method, kind))
+}
+
+fn handled(method: &str, kind: &str, code: &str) -> String {
+    format!("grpc_server_handled_total{{grpc_code=\"{code}\",{}}}", labels(method, kind))
+}
+
+#[tokio::test]
+async fn counts_a_known_sequence_of_calls() {
+    let server = TestServer::start_with_args(&["--metrics-addr", "127.0.0.1:0"]).await;
+    let metrics_addr = server.metrics_addr.expect("metrics endpoint started");
+    let mut client = server.client().await;
+
+    // UnaryRPC: two OK, one failing with INVALID_ARGUMENT.
+    client.unary_rpc(request("a")).await.unwrap();
+    client.unary_rpc(request("b")).await.unwrap();
+    let mut failing = Request::new(request("no"));
+    failing.metadata_mut().insert("x-echo-status", "3".parse().unwrap());
+    assert_eq!(client.unary_rpc(failing).await.unwrap_err().code(), Code::InvalidArgument);
+
+    // ServerStreamRPC: one OK call of three responses.
+    let message = RequestMessage { request_data: "s".into(), count: 3, interval_ms: 0 };
+    let mut stream = client.server_stream_rpc(message).await.unwrap().into_inner();
+    while stream.message().await.unwrap().is_some() {}
+
+    // ClientStreamRPC: one OK (two requests), one past its deadline (one request), one cancelled (none).
+    let requests = futures::stream::iter([request("1"), request("2")]);
+    client.client_stream_rpc(requests).await.unwrap();
+    let late = raw::call(
+        server.addr,
+        "/ConnectService/ClientStreamRPC",
+        &[("grpc-timeout", "50m")],
+        raw::frame(&request("late")),
+        false,
+    )
+    .await;
+    assert_eq!(late.status(), 4);
+    let token = CancellationToken::new();
+    let mut cancellable = server.cancellable_client(token.clone()).await;
+    let (tx, rx) = mpsc::channel::<RequestMessage>(1);
+    let call = tokio::spawn(async move { cancellable.client_stream_rpc(ReceiverStream::new(rx)).await });
+    timeout(PROMPTLY, server.stats.wait_until(|s| s.client_stream == 3 && s.streams_open == 1))
+        .await
+        .unwrap();
+    token.cancel();
+    assert_eq!(call.await.unwrap().unwrap_err().code(), Code::Cancelled);
+    drop(tx);
+
+    // BidiStreamRPC: one OK call of two messages each way.
+    let requests = futures::stream::iter([request("x"), request("y")]);
+    let mut stream = client.bidi_stream_rpc(requests).await.unwrap().into_inner();
+    while stream.message().await.unwrap().is_some() {}
+
+    // An unknown method: UNIMPLEMENTED, and no series of its own.
+    let mut grpc =
+        Grpc::new(tonic::transport::Endpoint::from_shared(server.url()).unwrap().connect().await.unwrap());
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<RequestMessage, ResponseMessage>::default();
+    let path = PathAndQuery::from_static("/ConnectService/NoSuchRPC");
+    assert_eq!(
+        grpc.unary(Request::new(request("?")), path, codec).await.unwrap_err().code(),
+        Code::Unimplemented
+    );
+
+    // The cancelled call is counted when the server sees the reset; the rest already are.
+    timeout(PROMPTLY, server.stats.wait_until(|s| s.cancelled == 1 && s.streams_open == 0)).await.unwrap();
+
+    let (status_line, body) = http_get(metrics_addr, "/metrics").await;
+    assert_eq!(status_line, "HTTP/1.1 200 OK");
+    let got = samples(&body);
+    let expected = [
+        (series("grpc_server_started_total", "UnaryRPC", "unary"), 3.0),
+        (handled("UnaryRPC", "unary", "OK"), 2.0),
+        (handled("UnaryRPC", "unary", "InvalidArgument"), 1.0),
+        (handled("UnaryRPC", "unary", "Unavailable"), 0.0),
+        (series("grpc_server_msg_received_total", "UnaryRPC", "unary"), 3.0),
+        (series("grpc_server_msg_sent_total", "UnaryRPC", "unary"), 2.0),
+        (series("grpc_server_handling_seconds_count", "UnaryRPC", "unary"), 3.0),
+        (series("grpc_server_started_total", "ServerStreamRPC", "server_stream"), 1.0),
+        (handled("ServerStreamRPC", "server_stream", "OK"), 1.0),
+        (series("grpc_server_msg_received_total", "ServerStreamRPC", "server_stream"), 1.0),
+        (series("grpc_server_msg_sent_total", "ServerStreamRPC", "server_stream"), 3.0),
+        (series("grpc_server_started_total", "ClientStreamRPC", "client_stream"), 3.0),
+        (handled("ClientStreamRPC", "client_stream", "OK"), 1.0),
+        (handled("ClientStreamRPC", "client_stream", "DeadlineExceeded"), 1.0),
+        (handled("ClientStreamRPC", "client_stream", "Canceled"), 1.0),
+        (series("grpc_server_msg_received_total", "ClientStreamRPC", "client_stream"), 3.0),
+        (series("grpc_server_msg_sent_total", "ClientStreamRPC", "client_stream"), 1.0),
+        (series("grpc_server_handling_seconds_count", "ClientStreamRPC", "client_stream"), 3.0),
+        (series("grpc_server_started_total", "BidiStreamRPC", "bidi_stream"), 1.0),
+        (handled("BidiStreamRPC", "bidi_stream", "OK"), 1.0),
+        (series("grpc_server_msg_received_total", "BidiStreamRPC", "bidi_stream"), 2.0),
+        (series("grpc_server_msg_sent_total", "BidiStreamRPC", "bidi_stream"), 2.0),
+    ];
+    for (name, value) in expected {
+        assert_eq!(got.get(&name), Some(&value), "{name}");
+    }
+    // Every handled call, and nothing else: 3 + 1 + 3 + 1.
+    let handled_total: f64 = got
+        .iter()
+        .filter(|(name, _)| name.starts_with("grpc_server_handled_total"))
+        .map(|(_, value)| value)
+        .sum();
+    assert_eq!(handled_total, 8.0);
+    assert!(!body.contains("NoSuchRPC"), "unknown methods get no series");
+    // Each of the 4 methods has a series for each of the 17 codes from the start.
+    assert_eq!(got.keys().filter(|name| name.starts_with("grpc_server_handled_total")).count(), 4 * 17);
+}
+
+#[tokio::test]
+async fn the_endpoint_serves_the_text_format_and_nothing_else() {
+    let server = TestServer::start_with_args(&["--metrics-addr", "127.0.0.1:0"]).await;
+    let addr = server.metrics_addr.unwrap();
+    let (status_line, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status_line, "HTTP/1.1 200 OK");
+    assert!(body.contains("# TYPE grpc_server_handling_seconds histogram\n"), "{body}");
+    assert!(body.contains("# TYPE grpc_server_started_total counter\n"), "{body}");
+    assert_eq!(http_get(addr, "/").await.0, "HTTP/1.1 404 Not Found");
+}
+
+#[tokio::test]
+async fn metrics_addr_off_serves_nothing() {
+    let server = TestServer::start_with_args(&["--metrics-addr", "off"]).await;
+    assert_eq!(server.metrics_addr, None);
+}
+
+#[tokio::test]
+async fn listeners_of_one_server_share_one_registry() {
+    // As with one worker runtime per core: one server, several listeners, one endpoint.
+    let config = <connect_server::Config as clap::Parser>::parse_from([
+        "connect-server",
+        "--stats-interval",
+        "0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let server = connect_server::ConnectServer::new(config);
+    let metrics_addr = server.start_metrics_endpoint().await.unwrap().unwrap();
+    assert_eq!(server.start_metrics_endpoint().await.unwrap(), Some(metrics_addr), "started once");
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", listener.local_addr().unwrap()));
+        let server = server.clone();
+        tokio::spawn(async move { server.serve_listener(listener).await });
+    }
+    for url in &urls {
+        let mut client = connect_proto::ConnectServiceClient::connect(url.clone()).await.unwrap();
+        client.unary_rpc(request("x")).await.unwrap();
+    }
+    let got = samples(&http_get(metrics_addr, "/metrics").await.1);
+    assert_eq!(got.get(&series("grpc_server_started_total", "UnaryRPC", "unary")), Some(&2.0));
+    assert_eq!(got.get(&handled("UnaryRPC", "unary", "OK")), Some(&2.0));
+}
