@@ -175,3 +175,46 @@ async fn a_server_that_never_answers_is_a_client_side_deadline() {
     assert_eq!(text(&output.stderr), "RPC failed: DEADLINE_EXCEEDED: deadline exceeded (client side)\n");
     accepting.abort();
 }
+
+#[tokio::test]
+async fn unary_prints_the_greeting() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["unary"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "Response from server: Hello, People\n");
+}
+
+#[tokio::test]
+async fn server_stream_prints_ten_lines_like_the_original() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["server-stream"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let expected: String =
+        (1..=10).map(|i| format!("Response from server: Hello, People: server({i}) \n")).collect();
+    assert_eq!(text(&output.stdout), expected);
+}
+
+#[tokio::test]
+async fn client_stream_and_bidi_print_their_replies() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["client-stream", "Ann", "Bob"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "Response from server: Hello, Ann, Bob\n");
+    // stdin is empty here: bidi sends nothing and ends cleanly.
+    let output = client(&url, &["bidi"]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_one_line_and_exit_3() {
+    // Bind and drop to find a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let output = client(&url, &["unary"]).await;
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&format!("cannot connect to {url}: ")), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+}

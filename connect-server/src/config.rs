@@ -35,6 +35,18 @@ pub struct Config {
     #[arg(long, env = "CONNECT_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// Most client connections served at once; beyond it, accepting pauses until one closes.
+    #[arg(long, env = "CONNECT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// How long a new connection may take to send its first 24 bytes (the HTTP/2 preface).
+    #[arg(long, env = "CONNECT_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// How long a connection may stay open with no call in flight before it is closed; 0 turns it off.
+    #[arg(long, env = "CONNECT_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
     /// After a shutdown signal, how long to keep accepting and serving while health reports
     /// NOT_SERVING (so balancers stop sending calls) before the drain begins.
     #[arg(long, env = "CONNECT_LAME_DUCK", default_value = "0s", value_parser = humantime::parse_duration)]

@@ -6,8 +6,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod content_type;
 pub mod deadline;
 pub mod health;
+pub mod incoming;
 pub mod limits;
 pub mod logging;
 pub mod max_age;

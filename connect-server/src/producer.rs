@@ -7,11 +7,18 @@
 //! goes away (the channel closes), the call's deadline passes, the server's
 //! shutdown grace runs out, or the work is done. It ends the stream with a
 //! status and an `x-message-count` trailer either way.
+//!
+//! The final status does not travel through the channel: a client that stops
+//! reading keeps the channel full, and a producer waiting to queue its status
+//! would never stop (nor release its stream). The producer leaves the status
+//! in a slot beside the channel and stops at once; [`ResponseStream`] hands the
+//! queued messages to tonic, then the status. A stream that ends with no status
+//! (a producer that died) ends non-OK, never as a silent, truncated success.
 
 use std::{
     pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
@@ -33,34 +40,49 @@ const CHANNEL_CAPACITY: usize = 4;
 /// Most responses [`Producer::queue`] gathers before it hands them over.
 pub const MAX_BATCH: usize = 16;
 
-/// One response or the final status, as tonic takes them.
-type Item = Result<ResponseMessage, Status>;
-
 /// The trailer that tells the client how many messages the server sent.
 pub const MESSAGE_COUNT_TRAILER: &str = "x-message-count";
 
+/// The slot where a producer leaves the stream's final status.
+type FinalStatus = Arc<Mutex<Option<Status>>>;
+
 /// The stream handed to tonic for every streaming response: the producer's
-/// batches, one response at a time.
+/// batches of messages, one message at a time, then its final status.
 #[derive(Debug)]
 pub struct ResponseStream {
-    rx: mpsc::Receiver<Vec<Item>>,
-    batch: std::vec::IntoIter<Item>,
+    rx: mpsc::Receiver<Vec<ResponseMessage>>,
+    batch: std::vec::IntoIter<ResponseMessage>,
+    final_status: FinalStatus,
+    ended: bool,
 }
 
 impl Stream for ResponseStream {
-    type Item = Item;
+    type Item = Result<ResponseMessage, Status>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
-            if let Some(item) = self.batch.next() {
-                return Poll::Ready(Some(item));
+            if self.ended {
+                return Poll::Ready(None);
             }
-            match std::task::ready!(self.rx.poll_recv(cx)) {
+            if let Some(message) = self.batch.next() {
+                return Poll::Ready(Some(Ok(message)));
+            }
+            match ready!(self.rx.poll_recv(cx)) {
                 Some(batch) => self.batch = batch.into_iter(),
-                None => return Poll::Ready(None),
+                None => {
+                    // Every sender is gone: the status, if any, is in the slot by now.
+                    self.ended = true;
+                    let status = take_status(&self.final_status)
+                        .unwrap_or_else(|| Status::internal("stream ended without a status"));
+                    return Poll::Ready(Some(Err(status)));
+                }
             }
         }
     }
+}
+
+fn take_status(slot: &FinalStatus) -> Option<Status> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
 }
 
 /// Why a producer stopped before finishing its work.
@@ -80,9 +102,10 @@ pub enum Interrupted {
 #[derive(Debug)]
 pub struct Producer {
     method: &'static str,
-    tx: mpsc::Sender<Vec<Item>>,
+    tx: mpsc::Sender<Vec<ResponseMessage>>,
     /// Responses queued but not yet handed to the connection.
-    pending: Vec<Item>,
+    pending: Vec<ResponseMessage>,
+    final_status: FinalStatus,
     deadline: Option<Pin<Box<Sleep>>>,
     /// The same deadline as an instant, for the fast path's cheap comparison.
     deadline_at: Option<Instant>,
@@ -100,17 +123,20 @@ impl Producer {
         stats: &Arc<Stats>,
     ) -> (Self, ResponseStream) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let final_status = FinalStatus::default();
         let producer = Self {
             method,
             tx,
             pending: Vec::new(),
+            final_status: Arc::clone(&final_status),
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             deadline_at: deadline,
             hard_stop,
             sent: 0,
             _open: stats.open_stream(),
         };
-        (producer, ResponseStream { rx, batch: Vec::new().into_iter() })
+        let stream = ResponseStream { rx, batch: Vec::new().into_iter(), final_status, ended: false };
+        (producer, stream)
     }
 
     /// Sends one response (and any queued before it) at once, unless the stream is interrupted first.
@@ -126,7 +152,7 @@ impl Producer {
         if self.deadline_at.is_some_and(|at| Instant::now() >= at) {
             return Err(Interrupted::DeadlineExceeded);
         }
-        self.pending.push(Ok(response));
+        self.pending.push(response);
         if self.pending.len() >= MAX_BATCH {
             self.flush().await?;
         }
@@ -233,8 +259,8 @@ impl Producer {
             }
         };
         let status = with_message_count(status, self.sent);
-        // The status travels as the trailers; if the client left meanwhile there is nobody to tell.
-        let _ = self.tx.send(vec![Err(status)]).await;
+        // Delivered after the queued messages; dropping `self` closes the channel.
+        *self.final_status.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
     }
 }
 

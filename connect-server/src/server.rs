@@ -9,11 +9,13 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::Server;
 
 use crate::{
     config::{Config, MetricsAddr},
+    content_type::RequireGrpcLayer,
     health::Health,
+    incoming::{Connections, TrackCallsLayer},
     limits, max_age,
     observe::{self, Metrics, ObserveLayer},
     routes,
@@ -23,12 +25,6 @@ use crate::{
 
 /// After the grace, how long ended streams get to deliver their final status.
 const FINAL_STATUS_WINDOW: Duration = Duration::from_secs(1);
-
-/// The accepted connections of `listener`, with Nagle off: `serve_with_incoming`
-/// ignores the builder's `tcp_nodelay`, and small gRPC frames must not wait for ACKs.
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
-}
 
 /// A configured server; clones share their state.
 #[derive(Debug, Clone)]
@@ -44,6 +40,8 @@ struct Shared {
     draining: CancellationToken,
     /// Cancelled when the grace is over: every remaining call ends with `UNAVAILABLE`.
     hard_stop: CancellationToken,
+    /// Connection-level limits, counted across every listener.
+    connections: Connections,
     /// Health of every listener: `NOT_SERVING` from the moment shutdown starts.
     health: Health,
     /// The per-call metrics of every listener.
@@ -63,8 +61,11 @@ impl Drop for Shared {
 impl ConnectServer {
     /// A server with `config`; nothing is bound or spawned yet.
     pub fn new(config: Config) -> Self {
+        let idle_timeout = (!config.idle_timeout.is_zero()).then_some(config.idle_timeout);
+        let connections = Connections::new(config.max_connections, config.handshake_timeout, idle_timeout);
         Self {
             shared: Arc::new(Shared {
+                connections,
                 config,
                 stats: Arc::default(),
                 draining: CancellationToken::new(),
@@ -80,6 +81,11 @@ impl ConnectServer {
     /// The configuration this server runs with.
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// The open connections and their limits, shared by every listener.
+    pub fn connections(&self) -> &Connections {
+        &self.shared.connections
     }
 
     /// The live counters, for tests and the periodic summary.
@@ -155,9 +161,12 @@ impl ConnectServer {
         let observe = ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by);
         let server = config.tls.apply(limits::apply(Server::builder(), &config.limits))?;
         let routes = routes::routes(config, service, &shared.health)?;
-        let incoming = max_age::limit_lifetime(incoming(listener), config.limits.connection_lifetime());
+        let incoming =
+            max_age::limit_lifetime(shared.connections.accept(listener), config.limits.connection_lifetime());
         let serving = server
             .layer(observe)
+            .layer(TrackCallsLayer::new(shared.connections.clone()))
+            .layer(RequireGrpcLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
         tokio::pin!(serving);

@@ -4,14 +4,16 @@
 
 pub mod cancel;
 pub mod certs;
+pub mod child;
 pub mod h2raw;
 pub mod raw;
+pub mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Parser;
 use connect_proto::ConnectServiceClient;
-use connect_server::{Config, ConnectServer, Stats};
+use connect_server::{Config, ConnectServer, Stats, incoming::Connections};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
@@ -25,6 +27,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Its live counters.
     pub stats: Arc<Stats>,
+    /// Its open connections and their limits.
+    pub connections: Connections,
     /// Where it serves `/metrics`, when started with `--metrics-addr 127.0.0.1:0`.
     pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -73,12 +77,13 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let server = ConnectServer::new(config);
         let stats = server.stats();
+        let connections = server.connections().clone();
         let metrics_addr = server.start_metrics_endpoint().await.expect("start the metrics endpoint");
         let (shutdown, shutdown_rx) = oneshot::channel();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = shutdown_rx.await;
         }));
-        Self { addr, stats, metrics_addr, shutdown: Some(shutdown), task }
+        Self { addr, stats, connections, metrics_addr, shutdown: Some(shutdown), task }
     }
 
     /// The server's address as a client URL.
@@ -157,20 +162,18 @@ pub fn request(data: &str) -> connect_proto::RequestMessage {
     connect_proto::RequestMessage { request_data: data.to_owned(), ..Default::default() }
 }
 
-/// Runs the real `connect-client` binary (built on first use) with `args`
-/// and returns its output.
-pub fn run_client_binary(args: &[&str]) -> std::process::Output {
-    static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let path = BINARY.get_or_init(|| {
-        escargot::CargoBuild::new()
-            .package("connect-client")
-            .bin("connect-client")
-            .current_release()
-            .current_target()
-            .run()
-            .expect("build connect-client")
-            .path()
-            .to_path_buf()
-    });
-    std::process::Command::new(path).args(args).output().expect("run connect-client")
+/// Asserts that a fresh client on a new connection still gets a normal answer.
+pub async fn assert_still_serving(server: &TestServer) {
+    let mut client = server.client().await;
+    let response = tokio::time::timeout(PROMPTLY, client.unary_rpc(request("still here")))
+        .await
+        .expect("answer within PROMPTLY")
+        .expect("unary call succeeds")
+        .into_inner();
+    assert_eq!(response.response_data, "Hello, still here");
+}
+
+/// `small` in the default test run, `full` when `CONNECT_FULL_SCALE=1` (set by `scripts/floods`).
+pub fn scale(small: usize, full: usize) -> usize {
+    if std::env::var_os("CONNECT_FULL_SCALE").is_some_and(|v| v == "1") { full } else { small }
 }

@@ -1,0 +1,147 @@
+//! Hostile request bodies sent over raw HTTP/2: each gets a precise gRPC
+//! status, and a normal client on another connection is served afterwards.
+
+use bytes::Bytes;
+use integration_tests::{
+    TestServer, assert_still_serving,
+    wire::{self, UNARY_PATH, grpc_frame, grpc_message, grpc_request},
+};
+use prost::Message;
+use tonic::Code;
+
+const INTERNAL: i32 = Code::Internal as i32;
+
+async fn unary_with_body(server: &TestServer, body: Bytes) -> wire::RawResponse {
+    let mut client = wire::h2_connect(server.addr).await;
+    wire::send(&mut client, grpc_request(UNARY_PATH), body).await
+}
+
+fn encoded(data: &str) -> Vec<u8> {
+    integration_tests::request(data).encode_to_vec()
+}
+
+#[tokio::test]
+async fn malformed_protobuf_is_internal() {
+    let server = TestServer::start().await;
+    // Field 1 declared length-delimited with a 10-byte varint length that never ends.
+    let response = unary_with_body(&server, grpc_message(&[0x0a, 0xff, 0xff, 0xff, 0xff])).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.grpc_status(), Some(INTERNAL));
+    assert_eq!(
+        response.grpc_message().as_deref(),
+        Some("failed to decode Protobuf message: RequestMessage.request_data: invalid varint")
+    );
+    assert_eq!(server.stats.snapshot().unary, 0, "the handler must not run");
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_string_is_internal() {
+    let server = TestServer::start().await;
+    // request_data (field 1) = the two bytes C3 28: not UTF-8.
+    let response = unary_with_body(&server, grpc_message(&[0x0a, 0x02, 0xc3, 0x28])).await;
+    assert_eq!(response.grpc_status(), Some(INTERNAL));
+    assert_eq!(
+        response.grpc_message().as_deref(),
+        Some(
+            "failed to decode Protobuf message: RequestMessage.request_data: invalid string value: data is not UTF-8 encoded"
+        )
+    );
+    assert_eq!(server.stats.snapshot().unary, 0);
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn length_prefix_shorter_than_the_message_is_internal() {
+    let server = TestServer::start().await;
+    let payload = encoded("People");
+    // Claims 2 bytes: the decoder sees field 1 announcing 6 bytes it does not have.
+    let response = unary_with_body(&server, grpc_frame(false, 2, &payload)).await;
+    assert_eq!(response.grpc_status(), Some(INTERNAL));
+    assert_eq!(
+        response.grpc_message().as_deref(),
+        Some("failed to decode Protobuf message: RequestMessage.request_data: buffer underflow")
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn length_prefix_longer_than_the_body_is_internal() {
+    let server = TestServer::start().await;
+    let payload = encoded("People");
+    // Claims 100 bytes, then the stream ends after 8.
+    let response = unary_with_body(&server, grpc_frame(false, 100, &payload)).await;
+    assert_eq!(response.grpc_status(), Some(INTERNAL));
+    assert_eq!(response.grpc_message().as_deref(), Some("Unexpected EOF decoding stream."));
+    assert_eq!(server.stats.snapshot().unary, 0);
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn compressed_flag_without_grpc_encoding_is_internal() {
+    let server = TestServer::start().await;
+    let payload = encoded("People");
+    let response = unary_with_body(&server, grpc_frame(true, payload.len() as u32, &payload)).await;
+    assert_eq!(response.grpc_status(), Some(INTERNAL));
+    assert_eq!(
+        response.grpc_message().as_deref(),
+        Some("protocol error: received message with compressed-flag but no grpc-encoding was specified")
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn unknown_grpc_encoding_is_unimplemented() {
+    let server = TestServer::start().await;
+    let mut client = wire::h2_connect(server.addr).await;
+    let mut request = grpc_request(UNARY_PATH);
+    request.headers_mut().insert("grpc-encoding", http::HeaderValue::from_static("snappy-xyz"));
+    let payload = encoded("People");
+    let response = wire::send(&mut client, request, grpc_frame(true, payload.len() as u32, &payload)).await;
+    assert_eq!(response.grpc_status(), Some(Code::Unimplemented as i32));
+    assert_eq!(
+        response.grpc_message().as_deref(),
+        Some("Content is compressed with `snappy-xyz` which isn't supported")
+    );
+    assert_eq!(
+        response.headers.get("grpc-accept-encoding").map(|v| v.to_str().unwrap()),
+        Some("gzip,zstd,identity"),
+        "the server names what it does accept"
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn oversize_message_is_refused_before_its_body_arrives() {
+    let server = TestServer::start().await;
+    let mut client = wire::h2_connect(server.addr).await;
+    // Announce 5 MiB but send only the 5-byte prefix and keep the stream open:
+    // an answer now proves the server did not wait to buffer the body.
+    let (response, _send) = wire::send_keep_open(
+        &mut client,
+        grpc_request(UNARY_PATH),
+        grpc_frame(false, 5 * 1024 * 1024, &[]),
+        false,
+    )
+    .await;
+    let response = tokio::time::timeout(integration_tests::PROMPTLY, wire::collect(response))
+        .await
+        .expect("answered without the body");
+    assert_eq!(response.grpc_status(), Some(Code::OutOfRange as i32));
+    assert_eq!(
+        response.grpc_message().as_deref(),
+        Some("Error, decoded message length too large: found 5242880 bytes, the limit is: 4194304 bytes")
+    );
+    assert_eq!(server.stats.snapshot().unary, 0);
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn well_formed_raw_request_is_answered() {
+    // The control case: the raw path itself works, so the failures above are about their input.
+    let server = TestServer::start().await;
+    let response = unary_with_body(&server, grpc_message(&encoded("raw"))).await;
+    assert_eq!(response.grpc_status(), Some(0));
+    let reply = connect_proto::ResponseMessage::decode(&response.body[5..]).expect("decodable reply");
+    assert_eq!(reply.response_data, "Hello, raw");
+}

@@ -1,0 +1,188 @@
+//! Floods against the server binary, measured from outside: latency of a
+//! well-behaved client, RSS and open files of the server. Ignored by default;
+//! `scripts/floods` builds the binary and runs them, printing the figures.
+
+use std::time::{Duration, Instant};
+
+use connect_proto::ConnectServiceClient;
+use integration_tests::{
+    PROMPTLY,
+    child::ChildServer,
+    request,
+    wire::{PREFACE, RawConn, UNARY_PATH, encode_frame, flags, frame_type, grpc_headers},
+};
+use tokio::{io::AsyncWriteExt, sync::watch};
+use tonic::transport::Channel;
+
+const CALLS: usize = 2_000;
+const PAIRS: u32 = 10_000;
+
+async fn latencies(client: &mut ConnectServiceClient<Channel>, calls: usize) -> Vec<Duration> {
+    let mut all = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        client.unary_rpc(request("calm")).await.expect("served");
+        all.push(started.elapsed());
+    }
+    all.sort();
+    all
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// One abusive connection: up to `PAIRS` HEADERS+RST_STREAM pairs; returns (pairs written, GOAWAY code).
+async fn rapid_reset_once(addr: std::net::SocketAddr) -> (u32, Option<u32>) {
+    let (mut conn, _) = RawConn::handshake(addr).await;
+    let block = grpc_headers(UNARY_PATH);
+    let mut written = 0;
+    let mut batch = Vec::new();
+    for i in 0..PAIRS {
+        let id = 2 * i + 1;
+        batch.extend(encode_frame(frame_type::HEADERS, flags::END_HEADERS, id, &block));
+        batch.extend(encode_frame(frame_type::RST_STREAM, 0, id, &8u32.to_be_bytes()));
+        if batch.len() >= 16 * 1024 || i + 1 == PAIRS {
+            if !conn.try_write(&batch).await {
+                break;
+            }
+            written = i + 1;
+            batch.clear();
+        }
+    }
+    let frames = conn.expect_closed_within(PROMPTLY).await.unwrap_or_default();
+    (written, frames.iter().find(|f| f.kind == frame_type::GOAWAY).map(|f| f.error_code()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run scripts/floods"]
+async fn rapid_reset_keeps_other_clients_fast() {
+    let server = ChildServer::spawn(&[]).await;
+    let addr = server.addr.parse().unwrap();
+    let mut client = ConnectServiceClient::connect(server.url()).await.unwrap();
+    latencies(&mut client, 200).await; // warm up
+    let calm = latencies(&mut client, CALLS).await;
+    let rss_before = server.rss_kib();
+
+    let (stop_tx, stop) = watch::channel(false);
+    let attacker = tokio::spawn(async move {
+        let (mut connections, mut pairs, mut goaways) = (0u32, 0u64, 0u32);
+        while !*stop.borrow() {
+            let (written, goaway) = rapid_reset_once(addr).await;
+            connections += 1;
+            pairs += u64::from(written);
+            goaways += u32::from(goaway == Some(0xb));
+        }
+        (connections, pairs, goaways)
+    });
+    let attacked = latencies(&mut client, CALLS).await;
+    stop_tx.send(true).unwrap();
+    let (connections, pairs, goaways) = attacker.await.unwrap();
+    let rss_after = server.rss_kib();
+
+    let (calm_p99, attacked_p99) = (percentile(&calm, 0.99), percentile(&attacked, 0.99));
+    let ratio = attacked_p99.as_secs_f64() / calm_p99.as_secs_f64();
+    println!(
+        "rapid reset: {connections} abusive connections, {pairs} HEADERS+RST_STREAM pairs written, {goaways} GOAWAY ENHANCE_YOUR_CALM, {} server log lines",
+        server.output_lines()
+    );
+    println!(
+        "rapid reset: unary p50 calm {:?} attacked {:?}; p99 calm {calm_p99:?} attacked {attacked_p99:?} ({ratio:.2}x); RSS {rss_before} -> {rss_after} KiB",
+        percentile(&calm, 0.5),
+        percentile(&attacked, 0.5)
+    );
+    assert_eq!(goaways, connections, "every abusive connection got GOAWAY");
+    assert!(ratio < 10.0, "p99 grew {ratio:.2}x");
+}
+
+/// Floods `frame` on one connection while another task drains the replies; returns RSS before and after.
+async fn flood_rss(frame: Vec<u8>, count: usize, read_replies: bool) -> (u64, u64, usize) {
+    let server = ChildServer::spawn(&[]).await;
+    let addr = server.addr.parse().unwrap();
+    let rss_before = server.rss_kib();
+    let (conn, _) = RawConn::handshake(addr).await;
+    let (mut reader, mut writer) = conn.tcp.into_split();
+    let drain = tokio::spawn(async move {
+        let mut sink = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        if read_replies {
+            use tokio::io::AsyncReadExt;
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(500), reader.read(&mut sink)).await
+            {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+        }
+        (reader, total)
+    });
+    let batch: Vec<u8> = std::iter::repeat_n(frame, 1_000).flatten().collect();
+    let mut sent = 0;
+    while sent < count {
+        // A peer that does not read makes the server stop reading too: that is the bound.
+        match tokio::time::timeout(Duration::from_secs(2), writer.write_all(&batch)).await {
+            Ok(Ok(())) => sent += 1_000,
+            _ => break,
+        }
+    }
+    let rss_peak = server.rss_kib();
+    let (_reader, replies) = drain.await.unwrap();
+    println!("    sent {sent} frames, {replies} reply bytes read");
+    drop(writer);
+    (rss_before, rss_peak, sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run scripts/floods"]
+async fn ping_and_settings_floods_do_not_grow_memory() {
+    let ping = encode_frame(frame_type::PING, 0, 0, &[7; 8]);
+    let settings = encode_frame(frame_type::SETTINGS, 0, 0, &[0, 4, 0, 1, 0, 0]);
+    for (name, frame) in [("PING", ping), ("SETTINGS", settings)] {
+        for read in [true, false] {
+            let (before, after, sent) = flood_rss(frame.clone(), 1_000_000, read).await;
+            println!(
+                "{name} flood ({}): {sent} frames, server RSS {before} -> {after} KiB (+{} KiB)",
+                if read { "acks read" } else { "acks never read" },
+                after.saturating_sub(before)
+            );
+            assert!(after < before + 16 * 1024, "{name} flood grew RSS by more than 16 MiB");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run scripts/floods"]
+async fn slowloris_full_scale_is_closed_and_fds_return() {
+    let server = ChildServer::spawn(&["--handshake-timeout", "2s", "--idle-timeout", "2s"]).await;
+    let addr = server.addr.parse().unwrap();
+    let (rss0, fds0) = (server.rss_kib(), server.open_files());
+    let mut slow = Vec::new();
+    for _ in 0..1_000 {
+        let mut conn = RawConn::connect(addr).await;
+        conn.write(&PREFACE[..5]).await;
+        slow.push(conn);
+        slow.push(RawConn::open(addr).await);
+    }
+    let (rss1, fds1) = (server.rss_kib(), server.open_files());
+    let mut client = ConnectServiceClient::connect(server.url()).await.unwrap();
+    let during = latencies(&mut client, 200).await;
+    let started = Instant::now();
+    for conn in &mut slow {
+        conn.expect_closed_within(Duration::from_secs(10)).await.expect("closed by the server");
+    }
+    let closed_after = started.elapsed();
+    drop(slow);
+    drop(client);
+    let deadline = Instant::now() + PROMPTLY;
+    while server.open_files() > fds0 + 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (rss2, fds2) = (server.rss_kib(), server.open_files());
+    println!(
+        "slowloris: 1000 before-preface + 1000 idle-after-preface; fds {fds0} -> {fds1} -> {fds2}; RSS {rss0} -> {rss1} -> {rss2} KiB; all closed {closed_after:?} after the normal client's 200 calls (p99 {:?})",
+        percentile(&during, 0.99)
+    );
+    assert!(fds2 <= fds0 + 1, "descriptors not released: {fds0} -> {fds2}");
+}
