@@ -9,7 +9,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use base64::{
@@ -18,8 +18,8 @@ use base64::{
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, combinators::MapFrame};
 use tower::Service;
 
 /// Suffix of metadata keys whose values are binary, base64 on the wire.
@@ -83,6 +83,7 @@ impl<S, B> Service<Request<tonic::body::Body>> for CallMetadata<S>
 where
     S: Service<Request<tonic::body::Body>, Response = Response<B>>,
     S::Future: Send + 'static,
+    B: Body<Data = Bytes>,
 {
     type Response = Response<PrintTrailers<B>>;
     type Error = S::Error;
@@ -105,7 +106,8 @@ where
                 let kind = if response.headers().contains_key("grpc-status") { "trailer" } else { "header" };
                 print_metadata(kind, response.headers());
             }
-            Ok(response.map(|inner| PrintTrailers { inner, verbose }))
+            let on_frame: fn(Frame<Bytes>) -> Frame<Bytes> = if verbose { print_trailers } else { unchanged };
+            Ok(response.map(|inner| inner.map_frame(on_frame)))
         })
     }
 }
@@ -116,44 +118,19 @@ fn print_metadata(kind: &str, headers: &HeaderMap) {
     }
 }
 
-pin_project! {
-    /// A response body that prints its trailers when they arrive, with `-v`.
-    pub struct PrintTrailers<B> {
-        #[pin]
-        inner: B,
-        verbose: bool,
+/// A response body that prints its trailers when they arrive, with `-v`
+/// (a plain `fn`, so the type can be named in [`CallMetadata`]'s `Service` impl).
+pub type PrintTrailers<B> = MapFrame<B, fn(Frame<Bytes>) -> Frame<Bytes>>;
+
+fn print_trailers(frame: Frame<Bytes>) -> Frame<Bytes> {
+    if let Some(trailers) = frame.trailers_ref() {
+        print_metadata("trailer", trailers);
     }
+    frame
 }
 
-impl<B> Body for PrintTrailers<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        if *this.verbose
-            && let Some(Ok(frame)) = &frame
-            && let Some(trailers) = frame.trailers_ref()
-        {
-            print_metadata("trailer", trailers);
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+fn unchanged(frame: Frame<Bytes>) -> Frame<Bytes> {
+    frame
 }
 
 #[cfg(test)]

@@ -5,8 +5,6 @@
 pub mod cancel;
 pub mod certs;
 pub mod child;
-pub mod h2raw;
-pub mod raw;
 pub mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

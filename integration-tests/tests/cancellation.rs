@@ -14,6 +14,15 @@ use tonic::Code;
 /// How soon after the reset the server must have stopped (the bound).
 const STOP_WITHIN: Duration = Duration::from_millis(100);
 
+/// Asserts that the server ends the one open call within [`STOP_WITHIN`], counted as
+/// cancelled (not as past its deadline).
+async fn assert_stopped_as_cancelled(server: &TestServer) {
+    let stats = timeout(STOP_WITHIN, server.stats.wait_until(|s| s.streams_open == 0 && s.cancelled == 1))
+        .await
+        .unwrap_or_else(|_| panic!("server stopped the call within 100 ms: {:?}", server.stats.snapshot()));
+    assert_eq!(stats.deadline_exceeded, 0);
+}
+
 #[tokio::test]
 async fn cancel_after_begin_client_stream() {
     let server = TestServer::start().await;
@@ -28,10 +37,7 @@ async fn cancel_after_begin_client_stream() {
     token.cancel();
     let status = call.await.unwrap().unwrap_err();
     assert_eq!(status.code(), Code::Cancelled);
-    let stats = timeout(STOP_WITHIN, server.stats.wait_until(|s| s.streams_open == 0 && s.cancelled == 1))
-        .await
-        .unwrap_or_else(|_| panic!("server stopped the call within 100 ms: {:?}", server.stats.snapshot()));
-    assert_eq!(stats.deadline_exceeded, 0);
+    assert_stopped_as_cancelled(&server).await;
     drop(tx);
 }
 
@@ -45,10 +51,7 @@ async fn cancel_after_begin_bidi() {
     timeout(PROMPTLY, server.stats.wait_until(|s| s.bidi == 1 && s.streams_open == 1)).await.unwrap();
     token.cancel();
     assert_eq!(stream.message().await.unwrap_err().code(), Code::Cancelled);
-    let stats = timeout(STOP_WITHIN, server.stats.wait_until(|s| s.streams_open == 0 && s.cancelled == 1))
-        .await
-        .unwrap_or_else(|_| panic!("producer stopped within 100 ms: {:?}", server.stats.snapshot()));
-    assert_eq!(stats.deadline_exceeded, 0);
+    assert_stopped_as_cancelled(&server).await;
     drop(tx);
 }
 
@@ -63,10 +66,7 @@ async fn cancel_after_first_response_bidi() {
     assert_eq!(stream.message().await.unwrap().unwrap().response_data, "Hello, one");
     token.cancel();
     assert_eq!(stream.message().await.unwrap_err().code(), Code::Cancelled);
-    let stats = timeout(STOP_WITHIN, server.stats.wait_until(|s| s.streams_open == 0 && s.cancelled == 1))
-        .await
-        .unwrap_or_else(|_| panic!("producer stopped within 100 ms: {:?}", server.stats.snapshot()));
-    assert_eq!(stats.deadline_exceeded, 0);
+    assert_stopped_as_cancelled(&server).await;
     drop(tx);
 }
 
@@ -79,10 +79,7 @@ async fn cancel_after_first_response_server_stream_stops_a_long_pause() {
     let mut stream = client.server_stream_rpc(message).await.unwrap().into_inner();
     assert_eq!(stream.message().await.unwrap().unwrap().response_data, "Hello, slow: server(1) ");
     drop(stream);
-    let stats = timeout(STOP_WITHIN, server.stats.wait_until(|s| s.streams_open == 0 && s.cancelled == 1))
-        .await
-        .unwrap_or_else(|_| panic!("producer stopped within 100 ms: {:?}", server.stats.snapshot()));
-    assert_eq!(stats.deadline_exceeded, 0);
+    assert_stopped_as_cancelled(&server).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use connect_proto::RequestMessage;
-use integration_tests::{PROMPTLY, TestServer, raw, request};
+use http::HeaderValue;
+use integration_tests::{
+    PROMPTLY, TestServer, request,
+    wire::{CLIENT_STREAM_PATH, client, grpc::request_message},
+};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request};
@@ -47,17 +51,14 @@ async fn client_stream_ends_with_deadline_exceeded_not_cancelled() {
     // tonic's server timer on the same deadline would answer CANCELLED; repeat to catch that race.
     // (The bare client: tonic's own client would time out by itself first, just as racily.)
     for round in 1..=5u64 {
-        let body = raw::frame(&request("waiting"));
-        let response = raw::call(
-            server.addr,
-            "/ConnectService/ClientStreamRPC",
-            &[("grpc-timeout", "40m")],
-            body,
-            false,
-        )
-        .await;
+        let mut call = client::grpc_request(CLIENT_STREAM_PATH);
+        call.headers_mut().insert("grpc-timeout", HeaderValue::from_static("40m"));
+        let response = client::call(server.addr, call, request_message(&request("waiting")), false).await;
         // The message as it travels: percent-encoded.
-        assert_eq!((response.status(), response.message()), (4, "deadline%20exceeded"));
+        assert_eq!(
+            (response.grpc_status(), response.grpc_header("grpc-message").as_deref()),
+            (Some(4), Some("deadline%20exceeded"))
+        );
         let stats = server.stats.wait_until(|s| s.deadline_exceeded == round && s.streams_open == 0).await;
         assert_eq!(stats.cancelled, 0);
     }

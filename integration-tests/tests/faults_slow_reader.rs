@@ -5,7 +5,10 @@ use connect_proto::{RequestMessage, ResponseMessage};
 use http::HeaderValue;
 use integration_tests::{
     PROMPTLY, TestServer, assert_still_serving,
-    wire::{self, grpc_message, grpc_request, send_keep_open},
+    wire::{
+        client::{self, grpc_request, send_keep_open},
+        grpc::grpc_message,
+    },
 };
 use prost::Message;
 use tonic::Code;
@@ -16,7 +19,7 @@ const ASKED: u32 = 1_000_000;
 #[tokio::test]
 async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
     let server = TestServer::start().await;
-    let mut client = wire::h2_connect(server.addr).await;
+    let mut client = client::h2_connect(server.addr).await;
     let mut request = grpc_request("/ConnectService/ServerStreamRPC");
     request.headers_mut().insert("grpc-timeout", HeaderValue::from_static("500m"));
     let body = grpc_message(
@@ -33,7 +36,7 @@ async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
     // The call is counted when its response ends, which waits for the reader.
     assert_eq!(snapshot.deadline_exceeded, 0);
     // Now read everything: the messages that were produced, then a non-OK status with their count.
-    let response = tokio::time::timeout(PROMPTLY, wire::collect(response)).await.expect("the rest arrives");
+    let response = tokio::time::timeout(PROMPTLY, client::collect(response)).await.expect("the rest arrives");
     let mut received = 0u64;
     let mut body = &response.body[..];
     while !body.is_empty() {
@@ -59,7 +62,7 @@ async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
 #[tokio::test]
 async fn never_read_stream_without_deadline_is_ended_by_shutdown() {
     let mut server = TestServer::start_with_args(&["--shutdown-grace", "300ms"]).await;
-    let mut client = wire::h2_connect(server.addr).await;
+    let mut client = client::h2_connect(server.addr).await;
     let body = grpc_message(
         &RequestMessage { request_data: "slow".into(), count: ASKED, interval_ms: 0 }.encode_to_vec(),
     );

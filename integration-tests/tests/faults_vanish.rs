@@ -6,7 +6,10 @@ use std::time::Duration;
 use connect_proto::RequestMessage;
 use integration_tests::{
     PROMPTLY, TestServer, assert_still_serving, scale,
-    wire::{AbortableH2, grpc_message, grpc_request, send_keep_open},
+    wire::{
+        client::{AbortableH2, grpc_request, send_keep_open},
+        grpc::grpc_message,
+    },
 };
 use prost::Message;
 

@@ -4,16 +4,19 @@
 use bytes::Bytes;
 use integration_tests::{
     TestServer, assert_still_serving,
-    wire::{self, UNARY_PATH, grpc_frame, grpc_message, grpc_request},
+    wire::{
+        UNARY_PATH, client,
+        grpc::{grpc_frame, grpc_message},
+    },
 };
 use prost::Message;
 use tonic::Code;
 
 const INTERNAL: i32 = Code::Internal as i32;
 
-async fn unary_with_body(server: &TestServer, body: Bytes) -> wire::RawResponse {
-    let mut client = wire::h2_connect(server.addr).await;
-    wire::send(&mut client, grpc_request(UNARY_PATH), body).await
+async fn unary_with_body(server: &TestServer, body: Bytes) -> client::RawResponse {
+    let mut client = client::h2_connect(server.addr).await;
+    client::send(&mut client, client::grpc_request(UNARY_PATH), body).await
 }
 
 fn encoded(data: &str) -> Vec<u8> {
@@ -93,11 +96,11 @@ async fn compressed_flag_without_grpc_encoding_is_internal() {
 #[tokio::test]
 async fn unknown_grpc_encoding_is_unimplemented() {
     let server = TestServer::start().await;
-    let mut client = wire::h2_connect(server.addr).await;
-    let mut request = grpc_request(UNARY_PATH);
+    let mut client = client::h2_connect(server.addr).await;
+    let mut request = client::grpc_request(UNARY_PATH);
     request.headers_mut().insert("grpc-encoding", http::HeaderValue::from_static("snappy-xyz"));
     let payload = encoded("People");
-    let response = wire::send(&mut client, request, grpc_frame(true, payload.len() as u32, &payload)).await;
+    let response = client::send(&mut client, request, grpc_frame(true, payload.len() as u32, &payload)).await;
     assert_eq!(response.grpc_status(), Some(Code::Unimplemented as i32));
     assert_eq!(
         response.grpc_message().as_deref(),
@@ -114,17 +117,17 @@ async fn unknown_grpc_encoding_is_unimplemented() {
 #[tokio::test]
 async fn oversize_message_is_refused_before_its_body_arrives() {
     let server = TestServer::start().await;
-    let mut client = wire::h2_connect(server.addr).await;
+    let mut client = client::h2_connect(server.addr).await;
     // Announce 5 MiB but send only the 5-byte prefix and keep the stream open:
     // an answer now proves the server did not wait to buffer the body.
-    let (response, _send) = wire::send_keep_open(
+    let (response, _send) = client::send_keep_open(
         &mut client,
-        grpc_request(UNARY_PATH),
+        client::grpc_request(UNARY_PATH),
         grpc_frame(false, 5 * 1024 * 1024, &[]),
         false,
     )
     .await;
-    let response = tokio::time::timeout(integration_tests::PROMPTLY, wire::collect(response))
+    let response = tokio::time::timeout(integration_tests::PROMPTLY, client::collect(response))
         .await
         .expect("answered without the body");
     assert_eq!(response.grpc_status(), Some(Code::OutOfRange as i32));

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::{
     PROMPTLY, TestServer, assert_still_serving,
-    wire::{self, Frame, PREFACE, RawConn, frame_type},
+    wire::frames::{Frame, PREFACE, RawConn, flags, frame_type},
 };
 
 /// Sends `bytes`, then expects the server's own SETTINGS frame and nothing else before it closes.
@@ -84,7 +84,7 @@ async fn idle_connection_after_the_preface_is_closed_at_the_idle_timeout() {
     // Its SETTINGS, the ack of ours and its connection window; then the close.
     assert_eq!(
         frames.iter().map(|f| (f.kind, f.flags)).collect::<Vec<_>>(),
-        [(frame_type::SETTINGS, 0), (frame_type::SETTINGS, wire::flags::ACK), (frame_type::WINDOW_UPDATE, 0),]
+        [(frame_type::SETTINGS, 0), (frame_type::SETTINGS, flags::ACK), (frame_type::WINDOW_UPDATE, 0),]
     );
     tokio::time::timeout(PROMPTLY, server.connections.wait_until_at_most(0))
         .await

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use integration_tests::{
     PROMPTLY, TestServer, assert_still_serving, scale,
-    wire::{PREFACE, RawConn, frame_type},
+    wire::frames::{PREFACE, RawConn, frame_type},
 };
 
 #[tokio::test]

@@ -6,15 +6,12 @@ use std::time::Duration;
 
 use integration_tests::{
     TestServer, assert_still_serving, scale,
-    wire::{RawConn, UNARY_PATH, encode_frame, flags, frame_type, grpc_headers},
+    wire::{
+        UNARY_PATH,
+        frames::{RawConn, encode_frame, error_code, flags, frame_type, grpc_headers_frame, rst_stream},
+    },
 };
 
-/// HTTP/2 error code ENHANCE_YOUR_CALM.
-const ENHANCE_YOUR_CALM: u32 = 0xb;
-/// HTTP/2 error code REFUSED_STREAM.
-const REFUSED_STREAM: u32 = 0x7;
-/// HTTP/2 error code CANCEL.
-const CANCEL: u32 = 0x8;
 /// SETTINGS_MAX_CONCURRENT_STREAMS.
 const MAX_CONCURRENT_STREAMS: u16 = 0x3;
 /// How much the client batches before each write.
@@ -47,21 +44,17 @@ async fn write_all_frames(conn: &mut RawConn, frames: impl Iterator<Item = Vec<u
 async fn rapid_reset_gets_goaway_enhance_your_calm() {
     let server = TestServer::start().await;
     let (mut conn, _) = RawConn::handshake(server.addr).await;
-    let block = grpc_headers(UNARY_PATH);
     let pairs = scale(2_000, 10_000);
     let frames = (0..pairs as u32).flat_map(|i| {
         let id = 2 * i + 1;
-        [
-            encode_frame(frame_type::HEADERS, flags::END_HEADERS, id, &block),
-            encode_frame(frame_type::RST_STREAM, 0, id, &CANCEL.to_be_bytes()),
-        ]
+        [grpc_headers_frame(UNARY_PATH, id, false), rst_stream(id, error_code::CANCEL)]
     });
     write_all_frames(&mut conn, frames).await;
     let frames =
         conn.expect_closed_within(integration_tests::PROMPTLY).await.expect("server closes the abuser");
     let goaways: Vec<_> = frames.iter().filter(|f| f.kind == frame_type::GOAWAY).collect();
     assert_eq!(goaways.len(), 1, "{frames:?}");
-    assert_eq!(goaways[0].error_code(), ENHANCE_YOUR_CALM);
+    assert_eq!(goaways[0].error_code(), error_code::ENHANCE_YOUR_CALM);
     // h2 allows 20 streams reset before the server accepts them; the GOAWAY names
     // the last stream it processed, far below the ones the abuser sent.
     let last_stream = u32::from_be_bytes(goaways[0].payload[..4].try_into().unwrap());
@@ -80,9 +73,7 @@ async fn streams_beyond_the_limit_are_refused() {
         .expect("the server announces a concurrent-stream limit");
     let extra = 10u32;
     // Unary calls whose body never comes: each stream stays open in the handler.
-    let block = grpc_headers(UNARY_PATH);
-    let frames =
-        (0..limit + extra).map(|i| encode_frame(frame_type::HEADERS, flags::END_HEADERS, 2 * i + 1, &block));
+    let frames = (0..limit + extra).map(|i| grpc_headers_frame(UNARY_PATH, 2 * i + 1, false));
     assert_eq!(write_all_frames(&mut conn, frames).await, (limit + extra) as usize);
     let mut refused = Vec::new();
     while refused.len() < extra as usize {
@@ -91,8 +82,8 @@ async fn streams_beyond_the_limit_are_refused() {
             .await
             .expect("connection stays open");
         assert_eq!(frame.kind, frame_type::RST_STREAM, "{frame:?}");
-        assert_eq!(frame.error_code(), REFUSED_STREAM);
-        refused.push(frame.stream);
+        assert_eq!(frame.error_code(), error_code::REFUSED_STREAM);
+        refused.push(frame.stream_id);
     }
     // Exactly the streams past the limit, nothing queued.
     let expected: Vec<u32> = (limit..limit + extra).map(|i| 2 * i + 1).collect();

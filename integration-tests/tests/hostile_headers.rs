@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use integration_tests::{
     TestServer, assert_still_serving,
-    wire::{self, UNARY_PATH, grpc_message, grpc_request},
+    wire::{UNARY_PATH, client, grpc::grpc_message},
 };
 use prost::Message;
 use tonic::Code;
@@ -16,19 +16,19 @@ fn hello_body() -> Bytes {
 
 async fn content_type_answer(content_type: Option<&'static str>) {
     let server = TestServer::start().await;
-    let mut client = wire::h2_connect(server.addr).await;
-    let mut request = grpc_request(UNARY_PATH);
+    let mut client = client::h2_connect(server.addr).await;
+    let mut request = client::grpc_request(UNARY_PATH);
     match content_type {
         Some(value) => request.headers_mut().insert("content-type", HeaderValue::from_static(value)),
         None => request.headers_mut().remove("content-type"),
     };
-    let response = wire::send(&mut client, request, hello_body()).await;
+    let response = client::send(&mut client, request, hello_body()).await;
     assert_eq!(response.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type {content_type:?}");
     assert_eq!(response.grpc_status(), None, "a 415 is plain HTTP, not a gRPC status");
     assert!(response.body.is_empty());
     assert_eq!(server.stats.snapshot().unary, 0, "the handler must not run");
     // The same connection still carries gRPC.
-    let ok = wire::send(&mut client, grpc_request(UNARY_PATH), hello_body()).await;
+    let ok = client::send(&mut client, client::grpc_request(UNARY_PATH), hello_body()).await;
     assert_eq!(ok.grpc_status(), Some(0));
     assert_still_serving(&server).await;
 }
@@ -51,10 +51,10 @@ async fn missing_content_type_is_http_415() {
 #[tokio::test]
 async fn grpc_proto_content_type_is_served() {
     let server = TestServer::start().await;
-    let mut client = wire::h2_connect(server.addr).await;
-    let mut request = grpc_request(UNARY_PATH);
+    let mut client = client::h2_connect(server.addr).await;
+    let mut request = client::grpc_request(UNARY_PATH);
     request.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc+proto"));
-    let response = wire::send(&mut client, request, hello_body()).await;
+    let response = client::send(&mut client, request, hello_body()).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.grpc_status(), Some(0));
 }
@@ -64,10 +64,10 @@ async fn missing_te_trailers_is_still_served() {
     // Like grpc-go, the server does not insist on `te: trailers` (some proxies drop it);
     // the answer is a normal gRPC response with its status in the trailers.
     let server = TestServer::start().await;
-    let mut client = wire::h2_connect(server.addr).await;
-    let mut request = grpc_request(UNARY_PATH);
+    let mut client = client::h2_connect(server.addr).await;
+    let mut request = client::grpc_request(UNARY_PATH);
     request.headers_mut().remove("te");
-    let response = wire::send(&mut client, request, hello_body()).await;
+    let response = client::send(&mut client, request, hello_body()).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.grpc_status(), Some(0));
     let reply = connect_proto::ResponseMessage::decode(&response.body[5..]).expect("decodable reply");
@@ -77,8 +77,8 @@ async fn missing_te_trailers_is_still_served() {
 
 async fn unimplemented_for(path: &str) {
     let server = TestServer::start().await;
-    let mut client = wire::h2_connect(server.addr).await;
-    let response = wire::send(&mut client, grpc_request(path), hello_body()).await;
+    let mut client = client::h2_connect(server.addr).await;
+    let response = client::send(&mut client, client::grpc_request(path), hello_body()).await;
     assert_eq!(response.status, StatusCode::OK, "{path}");
     assert_eq!(response.grpc_status(), Some(Code::Unimplemented as i32), "{path}");
     assert!(response.trailers.is_none(), "{path}: a trailers-only answer");

@@ -4,9 +4,11 @@ use std::time::{Duration, Instant};
 
 use connect_proto::RequestMessage;
 use integration_tests::{
-    TestServer,
-    h2raw::{RawH2, kind, reason, rst_stream, unary_headers},
-    request,
+    TestServer, request,
+    wire::{
+        UNARY_PATH,
+        frames::{RawConn, error_code, frame_type, grpc_headers_frame, rst_stream},
+    },
 };
 use prost::Message as _;
 use tonic::Code;
@@ -51,15 +53,15 @@ async fn oversized_response_is_out_of_range_naming_the_limit() {
 #[tokio::test]
 async fn streams_beyond_max_concurrent_streams_are_refused() {
     let server = TestServer::start_with_args(&["--max-concurrent-streams", "1"]).await;
-    let mut h2 = RawH2::connect(server.addr).await;
+    let (mut conn, _) = RawConn::handshake(server.addr).await;
     // Stream 1 stays open (no END_STREAM), so stream 3 is one too many.
-    let mut frames = unary_headers(1, false);
-    frames.extend(unary_headers(3, true));
-    h2.write(&frames).await;
-    let reset = h2.next_of(&[kind::RST_STREAM, kind::GOAWAY]).await.expect("a reset");
+    let mut frames = grpc_headers_frame(UNARY_PATH, 1, false);
+    frames.extend(grpc_headers_frame(UNARY_PATH, 3, true));
+    conn.write(&frames).await;
+    let reset = conn.next_of(&[frame_type::RST_STREAM, frame_type::GOAWAY]).await.expect("a reset");
     assert_eq!(
         (reset.kind, reset.stream_id, reset.error_code()),
-        (kind::RST_STREAM, 3, reason::REFUSED_STREAM)
+        (frame_type::RST_STREAM, 3, error_code::REFUSED_STREAM)
     );
 }
 
@@ -72,42 +74,42 @@ async fn too_many_local_error_resets_close_the_connection() {
         "2",
     ])
     .await;
-    let mut h2 = RawH2::connect(server.addr).await;
+    let (mut conn, _) = RawConn::handshake(server.addr).await;
     // Each refused stream is a reset the server makes because of the client; the third is one too many.
-    let mut frames = unary_headers(1, false);
+    let mut frames = grpc_headers_frame(UNARY_PATH, 1, false);
     for id in [3, 5, 7] {
-        frames.extend(unary_headers(id, true));
+        frames.extend(grpc_headers_frame(UNARY_PATH, id, true));
     }
-    h2.write(&frames).await;
+    conn.write(&frames).await;
     for id in [3, 5] {
-        let reset = h2.next_of(&[kind::RST_STREAM, kind::GOAWAY]).await.expect("a reset");
+        let reset = conn.next_of(&[frame_type::RST_STREAM, frame_type::GOAWAY]).await.expect("a reset");
         assert_eq!(
             (reset.kind, reset.stream_id, reset.error_code()),
-            (kind::RST_STREAM, id, reason::REFUSED_STREAM)
+            (frame_type::RST_STREAM, id, error_code::REFUSED_STREAM)
         );
     }
-    let goaway = h2.next_of(&[kind::RST_STREAM, kind::GOAWAY]).await.expect("a GOAWAY");
+    let goaway = conn.next_of(&[frame_type::RST_STREAM, frame_type::GOAWAY]).await.expect("a GOAWAY");
     assert_eq!(
         (goaway.kind, goaway.error_code(), goaway.debug_data().as_str()),
-        (kind::GOAWAY, reason::ENHANCE_YOUR_CALM, "too_many_internal_resets")
+        (frame_type::GOAWAY, error_code::ENHANCE_YOUR_CALM, "too_many_internal_resets")
     );
 }
 
 #[tokio::test]
 async fn too_many_pending_accept_resets_close_the_connection() {
     let server = TestServer::start_with_args(&["--max-pending-accept-reset-streams", "2"]).await;
-    let mut h2 = RawH2::connect(server.addr).await;
+    let (mut conn, _) = RawConn::handshake(server.addr).await;
     // Open-and-cancel in one burst (the "rapid reset" pattern): streams reset before the server accepts them.
     let mut frames = Vec::new();
     for id in (1..40).step_by(2) {
-        frames.extend(unary_headers(id, true));
-        frames.extend(rst_stream(id, reason::CANCEL));
+        frames.extend(grpc_headers_frame(UNARY_PATH, id, true));
+        frames.extend(rst_stream(id, error_code::CANCEL));
     }
-    h2.write(&frames).await;
-    let goaway = h2.next_of(&[kind::GOAWAY]).await.expect("a GOAWAY");
+    conn.write(&frames).await;
+    let goaway = conn.next_of(&[frame_type::GOAWAY]).await.expect("a GOAWAY");
     assert_eq!(
         (goaway.error_code(), goaway.debug_data().as_str()),
-        (reason::ENHANCE_YOUR_CALM, "too_many_resets")
+        (error_code::ENHANCE_YOUR_CALM, "too_many_resets")
     );
 }
 
@@ -115,11 +117,11 @@ async fn too_many_pending_accept_resets_close_the_connection() {
 async fn unanswered_keepalive_ping_closes_the_connection() {
     let server =
         TestServer::start_with_args(&["--keepalive-interval", "100ms", "--keepalive-timeout", "100ms"]).await;
-    let mut h2 = RawH2::connect(server.addr).await;
-    let ping = h2.next_of(&[kind::PING]).await.expect("a keepalive PING");
+    let (mut conn, _) = RawConn::handshake(server.addr).await;
+    let ping = conn.next_of(&[frame_type::PING]).await.expect("a keepalive PING");
     assert_eq!(ping.flags, 0, "a ping, not an ack");
     // Never answered: the server gives up on the connection.
-    assert_eq!(h2.next_of(&[]).await, None, "connection closed");
+    assert_eq!(conn.next_of(&[]).await, None, "connection closed");
 }
 
 #[tokio::test]
@@ -132,13 +134,13 @@ async fn connections_past_max_age_get_goaway_then_close_after_the_grace() {
     ])
     .await;
     let connected = Instant::now();
-    let mut h2 = RawH2::connect(server.addr).await;
+    let (mut conn, _) = RawConn::handshake(server.addr).await;
     // A call that never finishes keeps the connection open past its age, until the grace ends it.
-    h2.write(&unary_headers(1, false)).await;
-    let goaway = h2.next_of(&[kind::GOAWAY]).await.expect("a GOAWAY");
-    assert_eq!(goaway.error_code(), reason::NO_ERROR);
+    conn.write(&grpc_headers_frame(UNARY_PATH, 1, false)).await;
+    let goaway = conn.next_of(&[frame_type::GOAWAY]).await.expect("a GOAWAY");
+    assert_eq!(goaway.error_code(), error_code::NO_ERROR);
     assert!(connected.elapsed() >= Duration::from_millis(200), "GOAWAY at the age, not before");
-    let after_goaway = h2.next_of(&[kind::GOAWAY]).await;
+    let after_goaway = conn.next_of(&[frame_type::GOAWAY]).await;
     assert_eq!(after_goaway.map(|frame| frame.error_code()), None, "closed after the grace");
     assert!(connected.elapsed() >= Duration::from_millis(500), "open until age + grace");
 }

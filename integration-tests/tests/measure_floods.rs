@@ -9,7 +9,10 @@ use integration_tests::{
     PROMPTLY,
     child::ChildServer,
     request,
-    wire::{PREFACE, RawConn, UNARY_PATH, encode_frame, flags, frame_type, grpc_headers},
+    wire::{
+        UNARY_PATH,
+        frames::{PREFACE, RawConn, encode_frame, error_code, frame_type, grpc_headers_frame, rst_stream},
+    },
 };
 use tokio::{io::AsyncWriteExt, sync::watch};
 use tonic::transport::Channel;
@@ -35,13 +38,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// One abusive connection: up to `PAIRS` HEADERS+RST_STREAM pairs; returns (pairs written, GOAWAY code).
 async fn rapid_reset_once(addr: std::net::SocketAddr) -> (u32, Option<u32>) {
     let (mut conn, _) = RawConn::handshake(addr).await;
-    let block = grpc_headers(UNARY_PATH);
     let mut written = 0;
     let mut batch = Vec::new();
     for i in 0..PAIRS {
         let id = 2 * i + 1;
-        batch.extend(encode_frame(frame_type::HEADERS, flags::END_HEADERS, id, &block));
-        batch.extend(encode_frame(frame_type::RST_STREAM, 0, id, &8u32.to_be_bytes()));
+        batch.extend(grpc_headers_frame(UNARY_PATH, id, false));
+        batch.extend(rst_stream(id, error_code::CANCEL));
         if batch.len() >= 16 * 1024 || i + 1 == PAIRS {
             if !conn.try_write(&batch).await {
                 break;

@@ -4,7 +4,11 @@
 use std::{collections::HashMap, net::SocketAddr};
 
 use connect_proto::{RequestMessage, ResponseMessage};
-use integration_tests::{PROMPTLY, TestServer, raw, request};
+use http::HeaderValue;
+use integration_tests::{
+    PROMPTLY, TestServer, request,
+    wire::{CLIENT_STREAM_PATH, client, grpc::request_message},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -70,15 +74,10 @@ async fn counts_a_known_sequence_of_calls() {
     // ClientStreamRPC: one OK (two requests), one past its deadline (one request), one cancelled (none).
     let requests = futures::stream::iter([request("1"), request("2")]);
     client.client_stream_rpc(requests).await.unwrap();
-    let late = raw::call(
-        server.addr,
-        "/ConnectService/ClientStreamRPC",
-        &[("grpc-timeout", "50m")],
-        raw::frame(&request("late")),
-        false,
-    )
-    .await;
-    assert_eq!(late.status(), 4);
+    let mut late = client::grpc_request(CLIENT_STREAM_PATH);
+    late.headers_mut().insert("grpc-timeout", HeaderValue::from_static("50m"));
+    let late = client::call(server.addr, late, request_message(&request("late")), false).await;
+    assert_eq!(late.grpc_status(), Some(4));
     let token = CancellationToken::new();
     let mut cancellable = server.cancellable_client(token.clone()).await;
     let (tx, rx) = mpsc::channel::<RequestMessage>(1);

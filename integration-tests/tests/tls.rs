@@ -3,7 +3,9 @@
 use clap::Parser;
 use connect_client::{Cli, ClientError};
 use connect_proto::ConnectServiceClient;
-use integration_tests::{PROMPTLY, TestServer, certs::TestCerts, certs::path, request};
+use integration_tests::{
+    PROMPTLY, TestServer, certs::TestCerts, certs::path, request, wire::frames::PREFACE,
+};
 use std::sync::Arc;
 
 use tokio::{
@@ -80,7 +82,7 @@ async fn plaintext_client_is_refused_by_tls_server() {
 
     // On the wire: the server answers an HTTP/2 preface with a TLS alert record (type 21), never HTTP/2.
     let mut raw = TcpStream::connect(server.addr).await.unwrap();
-    raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    raw.write_all(PREFACE).await.unwrap();
     let mut first = [0u8; 1];
     let read = tokio::time::timeout(PROMPTLY, raw.read(&mut first)).await.expect("answered in time");
     assert!(matches!(read, Ok(1)), "{read:?}");

@@ -83,7 +83,6 @@ def test_unreachable_server_exits_3():
     assert result.stderr.startswith(f"cannot connect to http://127.0.0.1:{port}: "), result.stderr
 
 
-@pytest.mark.feature("lifecycle")
 def test_headers_sent_and_printed(client):
     result = client("-v", "-H", "x-request-id: interop-cli-1", "unary")
     assert result.returncode == 0, result.stderr
@@ -93,7 +92,6 @@ def test_headers_sent_and_printed(client):
     assert re.search(r"^.*x-served-by: python:", result.stderr, re.M), result.stderr
 
 
-@pytest.mark.feature("lifecycle")
 def test_trailers_printed(client):
     result = client("-v", "server-stream", "--count", "3")
     assert result.returncode == 0, result.stderr
@@ -101,7 +99,6 @@ def test_trailers_printed(client):
     assert re.search(r"^.*x-message-count: 3$", result.stderr, re.M), result.stderr
 
 
-@pytest.mark.feature("production")
 def test_health(client):
     ok(client("health"), "SERVING\n")
     ok(client("health", "ConnectService"), "SERVING\n")
@@ -112,7 +109,6 @@ def test_health(client):
     assert result.stderr.splitlines()[0] == "RPC failed: NOT_FOUND: ", result.stderr
 
 
-@pytest.mark.feature("production")
 def test_list(client):
     ok(
         client("list"),
@@ -129,7 +125,6 @@ def pki(tmp_path_factory):
     return certs.make_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.mark.feature("production")
 def test_tls(pki):
     server = procs.python_server("--tls-cert", pki["server_cert"], "--tls-key", pki["server_key"])
     try:
@@ -144,7 +139,6 @@ def test_tls(pki):
         server.stop()
 
 
-@pytest.mark.feature("production")
 def test_mtls(pki):
     server = procs.python_server(
         "--tls-cert", pki["server_cert"], "--tls-key", pki["server_key"], "--tls-client-ca", pki["ca"]
@@ -170,7 +164,6 @@ def test_mtls(pki):
         server.stop()
 
 
-@pytest.mark.feature("production")
 def test_token(python_server):
     auth = procs.python_server("--auth-token", "py-s3cret")
     try:

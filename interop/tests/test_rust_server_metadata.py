@@ -3,13 +3,11 @@
 import re
 
 import grpc
-import pytest
 
 import connect_pb2 as pb
 import connect_pb2_grpc
 import procs
 
-pytestmark = pytest.mark.feature("lifecycle")
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -11,7 +11,6 @@ import connect_pb2 as pb
 import connect_pb2_grpc
 import procs
 
-pytestmark = pytest.mark.feature("production")
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 METHODS = ["UnaryRPC", "ServerStreamRPC", "ClientStreamRPC", "BidiStreamRPC"]

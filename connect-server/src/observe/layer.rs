@@ -16,6 +16,7 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use tonic::{
     Code,
@@ -106,7 +107,7 @@ where
             Call::start(method, peer(&request), request_id, call_deadline, Arc::clone(&self.layer.stats));
         if let Some(metrics) = call.metrics() {
             let received = metrics.received.clone();
-            request = request.map(|body| tonic::body::Body::new(ObservedRequest::new(body, received)));
+            request = request.map(|body| count_received(body, received));
         }
         ObservedFuture {
             inner: self.inner.call(request),
@@ -132,51 +133,18 @@ fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
         .and_then(TcpConnectInfo::remote_addr)
 }
 
-pin_project! {
-    /// The request body, counting the messages the handler reads.
-    struct ObservedRequest {
-        #[pin]
-        inner: tonic::body::Body,
-        frames: FrameCounter,
-        // The method's received-message counter (an `Arc` inside: cloning it is cheap).
-        received: prometheus::IntCounter,
-    }
-}
-
-impl ObservedRequest {
-    fn new(inner: tonic::body::Body, received: prometheus::IntCounter) -> Self {
-        Self { inner, frames: FrameCounter::default(), received }
-    }
-}
-
-impl Body for ObservedRequest {
-    type Data = Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        if let Some(Ok(frame)) = &frame
-            && let Some(data) = frame.data_ref()
-        {
-            let messages = this.frames.feed(data);
+/// The request body, counting the messages the handler reads.
+fn count_received(body: tonic::body::Body, received: prometheus::IntCounter) -> tonic::body::Body {
+    let mut frames = FrameCounter::default();
+    tonic::body::Body::new(body.map_frame(move |frame| {
+        if let Some(data) = frame.data_ref() {
+            let messages = frames.feed(data);
             if messages > 0 {
-                this.received.inc_by(messages);
+                received.inc_by(messages);
             }
         }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+        frame
+    }))
 }
 
 pin_project! {

@@ -1,12 +1,10 @@
-//! Talking to the server below the gRPC client: HTTP/2 requests through the
-//! `h2` crate with any headers and body bytes, and hand-made HTTP/2 frames on
-//! a bare TCP socket for what even `h2` will not send (floods, refused streams).
+//! Hand-made HTTP/2 frames on a bare TCP socket, for what even the `h2` crate
+//! will not send: floods, refused and reset streams, unanswered pings, broken
+//! prefaces. [`RawConn`] writes and reads frames one by one.
 
 use std::{net::SocketAddr, time::Duration};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use h2::client::SendRequest;
-use http::{HeaderMap, Request, StatusCode};
+use bytes::BytesMut;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -14,131 +12,8 @@ use tokio::{
 
 use crate::PROMPTLY;
 
-/// The path of `UnaryRPC`.
-pub const UNARY_PATH: &str = "/ConnectService/UnaryRPC";
-
 /// The HTTP/2 client connection preface.
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Opens an HTTP/2 connection with the `h2` crate; the connection task runs in the background.
-pub async fn h2_connect(addr: SocketAddr) -> SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (send, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    send
-}
-
-/// What came back for one raw HTTP/2 request.
-#[derive(Debug)]
-pub struct RawResponse {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// The response headers.
-    pub headers: HeaderMap,
-    /// The body bytes (gRPC frames).
-    pub body: Bytes,
-    /// The trailers, if any (a trailers-only response has none: its status is in `headers`).
-    pub trailers: Option<HeaderMap>,
-}
-
-impl RawResponse {
-    /// The `grpc-status` code, from the trailers or a trailers-only response.
-    pub fn grpc_status(&self) -> Option<i32> {
-        self.grpc_header("grpc-status").map(|value| value.parse().expect("numeric grpc-status"))
-    }
-
-    /// The `grpc-message`, percent-decoded.
-    pub fn grpc_message(&self) -> Option<String> {
-        self.grpc_header("grpc-message").map(|value| percent_decode(&value))
-    }
-
-    fn grpc_header(&self, name: &str) -> Option<String> {
-        let value = self.trailers.as_ref().and_then(|t| t.get(name)).or_else(|| self.headers.get(name))?;
-        Some(value.to_str().expect("ascii header").to_owned())
-    }
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(byte) = u8::from_str_radix(&value[i + 1..i + 3], 16)
-        {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A gRPC request to `path` with the standard headers; change them before sending.
-pub fn grpc_request(path: &str) -> Request<()> {
-    Request::builder()
-        .method("POST")
-        .uri(format!("http://localhost{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .expect("valid request")
-}
-
-/// Sends `request` with `body` (end of stream after it) and reads the whole response.
-pub async fn send(client: &mut SendRequest<Bytes>, request: Request<()>, body: Bytes) -> RawResponse {
-    let (response, _stream) = send_keep_open(client, request, body, true).await;
-    tokio::time::timeout(PROMPTLY, collect(response)).await.expect("response within PROMPTLY")
-}
-
-/// Sends `request` and `body`, ending the stream only if `end`; returns the pending
-/// response and the send half (dropping the send half of an unfinished stream resets it).
-pub async fn send_keep_open(
-    client: &mut SendRequest<Bytes>,
-    request: Request<()>,
-    body: Bytes,
-    end: bool,
-) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
-    let mut ready = client.clone().ready().await.expect("connection ready");
-    let (response, mut stream) = ready.send_request(request, false).expect("send request");
-    stream.reserve_capacity(body.len());
-    stream.send_data(body, end).expect("send body");
-    *client = ready;
-    (response, stream)
-}
-
-/// Reads a response to its end: headers, body and trailers.
-pub async fn collect(response: h2::client::ResponseFuture) -> RawResponse {
-    let response = response.await.expect("response headers");
-    let (parts, mut body) = response.into_parts();
-    let mut data = BytesMut::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.expect("body chunk");
-        body.flow_control().release_capacity(chunk.len()).expect("release capacity");
-        data.extend_from_slice(&chunk);
-    }
-    let trailers = body.trailers().await.expect("trailers");
-    RawResponse { status: parts.status, headers: parts.headers, body: data.freeze(), trailers }
-}
-
-/// One gRPC length-prefixed message: flag byte, declared length, then `payload`.
-pub fn grpc_frame(compressed: bool, declared_len: u32, payload: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(5 + payload.len());
-    frame.put_u8(u8::from(compressed));
-    frame.put_u32(declared_len);
-    frame.extend_from_slice(payload);
-    frame.freeze()
-}
-
-/// A gRPC message whose prefix tells the truth.
-pub fn grpc_message(payload: &[u8]) -> Bytes {
-    grpc_frame(false, payload.len().try_into().expect("small payload"), payload)
-}
 
 /// HTTP/2 frame types used by the raw tests.
 pub mod frame_type {
@@ -158,6 +33,18 @@ pub mod frame_type {
     pub const WINDOW_UPDATE: u8 = 0x8;
 }
 
+/// HTTP/2 error codes used by the raw tests (RST_STREAM, GOAWAY).
+pub mod error_code {
+    /// NO_ERROR.
+    pub const NO_ERROR: u32 = 0x0;
+    /// REFUSED_STREAM.
+    pub const REFUSED_STREAM: u32 = 0x7;
+    /// CANCEL.
+    pub const CANCEL: u32 = 0x8;
+    /// ENHANCE_YOUR_CALM.
+    pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+}
+
 /// HTTP/2 frame flags used by the raw tests.
 pub mod flags {
     /// END_STREAM (DATA, HEADERS).
@@ -169,14 +56,14 @@ pub mod flags {
 }
 
 /// One HTTP/2 frame as read off the wire.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// The frame type.
     pub kind: u8,
     /// Its flags.
     pub flags: u8,
     /// Its stream id.
-    pub stream: u32,
+    pub stream_id: u32,
     /// Its payload.
     pub payload: Vec<u8>,
 }
@@ -187,16 +74,21 @@ impl Frame {
         let at = if self.kind == frame_type::GOAWAY { 4 } else { 0 };
         u32::from_be_bytes(self.payload[at..at + 4].try_into().expect("error code"))
     }
+
+    /// For GOAWAY: the debug data.
+    pub fn debug_data(&self) -> String {
+        String::from_utf8_lossy(&self.payload[8..]).into_owned()
+    }
 }
 
 /// Encodes one HTTP/2 frame.
-pub fn encode_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+pub fn encode_frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
     let len = u32::try_from(payload.len()).expect("small frame");
     let mut out = Vec::with_capacity(9 + payload.len());
     out.extend_from_slice(&len.to_be_bytes()[1..]);
     out.push(kind);
     out.push(flags);
-    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(&stream_id.to_be_bytes());
     out.extend_from_slice(payload);
     out
 }
@@ -239,6 +131,18 @@ pub fn grpc_headers(path: &str) -> Vec<u8> {
         ("content-type", "application/grpc"),
         ("te", "trailers"),
     ])
+}
+
+/// A HEADERS frame opening a gRPC call to `path` on `stream_id`; with `end_stream`,
+/// a call that sends no message.
+pub fn grpc_headers_frame(path: &str, stream_id: u32, end_stream: bool) -> Vec<u8> {
+    let end = if end_stream { flags::END_STREAM } else { 0 };
+    encode_frame(frame_type::HEADERS, flags::END_HEADERS | end, stream_id, &grpc_headers(path))
+}
+
+/// A RST_STREAM frame on `stream_id` with `code`.
+pub fn rst_stream(stream_id: u32, code: u32) -> Vec<u8> {
+    encode_frame(frame_type::RST_STREAM, 0, stream_id, &code.to_be_bytes())
 }
 
 /// A bare TCP connection that speaks HTTP/2 frame by frame.
@@ -325,6 +229,12 @@ impl RawConn {
         }
     }
 
+    /// Reads frames until one of the types `kinds` arrives, skipping others; `None` if the
+    /// connection ends first (so `next_of(&[])` waits for the close).
+    pub async fn next_of(&mut self, kinds: &[u8]) -> Option<Frame> {
+        self.read_until(|frame| kinds.contains(&frame.kind)).await
+    }
+
     /// Reads and discards everything until the server closes the connection; `Err` if it does not within `wait`.
     pub async fn expect_closed_within(
         &mut self,
@@ -362,34 +272,7 @@ impl RawConn {
         }
         let head = self.buf.split_to(9);
         let payload = self.buf.split_to(len).to_vec();
-        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-        Some(Frame { kind: head[3], flags: head[4], stream, payload })
-    }
-}
-
-/// An `h2` client connection whose socket can be torn down abruptly.
-#[derive(Debug)]
-pub struct AbortableH2 {
-    /// Sends requests.
-    pub client: SendRequest<Bytes>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl AbortableH2 {
-    /// Connects with `SO_LINGER` 0, so that dropping the socket sends a TCP reset.
-    pub async fn connect(addr: SocketAddr) -> Self {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_zero_linger().expect("SO_LINGER 0");
-        let tcp = socket.connect(addr).await.expect("connect");
-        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-        let task = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Self { client, task }
-    }
-
-    /// Vanishes: the socket is closed with a TCP reset, no GOAWAY, no RST_STREAM.
-    pub fn vanish(self) {
-        self.task.abort();
+        let stream_id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        Some(Frame { kind: head[3], flags: head[4], stream_id, payload })
     }
 }
