@@ -114,6 +114,9 @@ pub struct Producer {
     pending: Vec<ResponseMessage>,
     /// Payload bytes in `pending`.
     pending_bytes: usize,
+    /// Size of the last batch handed over: room reserved for the next one, so
+    /// a long stream's batches do not grow one reallocation at a time.
+    last_batch: usize,
     final_status: FinalStatus,
     deadline: Option<Pin<Box<Sleep>>>,
     /// The same deadline as an instant, for the fast path's cheap comparison.
@@ -138,6 +141,7 @@ impl Producer {
             tx,
             pending: Vec::new(),
             pending_bytes: 0,
+            last_batch: 0,
             final_status: Arc::clone(&final_status),
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             deadline_at: deadline,
@@ -162,6 +166,9 @@ impl Producer {
         if self.deadline_at.is_some_and(|at| Instant::now() >= at) {
             return Err(Interrupted::DeadlineExceeded);
         }
+        if self.pending.is_empty() {
+            self.pending.reserve(self.last_batch);
+        }
         self.pending_bytes += response.response_data.len();
         self.pending.push(response);
         if self.pending.len() >= MAX_BATCH || self.pending_bytes >= MAX_BATCH_BYTES {
@@ -182,6 +189,7 @@ impl Producer {
         }
         let batch = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
+        self.last_batch = batch.len();
         let count = batch.len() as u64;
         let batch = match self.tx.try_send(batch) {
             Ok(()) => {
