@@ -34,11 +34,18 @@ use tonic::{Code, Status, metadata::MetadataMap};
 use crate::stats::{OpenStream, Stats};
 
 /// Batches buffered between a producer and the connection; flow control does the rest.
-/// With [`MAX_BATCH`], a stream still buffers at most 64 responses, as before batching.
+/// With [`MAX_BATCH_BYTES`], a stream buffers at most about 64 KiB of small responses
+/// (or four large ones).
 const CHANNEL_CAPACITY: usize = 4;
 
 /// Most responses [`Producer::queue`] gathers before it hands them over.
-pub const MAX_BATCH: usize = 16;
+pub const MAX_BATCH: usize = 256;
+
+/// Most payload bytes [`Producer::queue`] gathers before it hands them over. Why
+/// batches this large: tonic encodes a response stream until it waits, so each
+/// batch becomes one HTTP/2 data write; batches of a few hundred bytes cost a
+/// long stream a write (and a task switch) every few messages.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024;
 
 /// The trailer that tells the client how many messages the server sent.
 pub const MESSAGE_COUNT_TRAILER: &str = "x-message-count";
@@ -105,6 +112,11 @@ pub struct Producer {
     tx: mpsc::Sender<Vec<ResponseMessage>>,
     /// Responses queued but not yet handed to the connection.
     pending: Vec<ResponseMessage>,
+    /// Payload bytes in `pending`.
+    pending_bytes: usize,
+    /// Size of the last batch handed over: room reserved for the next one, so
+    /// a long stream's batches do not grow one reallocation at a time.
+    last_batch: usize,
     final_status: FinalStatus,
     deadline: Option<Pin<Box<Sleep>>>,
     /// The same deadline as an instant, for the fast path's cheap comparison.
@@ -128,6 +140,8 @@ impl Producer {
             method,
             tx,
             pending: Vec::new(),
+            pending_bytes: 0,
+            last_batch: 0,
             final_status: Arc::clone(&final_status),
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             deadline_at: deadline,
@@ -152,8 +166,12 @@ impl Producer {
         if self.deadline_at.is_some_and(|at| Instant::now() >= at) {
             return Err(Interrupted::DeadlineExceeded);
         }
+        if self.pending.is_empty() {
+            self.pending.reserve(self.last_batch);
+        }
+        self.pending_bytes += response.response_data.len();
         self.pending.push(response);
-        if self.pending.len() >= MAX_BATCH {
+        if self.pending.len() >= MAX_BATCH || self.pending_bytes >= MAX_BATCH_BYTES {
             self.flush().await?;
         }
         Ok(())
@@ -170,6 +188,8 @@ impl Producer {
             return Err(Interrupted::ShuttingDown);
         }
         let batch = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        self.last_batch = batch.len();
         let count = batch.len() as u64;
         let batch = match self.tx.try_send(batch) {
             Ok(()) => {
@@ -198,6 +218,7 @@ impl Producer {
             return;
         }
         let batch = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
         let count = batch.len() as u64;
         if self.tx.try_send(batch).is_ok() {
             self.sent += count;

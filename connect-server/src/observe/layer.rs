@@ -170,7 +170,11 @@ where
         Poll::Ready(match result {
             Ok(mut response) => {
                 let headers = response.headers_mut();
-                headers.insert(REQUEST_ID, call.request_id().clone());
+                // Never indexed: an id is unique to its call, and indexing it would only churn
+                // both HPACK tables (and the searches through them) on every response.
+                let mut request_id = call.request_id().clone();
+                request_id.set_sensitive(true);
+                headers.insert(REQUEST_ID, request_id);
                 headers.insert(SERVED_BY, this.served_by.clone());
                 // A trailers-only response: the status is in the headers and the body is empty.
                 if let Some(status) = headers.get(GRPC_STATUS) {
