@@ -101,7 +101,8 @@ impl Call {
             peer = %Peer(self.peer),
             request_id = %String::from_utf8_lossy(self.request_id.as_bytes()),
             code = codes::canonical_name(code),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            // Whole microseconds, so the line reads `0.489`, not `0.48895000000000005`.
+            duration_ms = elapsed.as_micros() as f64 / 1000.0,
             "rpc finished"
         );
     }
