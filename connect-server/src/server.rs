@@ -135,11 +135,20 @@ impl ConnectServer {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         self.start_metrics_endpoint().await?;
+        self.run_until_drained(self.serve_listener(listener), shutdown).await
+    }
+
+    /// Drives `serving` (one listener, or every worker) beside the periodic
+    /// summary and the shutdown that `signal` starts. Done when `serving` has
+    /// drained, which may be well before the grace is over.
+    pub async fn run_until_drained(
+        &self,
+        serving: impl Future<Output = anyhow::Result<()>>,
+        signal: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let reporter = self.spawn_stats_reporter();
-        let serving = self.serve_listener(listener);
-        let stopping = self.shutdown_after(shutdown);
+        let stopping = self.shutdown_after(signal);
         tokio::pin!(serving, stopping);
-        // Done when the listener has drained, which may be well before the grace is over.
         let result = tokio::select! {
             result = &mut serving => result,
             () = &mut stopping => serving.await,

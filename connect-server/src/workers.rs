@@ -77,7 +77,6 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     // One endpoint for all workers: they share one metrics registry.
     server.start_metrics_endpoint().await?;
-    let reporter = server.spawn_stats_reporter();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut threads = Vec::with_capacity(listeners.len());
     for (index, listener) in listeners.into_iter().enumerate() {
@@ -109,21 +108,13 @@ pub async fn serve(
         }
         outcome
     };
-    let stopping = server.shutdown_after(async {
+    let signal = async {
         tokio::select! {
             () = shutdown => {}
             () = failed.cancelled() => {}
         }
-    });
-    tokio::pin!(serving, stopping);
-    // Done when every worker has drained, which may be well before the grace is over.
-    let result = tokio::select! {
-        result = &mut serving => result,
-        () = &mut stopping => serving.await,
     };
-    if let Some(reporter) = reporter {
-        reporter.abort();
-    }
+    let result = server.run_until_drained(serving, signal).await;
     for thread in threads {
         // Each thread has already reported its result; joining only reaps it.
         let _ = thread.join();
