@@ -1,6 +1,6 @@
 //! What the per-call observe layer costs: the same in-memory unary call
 //! through a bare service and through `ObserveLayer`, with the access log
-//! off and on (formatted, written to a sink), printed side by side.
+//! off and on (formatted, then discarded), printed side by side.
 //!
 //! Run: `cargo bench -p connect-server --bench observe` (optionally `-- CALLS`).
 
@@ -9,12 +9,14 @@ use std::{convert::Infallible, hint::black_box, sync::Arc, time::Instant};
 use bytes::Bytes;
 use connect_server::{
     Stats,
+    logging::{LineLayer, LogFormat},
     observe::{Metrics, ObserveLayer},
 };
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use tower::{Layer, Service, ServiceExt, service_fn};
+use tracing_subscriber::prelude::*;
 
 type ResponseBody = StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
@@ -69,8 +71,8 @@ fn main() {
         Arc::new(Stats::default()),
         HeaderValue::from_static("bench:1"),
     );
-    let text_log = tracing_subscriber::fmt().with_writer(std::io::sink).with_ansi(false).finish();
-    let json_log = tracing_subscriber::fmt().json().with_writer(std::io::sink).finish();
+    let text_log = tracing_subscriber::registry().with(LineLayer::discarding(LogFormat::Text));
+    let json_log = tracing_subscriber::registry().with(LineLayer::discarding(LogFormat::Json));
 
     let rows = [
         ("bare service", runtime.block_on(run(bare(), calls, true))),

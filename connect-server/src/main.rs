@@ -15,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let _log_writer = logging::init(config.log_format);
+    let log = logging::init(config.log_format);
 
     let count = config.workers.unwrap_or_else(workers::default_count);
     let listeners = workers::bind(config.addr, count)?;
@@ -27,10 +27,13 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async {
             shutdown::signal().await;
             eprintln!("second signal: exiting at once");
+            logging::flush();
             std::process::exit(130);
         });
     };
     workers::serve(ConnectServer::new(config), listeners, shutdown).await?;
+    // Every call's line before the farewell.
+    drop(log);
     println!("Bye");
     Ok(())
 }
