@@ -16,36 +16,32 @@
 //!   idle but live peer answers them.
 //!
 //! The idle timeout needs to know when calls start and end, which only the
-//! service sees: [`TrackCallsLayer`] finds the connection by its address pair
-//! and holds a guard until the response body is dropped.
+//! service sees: each connection's [`ConnInfo`] (which tonic attaches to every
+//! request) carries its [`ConnectionState`], and the observe layer counts each
+//! call in and out of it. No table and no lock: a few atomics per call.
 
 use std::{
-    collections::HashMap,
     future::Future,
     io,
     net::SocketAddr,
     pin::Pin,
     sync::{
-        Arc, Mutex, Weak,
-        atomic::{AtomicUsize, Ordering},
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
 };
 
 use futures::Stream;
-use http::{Request, Response};
+use http::Request;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{Notify, OwnedSemaphorePermit, Semaphore},
     time::{Instant, Sleep},
 };
-use tonic::{
-    body::Body,
-    transport::server::{Connected, TcpConnectInfo, TlsConnectInfo},
-};
-use tower::{Layer, Service};
+use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
 
 /// Length of the HTTP/2 client connection preface (`PRI * HTTP/2.0...`).
 const PREFACE_LEN: usize = 24;
@@ -54,7 +50,7 @@ const PREFACE_LEN: usize = 24;
 /// so the loop does not spin while the process is out of descriptors.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The connection-level limits and the table of open connections, shared by all listeners.
+/// The connection-level limits and the count of open connections, shared by all listeners.
 #[derive(Debug, Clone)]
 pub struct Connections {
     inner: Arc<Inner>,
@@ -65,15 +61,11 @@ struct Inner {
     permits: Arc<Semaphore>,
     handshake_timeout: Duration,
     idle_timeout: Option<Duration>,
-    open: Mutex<HashMap<ConnKey, Weak<Activity>>>,
     /// Connections open now (the semaphore also counts the permits held by pending accepts).
     open_count: AtomicUsize,
     /// Woken whenever a connection closes.
     closed: Notify,
 }
-
-/// A connection is found by its local and remote address: unique among open TCP connections.
-type ConnKey = (SocketAddr, SocketAddr);
 
 impl Connections {
     /// Limits: at most `max_connections` at once, the preface within
@@ -84,7 +76,6 @@ impl Connections {
                 permits: Arc::new(Semaphore::new(max_connections)),
                 handshake_timeout,
                 idle_timeout,
-                open: Mutex::default(),
                 open_count: AtomicUsize::new(0),
                 closed: Notify::new(),
             }),
@@ -142,19 +133,9 @@ impl Connections {
 
     fn wrap(&self, tcp: TcpStream, permit: OwnedSemaphorePermit) -> LimitedIo {
         let inner = &self.inner;
-        let info = tcp.connect_info();
-        // Only the idle timeout needs the table of connections.
-        let key = inner.idle_timeout.and(info.local_addr.zip(info.remote_addr));
-        let activity = Arc::new(Activity::default());
-        if let Some(key) = key {
-            lock(&inner.open).insert(key, Arc::downgrade(&activity));
-        }
-        let registration = key.map(|key| Registration {
-            key,
-            activity: Arc::downgrade(&activity),
-            connections: self.clone(),
-        });
         let now = Instant::now();
+        let peer = tcp.peer_addr().map_or_else(|_| "-".into(), |addr| addr.to_string().into_boxed_str());
+        let state = Arc::new(ConnectionState { peer, activity: Activity::new(now) });
         inner.open_count.fetch_add(1, Ordering::AcqRel);
         LimitedIo {
             tcp,
@@ -164,22 +145,9 @@ impl Connections {
                 timeout,
                 timer: Box::pin(tokio::time::sleep_until(now + timeout)),
             }),
-            activity,
-            _registration: registration,
+            state,
             _permit: Permit { permit: Some(permit), connections: self.clone() },
         }
-    }
-
-    /// Marks a call on the connection `key` as in flight until the guard is dropped.
-    fn call_started(&self, key: ConnKey) -> Option<CallGuard> {
-        // Only the idle timeout reads the call counts: without it, skip the table.
-        self.inner.idle_timeout?;
-        let activity = lock(&self.inner.open).get(&key)?.upgrade()?;
-        let mut state = lock(&activity.0);
-        state.calls += 1;
-        state.idle_since = None;
-        drop(state);
-        Some(CallGuard(activity))
     }
 }
 
@@ -191,57 +159,80 @@ fn is_per_connection(error: &io::Error) -> bool {
     )
 }
 
-/// Locks `mutex`, ignoring poisoning: the data are counters that stay consistent.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// What the calls of one connection share: its peer, as logged, and its call count.
+#[derive(Debug)]
+pub struct ConnectionState {
+    /// The client's address as text (formatted once, logged with every call).
+    peer: Box<str>,
+    activity: Activity,
 }
 
-/// What the idle timeout needs to know about one connection's calls.
-#[derive(Debug)]
-struct Activity(Mutex<ActivityState>);
+impl ConnectionState {
+    /// The client's address as text, `-` when unknown.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
 
-#[derive(Debug)]
-struct ActivityState {
-    calls: usize,
-    /// When the last call ended (or the connection opened); `None` while calls are in flight.
-    idle_since: Option<Instant>,
-}
+    /// A call started on this connection.
+    pub fn call_started(&self) {
+        self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
 
-impl Default for Activity {
-    fn default() -> Self {
-        Self(Mutex::new(ActivityState { calls: 0, idle_since: Some(Instant::now()) }))
+    /// A call that started ended at `at`.
+    pub fn call_ended(&self, at: Instant) {
+        self.activity.call_ended(at);
     }
 }
 
-/// One call in flight on a connection.
+/// One connection's calls, as the idle timeout needs them.
 #[derive(Debug)]
-struct CallGuard(Arc<Activity>);
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// When the last call ended (or the connection opened), in milliseconds since `opened`.
+    idle_since_ms: AtomicU64,
+}
 
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        let mut state = lock(&self.0.0);
-        state.calls -= 1;
-        if state.calls == 0 {
-            state.idle_since = Some(Instant::now());
-        }
+impl Activity {
+    fn new(opened: Instant) -> Self {
+        Self { opened, in_flight: AtomicUsize::new(0), idle_since_ms: AtomicU64::new(0) }
+    }
+
+    fn call_ended(&self, at: Instant) {
+        // The time first: whoever sees no call in flight also sees when the last one ended.
+        let millis = u64::try_from(at.saturating_duration_since(self.opened).as_millis()).unwrap_or(u64::MAX);
+        self.idle_since_ms.fetch_max(millis, Ordering::AcqRel);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Since when the connection has had no call in flight; `None` while it has.
+    fn idle_since(&self) -> Option<Instant> {
+        (self.in_flight.load(Ordering::Acquire) == 0)
+            .then(|| self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire)))
     }
 }
 
-/// Removes a connection from the table when it closes.
-#[derive(Debug)]
-struct Registration {
-    key: ConnKey,
-    activity: Weak<Activity>,
-    connections: Connections,
+/// What tonic attaches to each request of a connection: its addresses and its [`ConnectionState`].
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The local and remote address.
+    pub tcp: TcpConnectInfo,
+    /// What the connection's calls share.
+    pub state: Arc<ConnectionState>,
 }
 
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let mut open = lock(&self.connections.inner.open);
-        // A new connection may already reuse the address pair: remove only our own entry.
-        if open.get(&self.key).is_some_and(|entry| entry.ptr_eq(&self.activity)) {
-            open.remove(&self.key);
-        }
+impl ConnInfo {
+    /// The [`ConnInfo`] of the connection `request` came on, over plain TCP or TLS.
+    pub fn of<B>(request: &Request<B>) -> Option<&ConnInfo> {
+        let extensions = request.extensions();
+        extensions
+            .get::<ConnInfo>()
+            .or_else(|| extensions.get::<TlsConnectInfo<ConnInfo>>().map(TlsConnectInfo::get_ref))
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.tcp.remote_addr()
     }
 }
 
@@ -262,8 +253,7 @@ pub struct LimitedIo {
     preface_left: usize,
     handshake: Option<Pin<Box<Sleep>>>,
     idle: Option<IdleWatch>,
-    activity: Arc<Activity>,
-    _registration: Option<Registration>,
+    state: Arc<ConnectionState>,
     _permit: Permit,
 }
 
@@ -296,7 +286,7 @@ impl LimitedIo {
         }
         if let Some(idle) = &mut self.idle {
             while idle.timer.as_mut().poll(cx).is_ready() {
-                let idle_since = lock(&self.activity.0).idle_since;
+                let idle_since = self.state.activity.idle_since();
                 let now = Instant::now();
                 match idle_since {
                     Some(since) if now >= since + idle.timeout => {
@@ -367,99 +357,9 @@ impl AsyncWrite for LimitedIo {
 }
 
 impl Connected for LimitedIo {
-    // The plain TCP info, so `Request::remote_addr` keeps working.
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = ConnInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.tcp.connect_info()
-    }
-}
-
-/// Counts each call on its connection, from request to the end of the response body.
-#[derive(Debug, Clone)]
-pub struct TrackCallsLayer {
-    connections: Connections,
-}
-
-impl TrackCallsLayer {
-    /// Tracks calls on the connections of `connections`.
-    pub fn new(connections: Connections) -> Self {
-        Self { connections }
-    }
-}
-
-impl<S> Layer<S> for TrackCallsLayer {
-    type Service = TrackCalls<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        TrackCalls { inner, connections: self.connections.clone() }
-    }
-}
-
-/// The service made by [`TrackCallsLayer`].
-#[derive(Debug, Clone)]
-pub struct TrackCalls<S> {
-    inner: S,
-    connections: Connections,
-}
-
-impl<S, B> Service<Request<B>> for TrackCalls<S>
-where
-    S: Service<Request<B>, Response = Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let guard = connection_key(&request).and_then(|key| self.connections.call_started(key));
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await?;
-            Ok(match guard {
-                Some(guard) => response.map(|body| Body::new(TrackedBody { inner: body, _call: guard })),
-                None => response,
-            })
-        })
-    }
-}
-
-/// The address pair tonic attached to the request, over plain TCP or TLS.
-fn connection_key<B>(request: &Request<B>) -> Option<ConnKey> {
-    let extensions = request.extensions();
-    let info = extensions
-        .get::<TcpConnectInfo>()
-        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().map(TlsConnectInfo::get_ref))?;
-    info.local_addr.zip(info.remote_addr)
-}
-
-/// A response body that keeps its call counted until hyper drops it.
-struct TrackedBody {
-    inner: Body,
-    _call: CallGuard,
-}
-
-impl http_body::Body for TrackedBody {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        ConnInfo { tcp: self.tcp.connect_info(), state: Arc::clone(&self.state) }
     }
 }

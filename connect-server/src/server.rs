@@ -15,7 +15,7 @@ use crate::{
     config::{Config, MetricsAddr},
     content_type::RequireGrpcLayer,
     health::Health,
-    incoming::{Connections, TrackCallsLayer},
+    incoming::Connections,
     limits, max_age,
     observe::{self, Metrics, ObserveLayer},
     routes,
@@ -174,7 +174,6 @@ impl ConnectServer {
             max_age::limit_lifetime(shared.connections.accept(listener), config.limits.connection_lifetime());
         let serving = server
             .layer(observe)
-            .layer(TrackCallsLayer::new(shared.connections.clone()))
             .layer(RequireGrpcLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shared.draining.cancelled());

@@ -70,8 +70,34 @@ fn write_timestamp(since_epoch: std::time::Duration, out: &mut Vec<u8>) {
         SECOND.set((secs, text));
     }
     out.extend_from_slice(&text);
+    out.push(b'.');
     let micros = since_epoch.subsec_micros();
-    let _ = write!(Out(out), ".{micros:06}Z");
+    out.extend((0..6).rev().map(|digit| b'0' + (micros / 10u32.pow(digit) % 10) as u8));
+    out.push(b'Z');
+}
+
+/// `value` as `{:?}` prints it. Durations in whole microseconds (`0.142`) take a
+/// short path: the decimal with at most three places is already the shortest
+/// text that reads back as the same `f64`.
+fn write_f64(value: f64, out: &mut Vec<u8>) {
+    let thousandths = (value * 1000.0).round();
+    if (0.0..1e12).contains(&thousandths) && thousandths / 1000.0 == value {
+        let thousandths = thousandths as u64;
+        let (whole, mut fraction) = (thousandths / 1000, thousandths % 1000);
+        let _ = write!(Out(out), "{whole}.");
+        if fraction == 0 {
+            out.push(b'0');
+        } else {
+            let mut digits = 3;
+            while fraction % 10 == 0 {
+                fraction /= 10;
+                digits -= 1;
+            }
+            let _ = write!(Out(out), "{fraction:0digits$}");
+        }
+    } else {
+        let _ = write!(Out(out), "{value:?}");
+    }
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS` (UTC, proleptic Gregorian).
@@ -113,6 +139,11 @@ struct TextFields<'a> {
 }
 
 impl tracing::field::Visit for TextFields<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        write_f64(value, self.out);
+    }
+
     fn record_str(&mut self, field: &Field, value: &str) {
         self.key(field);
         quoted(value, self.out);
@@ -154,7 +185,7 @@ impl tracing::field::Visit for JsonFields<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if value.is_finite() {
             self.key(field);
-            let _ = write!(Out(self.out), "{value:?}");
+            write_f64(value, self.out);
         } else {
             // JSON has no NaN or infinity.
             self.record_debug(field, &value);
@@ -251,6 +282,18 @@ mod tests {
         let mut out = Vec::new();
         write_timestamp(std::time::Duration::new(1_795_608_182, 360_799_123), &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "2026-11-25T12:03:02.360799Z");
+    }
+
+    #[test]
+    fn floats_print_as_debug_does() {
+        let mut values =
+            vec![0.0, 0.001, 0.01, 0.1, 0.142, 1.5, 2.0, 10.25, 999_999.999, 1e-7, 1.0 / 3.0, -0.5, 1e15];
+        values.extend((0..100_000u32).map(|micros| f64::from(micros) / 1000.0));
+        for value in values {
+            let mut out = Vec::new();
+            write_f64(value, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{value:?}"));
+        }
     }
 
     #[test]

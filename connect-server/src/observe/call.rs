@@ -3,14 +3,14 @@
 //! before it has a code was reset by the client (`CANCELLED`), or ended at
 //! its deadline (`DEADLINE_EXCEEDED`) when that has passed.
 
-use std::{fmt, net::SocketAddr, sync::Arc};
+use std::{fmt, sync::Arc};
 
 use http::HeaderValue;
 use tokio::time::Instant;
 use tonic::Code;
 
 use super::{codes, metrics::MethodMetrics};
-use crate::stats::Stats;
+use crate::{incoming::ConnectionState, stats::Stats};
 
 /// The log target of the per-call lines, so `RUST_LOG=connect_server::access=off` silences just them.
 pub const ACCESS_LOG_TARGET: &str = "connect_server::access";
@@ -20,8 +20,8 @@ pub const ACCESS_LOG_TARGET: &str = "connect_server::access";
 pub(crate) enum Method {
     /// A method with metrics.
     Known(Arc<MethodMetrics>),
-    /// Any other path; logged only.
-    Unknown(http::Uri),
+    /// Any other path; logged only. (Boxed: a `Uri` would triple the size of every call.)
+    Unknown(Box<http::Uri>),
 }
 
 impl Method {
@@ -37,19 +37,20 @@ impl Method {
 #[derive(Debug)]
 pub(crate) struct Call {
     method: Method,
-    peer: Option<SocketAddr>,
     request_id: HeaderValue,
     started: Instant,
     deadline: Option<Instant>,
     stats: Arc<Stats>,
+    /// The connection: its peer for the log line, its call count for the idle timeout.
+    connection: Option<Arc<ConnectionState>>,
     done: bool,
 }
 
 impl Call {
-    /// Starts a call, counting it as started.
+    /// Starts a call, counting it as started (and as in flight on its connection).
     pub(crate) fn start(
         method: Method,
-        peer: Option<SocketAddr>,
+        connection: Option<Arc<ConnectionState>>,
         request_id: HeaderValue,
         deadline: Option<Instant>,
         stats: Arc<Stats>,
@@ -57,7 +58,10 @@ impl Call {
         if let Method::Known(metrics) = &method {
             metrics.started.inc();
         }
-        Self { method, peer, request_id, started: Instant::now(), deadline, stats, done: false }
+        if let Some(connection) = &connection {
+            connection.call_started();
+        }
+        Self { method, request_id, started: Instant::now(), deadline, stats, connection, done: false }
     }
 
     /// Counts `messages` more responses sent.
@@ -86,7 +90,11 @@ impl Call {
             return;
         }
         self.done = true;
-        let elapsed = self.started.elapsed();
+        let now = Instant::now();
+        if let Some(connection) = &self.connection {
+            connection.call_ended(now);
+        }
+        let elapsed = now - self.started;
         if let Method::Known(metrics) = &self.method {
             metrics.finished(code, elapsed.as_secs_f64());
         }
@@ -98,8 +106,8 @@ impl Call {
         tracing::info!(
             target: ACCESS_LOG_TARGET,
             method = self.method.path(),
-            peer = %Peer(self.peer),
-            request_id = %String::from_utf8_lossy(self.request_id.as_bytes()),
+            peer = %Text(self.connection.as_ref().map_or("-", |connection| connection.peer())),
+            request_id = %RequestId(&self.request_id),
             code = codes::canonical_name(code),
             // Whole microseconds, so the line reads `0.489`, not `0.48895000000000005`.
             duration_ms = elapsed.as_micros() as f64 / 1000.0,
@@ -117,14 +125,23 @@ impl Drop for Call {
     }
 }
 
-/// The peer address, or `-` when the transport has none.
-struct Peer(Option<SocketAddr>);
+/// A string logged as it is (`%`), not quoted.
+struct Text<'a>(&'a str);
 
-impl fmt::Display for Peer {
+impl fmt::Display for Text<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(addr) => addr.fmt(f),
-            None => f.write_str("-"),
+        f.write_str(self.0)
+    }
+}
+
+/// A request id as text; bytes that are not UTF-8 become U+FFFD.
+struct RequestId<'a>(&'a HeaderValue);
+
+impl fmt::Display for RequestId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.to_str() {
+            Ok(text) => f.write_str(text),
+            Err(_) => f.write_str(&String::from_utf8_lossy(self.0.as_bytes())),
         }
     }
 }

@@ -7,7 +7,6 @@
 
 use std::{
     future::Future,
-    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -18,10 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
-use tonic::{
-    Code,
-    transport::server::{TcpConnectInfo, TlsConnectInfo},
-};
+use tonic::Code;
 use tower::{Layer, Service};
 
 use super::{
@@ -31,13 +27,14 @@ use super::{
     methods,
     metrics::Metrics,
 };
-use crate::{deadline, stats::Stats};
+use crate::{deadline, incoming::ConnInfo, stats::Stats};
 
 /// The request id header: echoed when the client sends one, generated otherwise.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The header naming the server that answered.
 pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
-const GRPC_STATUS: &str = "grpc-status";
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// Adds the per-call behaviour (see the module docs) to a gRPC service.
 #[derive(Debug, Clone)]
@@ -86,25 +83,17 @@ where
     fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
         let method = match methods::lookup(request.uri().path()) {
             Some(index) => Method::Known(self.layer.metrics.method(index)),
-            None => Method::Unknown(request.uri().clone()),
+            None => Method::Unknown(Box::new(request.uri().clone())),
         };
-        let request_id = match request.headers().get(&REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => {
-                let id = new_request_id();
-                // Handlers see the id the response will carry.
-                request.headers_mut().insert(REQUEST_ID, id.clone());
-                id
-            }
-        };
+        let request_id = request.headers().get(REQUEST_ID).cloned().unwrap_or_else(new_request_id);
         // Before tonic starts its own timer for this call (see `deadline::CallDeadline`).
         let call_deadline =
-            request.headers().get("grpc-timeout").and_then(|value| deadline::from_header(value.as_bytes()));
+            request.headers().get(GRPC_TIMEOUT).and_then(|value| deadline::from_header(value.as_bytes()));
         if let Some(at) = call_deadline {
             request.extensions_mut().insert(deadline::CallDeadline(at));
         }
-        let call =
-            Call::start(method, peer(&request), request_id, call_deadline, Arc::clone(&self.layer.stats));
+        let connection = ConnInfo::of(&request).map(|info| Arc::clone(&info.state));
+        let call = Call::start(method, connection, request_id, call_deadline, Arc::clone(&self.layer.stats));
         if let Some(metrics) = call.metrics() {
             let received = metrics.received.clone();
             request = request.map(|body| count_received(body, received));
@@ -122,15 +111,6 @@ fn new_request_id() -> HeaderValue {
     let mut buffer = uuid::Uuid::encode_buffer();
     let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
     HeaderValue::from_str(text).expect("a UUID is a valid header value")
-}
-
-/// The client's address, over plain TCP or TLS.
-fn peer<B>(request: &Request<B>) -> Option<SocketAddr> {
-    let extensions = request.extensions();
-    extensions
-        .get::<TcpConnectInfo>()
-        .or_else(|| extensions.get::<TlsConnectInfo<TcpConnectInfo>>().map(TlsConnectInfo::get_ref))
-        .and_then(TcpConnectInfo::remote_addr)
 }
 
 /// The request body, counting the messages the handler reads.
