@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod content_type;
 pub mod deadline;
+pub mod generated;
 pub mod health;
 pub mod incoming;
 pub mod limits;

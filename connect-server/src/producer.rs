@@ -286,7 +286,7 @@ impl Producer {
 }
 
 /// Copies `status` with an `x-message-count` trailer added.
-fn with_message_count(status: Status, sent: u64) -> Status {
+pub(crate) fn with_message_count(status: Status, sent: u64) -> Status {
     let mut metadata = MetadataMap::new();
     metadata.insert(MESSAGE_COUNT_TRAILER, sent.into());
     Status::with_metadata(status.code(), status.message(), metadata)

@@ -7,9 +7,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use futures::future::Either;
+
 use crate::{
     config::Config,
     deadline,
+    generated::{self, GeneratedStream},
     producer::{Interrupted, Producer, ResponseStream},
     stats::{RpcKind, Stats},
 };
@@ -87,7 +90,7 @@ pub fn hello(data: &str) -> ResponseMessage {
 }
 
 /// What every response starts with.
-const GREETING: &str = "Hello, ";
+pub(crate) const GREETING: &str = "Hello, ";
 
 /// The i-th (from 1) `ServerStreamRPC` response, trailing space included as in the original.
 pub fn stream_item(data: &str, i: u32) -> ResponseMessage {
@@ -151,7 +154,8 @@ impl ConnectService for Connect {
         Ok(Response::new(hello(&request.get_ref().request_data)))
     }
 
-    type ServerStreamRPCStream = ResponseStream;
+    /// Short unpaced streams are generated inline; paced and long ones come from a producer task.
+    type ServerStreamRPCStream = Either<GeneratedStream, ResponseStream>;
 
     async fn server_stream_rpc(
         &self,
@@ -161,6 +165,18 @@ impl ConnectService for Connect {
         let call_deadline = deadline::of(&request);
         let request = request.into_inner();
         let (count, interval) = self.stream_plan(&request)?;
+        if interval.is_zero() && generated::fits(&request.request_data, count) {
+            let open = self.stats.open_stream();
+            let stream = GeneratedStream::new(
+                "ServerStreamRPC",
+                request.request_data,
+                count,
+                call_deadline,
+                self.hard_stop.clone(),
+                open,
+            );
+            return Ok(Response::new(Either::Left(stream)));
+        }
         let (mut producer, stream) = self.open_producer("ServerStreamRPC", call_deadline);
         tokio::spawn(async move {
             let outcome = async {
@@ -175,7 +191,7 @@ impl ConnectService for Connect {
             .await;
             producer.finish(outcome).await;
         });
-        Ok(Response::new(stream))
+        Ok(Response::new(Either::Right(stream)))
     }
 
     async fn client_stream_rpc(

@@ -24,6 +24,16 @@ impl FrameCounter {
                 data = &data[skip..];
                 continue;
             }
+            // A whole prefix at hand (the usual case): read it at once.
+            if self.prefix_seen == 0
+                && let Some((prefix, rest)) = data.split_first_chunk::<5>()
+            {
+                started += 1;
+                self.payload_left =
+                    u64::from(u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]));
+                data = rest;
+                continue;
+            }
             let byte = data[0];
             data = &data[1..];
             if self.prefix_seen > 0 {
