@@ -18,20 +18,20 @@ use http_body_util::{BodyExt, StreamBody};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tracing_subscriber::prelude::*;
 
-type ResponseBody = StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
-
 /// A unary gRPC response: one 20-byte message, then `grpc-status: 0`.
-fn response() -> Response<ResponseBody> {
+fn response() -> Response<tonic::body::Body> {
     let mut message = vec![0, 0, 0, 0, 15];
     message.extend_from_slice(b"\x0a\x0dHello, People");
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
-    let frames = vec![Ok(Frame::data(Bytes::from(message))), Ok(Frame::trailers(trailers))];
-    Response::new(StreamBody::new(futures::stream::iter(frames)))
+    let frames: Vec<Result<_, Infallible>> =
+        vec![Ok(Frame::data(Bytes::from(message))), Ok(Frame::trailers(trailers))];
+    Response::new(tonic::body::Body::new(StreamBody::new(futures::stream::iter(frames))))
 }
 
 fn request(request_id: bool) -> Request<tonic::body::Body> {
     let mut request = Request::post("/ConnectService/UnaryRPC")
+        .header("content-type", "application/grpc")
         .body(tonic::body::Body::new(http_body_util::Full::new(Bytes::from_static(
             b"\0\0\0\0\x08\x0a\x06People",
         ))))

@@ -1,59 +1,16 @@
-//! Answers requests that are not gRPC with HTTP 415, as the gRPC over HTTP/2
-//! protocol asks.
+//! Which requests are gRPC, and the answer to those that are not: HTTP 415,
+//! as the gRPC over HTTP/2 protocol asks.
 //!
 //! tonic routes by path alone and answers any content type as if it were gRPC,
 //! with HTTP 200 and a `grpc-status`. A plain HTTP client would take that 200
-//! for success, so requests whose `content-type` does not begin with
-//! `application/grpc` get `415 Unsupported Media Type` before they reach tonic.
+//! for success, so the observe layer answers requests whose `content-type`
+//! does not begin with `application/grpc` with `415 Unsupported Media Type`
+//! before they reach tonic.
 
-use std::task::{Context, Poll};
-
-use futures::future::{Either, Ready, ready};
-use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
-use tonic::body::Body;
-use tower::{Layer, Service};
+use http::{HeaderValue, Response, StatusCode};
 
 /// The prefix every gRPC content type starts with (`application/grpc+proto`, ...).
 const GRPC_CONTENT_TYPE: &[u8] = b"application/grpc";
-
-/// Adds the content-type check to a service.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequireGrpcLayer;
-
-impl<S> Layer<S> for RequireGrpcLayer {
-    type Service = RequireGrpc<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireGrpc { inner }
-    }
-}
-
-/// The service made by [`RequireGrpcLayer`].
-#[derive(Debug, Clone)]
-pub struct RequireGrpc<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for RequireGrpc<S>
-where
-    S: Service<Request<B>, Response = Response<Body>>,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Either<Ready<Result<Response<Body>, S::Error>>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        if is_grpc(request.headers().get(CONTENT_TYPE)) {
-            Either::Right(self.inner.call(request))
-        } else {
-            Either::Left(ready(Ok(unsupported_media_type())))
-        }
-    }
-}
 
 /// Whether `content_type` names gRPC: exactly `application/grpc` or it followed by `+` or `;`.
 pub fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
@@ -66,8 +23,9 @@ pub fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
     }
 }
 
-fn unsupported_media_type() -> Response<Body> {
-    let mut response = Response::new(Body::empty());
+/// The answer to a request that is not gRPC: HTTP 415 with an empty body.
+pub fn unsupported_media_type<B: Default>() -> Response<B> {
+    let mut response = Response::new(B::default());
     *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
     response
 }

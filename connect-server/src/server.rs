@@ -13,7 +13,6 @@ use tonic::transport::Server;
 
 use crate::{
     config::{Config, MetricsAddr},
-    content_type::RequireGrpcLayer,
     health::Health,
     incoming::Connections,
     limits, max_age,
@@ -174,7 +173,6 @@ impl ConnectServer {
             max_age::limit_lifetime(shared.connections.accept(listener), config.limits.connection_lifetime());
         let serving = server
             .layer(observe)
-            .layer(RequireGrpcLayer)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
         tokio::pin!(serving);

@@ -9,8 +9,8 @@ use http::HeaderValue;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::{codes, metrics::MethodMetrics};
-use crate::{incoming::ConnectionState, stats::Stats};
+use super::{codes, layer::Shared, metrics::MethodMetrics};
+use crate::incoming::ConnectionState;
 
 /// The log target of the per-call lines, so `RUST_LOG=connect_server::access=off` silences just them.
 pub const ACCESS_LOG_TARGET: &str = "connect_server::access";
@@ -40,7 +40,8 @@ pub(crate) struct Call {
     request_id: HeaderValue,
     started: Instant,
     deadline: Option<Instant>,
-    stats: Arc<Stats>,
+    /// The layer's counters and server id.
+    shared: Arc<Shared>,
     /// The connection: its peer for the log line, its call count for the idle timeout.
     connection: Option<Arc<ConnectionState>>,
     done: bool,
@@ -53,7 +54,7 @@ impl Call {
         connection: Option<Arc<ConnectionState>>,
         request_id: HeaderValue,
         deadline: Option<Instant>,
-        stats: Arc<Stats>,
+        shared: Arc<Shared>,
     ) -> Self {
         if let Method::Known(metrics) = &method {
             metrics.started.inc();
@@ -61,7 +62,7 @@ impl Call {
         if let Some(connection) = &connection {
             connection.call_started();
         }
-        Self { method, request_id, started: Instant::now(), deadline, stats, connection, done: false }
+        Self { method, request_id, started: Instant::now(), deadline, shared, connection, done: false }
     }
 
     /// Counts `messages` more responses sent.
@@ -77,6 +78,11 @@ impl Call {
             Method::Known(metrics) => Some(metrics),
             Method::Unknown(_) => None,
         }
+    }
+
+    /// The name of the server, for the response headers.
+    pub(crate) fn served_by(&self) -> &HeaderValue {
+        &self.shared.served_by
     }
 
     /// The request id the response carries.
@@ -99,8 +105,8 @@ impl Call {
             metrics.finished(code, elapsed.as_secs_f64());
         }
         match code {
-            Code::Cancelled => self.stats.record_cancelled(),
-            Code::DeadlineExceeded => self.stats.record_deadline_exceeded(),
+            Code::Cancelled => self.shared.stats.record_cancelled(),
+            Code::DeadlineExceeded => self.shared.stats.record_deadline_exceeded(),
             _ => {}
         }
         tracing::info!(

@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
@@ -27,7 +27,7 @@ use super::{
     methods,
     metrics::Metrics,
 };
-use crate::{deadline, incoming::ConnInfo, stats::Stats};
+use crate::{content_type, deadline, incoming::ConnInfo, stats::Stats};
 
 /// The request id header: echoed when the client sends one, generated otherwise.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -39,16 +39,23 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 /// Adds the per-call behaviour (see the module docs) to a gRPC service.
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
-    metrics: Arc<Metrics>,
-    stats: Arc<Stats>,
-    served_by: HeaderValue,
+    // One Arc: hyper clones the whole service stack for every request.
+    shared: Arc<Shared>,
+}
+
+/// What every call of a layer shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) served_by: HeaderValue,
 }
 
 impl ObserveLayer {
     /// A layer counting into `metrics` and `stats` (cancelled and deadline-exceeded calls),
     /// naming the server `served_by`.
     pub fn new(metrics: Arc<Metrics>, stats: Arc<Stats>, served_by: HeaderValue) -> Self {
-        Self { metrics, stats, served_by }
+        Self { shared: Arc::new(Shared { metrics, stats, served_by }) }
     }
 }
 
@@ -70,11 +77,11 @@ pub struct Observe<S> {
 impl<S, ResBody> Service<Request<tonic::body::Body>> for Observe<S>
 where
     S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
-    ResBody: Body<Data = Bytes>,
+    ResBody: Body<Data = Bytes> + Default,
 {
     type Response = Response<ObservedBody<ResBody>>;
     type Error = S::Error;
-    type Future = ObservedFuture<S::Future>;
+    type Future = ObservedFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -82,7 +89,7 @@ where
 
     fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
         let method = match methods::lookup(request.uri().path()) {
-            Some(index) => Method::Known(self.layer.metrics.method(index)),
+            Some(index) => Method::Known(self.layer.shared.metrics.method(index)),
             None => Method::Unknown(Box::new(request.uri().clone())),
         };
         let request_id = request.headers().get(REQUEST_ID).cloned().unwrap_or_else(new_request_id);
@@ -93,16 +100,20 @@ where
             request.extensions_mut().insert(deadline::CallDeadline(at));
         }
         let connection = ConnInfo::of(&request).map(|info| Arc::clone(&info.state));
-        let call = Call::start(method, connection, request_id, call_deadline, Arc::clone(&self.layer.stats));
+        let call = Call::start(method, connection, request_id, call_deadline, Arc::clone(&self.layer.shared));
+        // Checked here rather than in a layer of its own: one future less per call.
+        if !content_type::is_grpc(request.headers().get(CONTENT_TYPE)) {
+            let rejected = content_type::unsupported_media_type();
+            return ObservedFuture {
+                pending: Pending::Rejected { response: Some(rejected) },
+                call: Some(call),
+            };
+        }
         if let Some(metrics) = call.metrics() {
             let received = metrics.received.clone();
             request = request.map(|body| count_received(body, received));
         }
-        ObservedFuture {
-            inner: self.inner.call(request),
-            call: Some(call),
-            served_by: self.layer.served_by.clone(),
-        }
+        ObservedFuture { pending: Pending::Inner { future: self.inner.call(request) }, call: Some(call) }
     }
 }
 
@@ -129,15 +140,23 @@ fn count_received(body: tonic::body::Body, received: prometheus::IntCounter) -> 
 
 pin_project! {
     /// The response future: adds the headers and hands the call to the body.
-    pub struct ObservedFuture<F> {
+    pub struct ObservedFuture<F, B> {
         #[pin]
-        inner: F,
+        pending: Pending<F, B>,
         call: Option<Call>,
-        served_by: HeaderValue,
     }
 }
 
-impl<F, ResBody, E> Future for ObservedFuture<F>
+pin_project! {
+    /// The inner service's response, or the answer to a request it never saw.
+    #[project = PendingProj]
+    enum Pending<F, B> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response<B>> },
+    }
+}
+
+impl<F, ResBody, E> Future for ObservedFuture<F, ResBody>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
 {
@@ -145,7 +164,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        let result = match this.pending.project() {
+            PendingProj::Inner { future } => ready!(future.poll(cx)),
+            PendingProj::Rejected { response } => Ok(response.take().expect("polled after completion")),
+        };
         let mut call = this.call.take().expect("polled after completion");
         Poll::Ready(match result {
             Ok(mut response) => {
@@ -155,7 +177,7 @@ where
                 let mut request_id = call.request_id().clone();
                 request_id.set_sensitive(true);
                 headers.insert(REQUEST_ID, request_id);
-                headers.insert(SERVED_BY, this.served_by.clone());
+                headers.insert(SERVED_BY, call.served_by().clone());
                 // A trailers-only response: the status is in the headers and the body is empty.
                 if let Some(status) = headers.get(GRPC_STATUS) {
                     call.finish(codes::parse_status(status.as_bytes()));
