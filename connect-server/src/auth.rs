@@ -8,7 +8,7 @@ use std::{fmt, path::PathBuf, sync::Arc};
 use anyhow::Context as _;
 use clap::Args;
 use subtle::ConstantTimeEq;
-use tonic::{Request, Status, service::Interceptor};
+use tonic::Status;
 
 /// Authentication flags. `Debug` never shows the token.
 #[derive(Clone, Args)]
@@ -65,12 +65,13 @@ impl fmt::Debug for BearerAuth {
     }
 }
 
-impl Interceptor for BearerAuth {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+impl BearerAuth {
+    /// Checks a call's `authorization` header value.
+    pub fn check(&self, authorization: Option<&http::HeaderValue>) -> Result<(), Status> {
         let Some(expected) = &self.expected else {
-            return Ok(request);
+            return Ok(());
         };
-        let Some(value) = request.metadata().get("authorization") else {
+        let Some(value) = authorization else {
             return Err(Status::unauthenticated("missing bearer token"));
         };
         let given = value.as_bytes();
@@ -80,7 +81,7 @@ impl Interceptor for BearerAuth {
             _ => return Err(Status::unauthenticated("authorization must be `Bearer <token>`")),
         };
         if bool::from(token.ct_eq(expected)) {
-            Ok(request)
+            Ok(())
         } else {
             Err(Status::unauthenticated("invalid bearer token"))
         }
@@ -96,11 +97,7 @@ mod tests {
     }
 
     fn call(auth: &mut BearerAuth, header: Option<&str>) -> Result<(), Status> {
-        let mut request = Request::new(());
-        if let Some(header) = header {
-            request.metadata_mut().insert("authorization", header.parse().expect("ascii header"));
-        }
-        auth.call(request).map(drop)
+        auth.check(header.map(|header| http::HeaderValue::from_str(header).expect("ascii header")).as_ref())
     }
 
     #[test]

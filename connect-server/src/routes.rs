@@ -1,38 +1,130 @@
 //! The services one listener serves: `ConnectService` (with compression,
 //! message limits and auth), health, and reflection v1 and v1alpha.
+//!
+//! `ConnectService` calls are told apart by a prefix check and go straight to
+//! their service; only the others go through tonic's router (axum), whose
+//! matching, boxed route clone and path parameters cost each call more than
+//! the whole unary handler.
+
+use std::{
+    convert::Infallible,
+    task::{Context, Poll},
+};
 
 use connect_proto::{ConnectServiceServer, FILE_DESCRIPTOR_SET};
-use tonic::{codec::CompressionEncoding, service::Routes, service::interceptor::InterceptedService};
+use futures::future::Either;
+use futures::future::{Ready, ready};
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use tonic::{body::Body, codec::CompressionEncoding, server::NamedService, service::Routes};
+use tower::{Layer, Service};
 
 use crate::{auth::BearerAuth, config::Config, health::Health, service::Connect};
 
-/// `ConnectService` behind the auth check, accepting and answering gzip and zstd.
-pub fn connect_service(
-    config: &Config,
-    service: Connect,
-    auth: BearerAuth,
-) -> InterceptedService<ConnectServiceServer<Connect>, BearerAuth> {
-    let server = ConnectServiceServer::new(service)
+/// `ConnectService` as served (the auth check is in [`Dispatch`]).
+pub type ConnectRoute = ConnectServiceServer<Connect>;
+
+/// `ConnectService` accepting and answering gzip and zstd, within the message size limits.
+pub fn connect_service(config: &Config, service: Connect) -> ConnectRoute {
+    ConnectServiceServer::new(service)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
         // Responses are compressed only for clients that ask (`grpc-accept-encoding`).
         .send_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(config.limits.max_recv_message_size)
-        .max_encoding_message_size(config.limits.max_send_message_size);
-    InterceptedService::new(server, auth)
+        .max_encoding_message_size(config.limits.max_send_message_size)
 }
 
-/// Every service of one listener, ready for `Server::add_routes`.
-pub fn routes(config: &Config, service: Connect, health: &Health) -> anyhow::Result<Routes> {
+/// Every service of one listener: the layer that takes `ConnectService` calls
+/// to their service, and tonic's router (for `Server::add_routes`) with the others.
+pub fn routes(config: &Config, service: Connect, health: &Health) -> anyhow::Result<(DispatchLayer, Routes)> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             // So reflection tools can call the health service too.
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    Ok(Routes::new(connect_service(config, service, config.auth.interceptor()?))
-        .add_service(health.service())
+    let others = Routes::new(health.service())
         .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?))
+        .add_service(reflection().build_v1alpha()?);
+    let dispatch =
+        DispatchLayer { connect: connect_service(config, service), auth: config.auth.interceptor()? };
+    Ok((dispatch, others))
+}
+
+/// Puts `ConnectService` in front of a router (see the module docs).
+#[derive(Debug, Clone)]
+pub struct DispatchLayer {
+    connect: ConnectRoute,
+    auth: BearerAuth,
+}
+
+impl<S> Layer<S> for DispatchLayer {
+    type Service = Dispatch<S>;
+
+    fn layer(&self, others: S) -> Self::Service {
+        Dispatch { connect: self.connect.clone(), auth: self.auth.clone(), others }
+    }
+}
+
+/// Sends `ConnectService` calls (with the right token, when auth is on) to
+/// their service and every other request (health and reflection stay open) to `S`.
+#[derive(Debug, Clone)]
+pub struct Dispatch<S> {
+    connect: ConnectRoute,
+    auth: BearerAuth,
+    others: S,
+}
+
+impl Dispatch<()> {
+    /// Whether `path` names a `ConnectService` method (`/ConnectService/...`).
+    fn is_connect(path: &str) -> bool {
+        let name = <ConnectServiceServer<Connect> as NamedService>::NAME;
+        path.strip_prefix('/')
+            .and_then(|rest| rest.strip_prefix(name))
+            .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+impl<S> Service<Request<Body>> for Dispatch<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<
+        Either<Ready<Result<Response<Body>, Infallible>>, <ConnectRoute as Service<Request<Body>>>::Future>,
+        S::Future,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // tonic's generated servers are always ready; the router decides for the rest.
+        self.others.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if Dispatch::is_connect(request.uri().path()) {
+            Either::Left(match self.auth.check(request.headers().get(AUTHORIZATION)) {
+                Ok(()) => Either::Right(self.connect.call(request)),
+                Err(status) => Either::Left(ready(Ok(status.into_http()))),
+            })
+        } else {
+            Either::Right(self.others.call(request))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_connect_service_paths_take_the_short_way() {
+        assert!(Dispatch::is_connect("/ConnectService/UnaryRPC"));
+        assert!(Dispatch::is_connect("/ConnectService/Nope"));
+        assert!(!Dispatch::is_connect("/ConnectServiceX/UnaryRPC"));
+        assert!(!Dispatch::is_connect("/grpc.health.v1.Health/Check"));
+        assert!(!Dispatch::is_connect("/ConnectService"));
+    }
 }

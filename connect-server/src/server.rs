@@ -168,12 +168,13 @@ impl ConnectServer {
         let served_by = observe::served_by(config.server_id.as_deref(), listener.local_addr()?)?;
         let observe = ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by);
         let server = config.tls.apply(limits::apply(Server::builder(), &config.limits))?;
-        let routes = routes::routes(config, service, &shared.health)?;
+        let (connect_service, other_services) = routes::routes(config, service, &shared.health)?;
         let incoming =
             max_age::limit_lifetime(shared.connections.accept(listener), config.limits.connection_lifetime());
         let serving = server
             .layer(observe)
-            .add_routes(routes)
+            .layer(connect_service)
+            .add_routes(other_services)
             .serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
         tokio::pin!(serving);
         tokio::select! {
