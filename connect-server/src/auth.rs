@@ -66,12 +66,12 @@ impl fmt::Debug for BearerAuth {
 }
 
 impl BearerAuth {
-    /// Checks a call's `authorization` header value.
-    pub fn check(&self, authorization: Option<&http::HeaderValue>) -> Result<(), Status> {
+    /// Checks the `authorization` header in `headers`.
+    pub fn check(&self, headers: &http::HeaderMap) -> Result<(), Status> {
         let Some(expected) = &self.expected else {
             return Ok(());
         };
-        let Some(value) = authorization else {
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
             return Err(Status::unauthenticated("missing bearer token"));
         };
         let given = value.as_bytes();
@@ -97,7 +97,11 @@ mod tests {
     }
 
     fn call(auth: &mut BearerAuth, header: Option<&str>) -> Result<(), Status> {
-        auth.check(header.map(|header| http::HeaderValue::from_str(header).expect("ascii header")).as_ref())
+        let mut headers = http::HeaderMap::new();
+        if let Some(header) = header {
+            headers.insert(http::header::AUTHORIZATION, header.parse().expect("ascii header"));
+        }
+        auth.check(&headers)
     }
 
     #[test]

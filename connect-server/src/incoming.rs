@@ -21,7 +21,6 @@
 //! call in and out of it. No table and no lock: a few atomics per call.
 
 use std::{
-    future::Future,
     io,
     net::SocketAddr,
     pin::Pin,
@@ -39,9 +38,11 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{Notify, OwnedSemaphorePermit, Semaphore},
-    time::{Instant, Sleep},
+    time::Instant,
 };
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
+
+use crate::wake_at::WakeAt;
 
 /// Length of the HTTP/2 client connection preface (`PRI * HTTP/2.0...`).
 const PREFACE_LEN: usize = 24;
@@ -140,11 +141,8 @@ impl Connections {
         LimitedIo {
             tcp,
             preface_left: PREFACE_LEN,
-            handshake: Some(Box::pin(tokio::time::sleep_until(now + inner.handshake_timeout))),
-            idle: inner.idle_timeout.map(|timeout| IdleWatch {
-                timeout,
-                timer: Box::pin(tokio::time::sleep_until(now + timeout)),
-            }),
+            handshake: Some(WakeAt::new(now + inner.handshake_timeout)),
+            idle: inner.idle_timeout.map(|timeout| IdleWatch { timeout, timer: WakeAt::new(now + timeout) }),
             state,
             _permit: Permit { permit: Some(permit), connections: self.clone() },
         }
@@ -239,7 +237,7 @@ impl ConnInfo {
 #[derive(Debug)]
 struct IdleWatch {
     timeout: Duration,
-    timer: Pin<Box<Sleep>>,
+    timer: WakeAt,
 }
 
 /// An accepted TCP connection under the connection-level limits.
@@ -251,7 +249,7 @@ struct IdleWatch {
 pub struct LimitedIo {
     tcp: TcpStream,
     preface_left: usize,
-    handshake: Option<Pin<Box<Sleep>>>,
+    handshake: Option<WakeAt>,
     idle: Option<IdleWatch>,
     state: Arc<ConnectionState>,
     _permit: Permit,
@@ -277,7 +275,7 @@ impl LimitedIo {
     /// Fails once a timeout has passed; otherwise registers the timers' wake-ups.
     fn check_timeouts(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         if let Some(handshake) = &mut self.handshake
-            && handshake.as_mut().poll(cx).is_ready()
+            && handshake.poll_expired(cx)
         {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -285,16 +283,16 @@ impl LimitedIo {
             ));
         }
         if let Some(idle) = &mut self.idle {
-            while idle.timer.as_mut().poll(cx).is_ready() {
+            while idle.timer.poll_expired(cx) {
                 let idle_since = self.state.activity.idle_since();
                 let now = Instant::now();
                 match idle_since {
                     Some(since) if now >= since + idle.timeout => {
                         return Err(io::Error::new(io::ErrorKind::TimedOut, "connection idle for too long"));
                     }
-                    Some(since) => idle.timer.as_mut().reset(since + idle.timeout),
+                    Some(since) => idle.timer.reset(since + idle.timeout),
                     // Calls in flight: look again one timeout from now.
-                    None => idle.timer.as_mut().reset(now + idle.timeout),
+                    None => idle.timer.reset(now + idle.timeout),
                 }
             }
         }

@@ -22,6 +22,7 @@ pub mod service;
 pub mod shutdown;
 pub mod stats;
 pub mod tls;
+pub mod wake_at;
 pub mod workers;
 
 pub use config::Config;

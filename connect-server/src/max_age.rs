@@ -16,39 +16,35 @@ use std::{
     time::Duration,
 };
 
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    time::Sleep,
-};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::transport::server::Connected;
+
+use crate::wake_at::WakeAt;
 
 /// A connection that fails every read and write once its lifetime is over.
 #[derive(Debug)]
 pub struct AgedIo<IO> {
     io: IO,
-    end_of_life: Pin<Box<Sleep>>,
+    end_of_life: WakeAt,
 }
 
 impl<IO> AgedIo<IO> {
     /// Wraps `io`, which may live for `lifetime` from now.
     pub fn new(io: IO, lifetime: Duration) -> Self {
-        Self { io, end_of_life: Box::pin(tokio::time::sleep(lifetime)) }
+        Self { io, end_of_life: WakeAt::new(tokio::time::Instant::now() + lifetime) }
     }
 
     /// Errors once the lifetime is over; otherwise arranges a wake-up for when it is.
     /// Reads call this: a live HTTP/2 connection always has a read pending, so the
     /// wake-up reaches it even when it is idle.
     fn check_and_wake(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        match self.end_of_life.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(expired()),
-            Poll::Pending => Ok(()),
-        }
+        if self.end_of_life.poll_expired(cx) { Err(expired()) } else { Ok(()) }
     }
 
     /// Errors once the lifetime is over; writes call this cheaper check.
     fn check(&self) -> io::Result<()> {
-        if self.end_of_life.is_elapsed() { Err(expired()) } else { Ok(()) }
+        if self.end_of_life.is_expired() { Err(expired()) } else { Ok(()) }
     }
 }
 

@@ -14,7 +14,6 @@ use std::{
 use connect_proto::{ConnectServiceServer, FILE_DESCRIPTOR_SET};
 use futures::future::Either;
 use futures::future::{Ready, ready};
-use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use tonic::{body::Body, codec::CompressionEncoding, server::NamedService, service::Routes};
 use tower::{Layer, Service};
@@ -105,7 +104,7 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         if Dispatch::is_connect(request.uri().path()) {
-            Either::Left(match self.auth.check(request.headers().get(AUTHORIZATION)) {
+            Either::Left(match self.auth.check(request.headers()) {
                 Ok(()) => Either::Right(self.connect.call(request)),
                 Err(status) => Either::Left(ready(Ok(status.into_http()))),
             })
