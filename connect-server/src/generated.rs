@@ -6,9 +6,10 @@
 //! those, a task and a channel ([`crate::producer`]) are pure overhead (they
 //! cost a stream of ten messages more than the messages themselves), so the
 //! responses are made in `poll_next` instead. Everything else about the
-//! stream is the same: it checks the deadline and the shutdown grace, ends
-//! with a status carrying `x-message-count`, and logs "Connection dropped!"
-//! when the client leaves before the end. Paced and larger streams keep the
+//! stream is the same: it checks the deadline (and the handler the shutdown
+//! grace) before the first message, ends with a status carrying
+//! `x-message-count`, and logs "Connection dropped!" when the client leaves
+//! before the end. Paced and larger streams keep the
 //! producer task, which can stop at the deadline while nobody polls it.
 
 use std::{
@@ -19,7 +20,6 @@ use std::{
 use connect_proto::ResponseMessage;
 use tokio::time::Instant;
 use tokio_stream::Stream;
-use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::{
@@ -48,22 +48,20 @@ pub struct GeneratedStream {
     next: u32,
     count: u32,
     deadline: Option<Instant>,
-    hard_stop: CancellationToken,
     ended: bool,
     _open: OpenStream,
 }
 
 impl GeneratedStream {
-    /// `count` responses to `data` for `method`, ending early at `deadline` or when `hard_stop` is cancelled.
+    /// `count` responses to `data` for `method`, or none when `deadline` has passed.
     pub fn new(
         method: &'static str,
         data: String,
         count: u32,
         deadline: Option<Instant>,
-        hard_stop: CancellationToken,
         open: OpenStream,
     ) -> Self {
-        Self { method, data, next: 1, count, deadline, hard_stop, ended: false, _open: open }
+        Self { method, data, next: 1, count, deadline, ended: false, _open: open }
     }
 
     fn sent(&self) -> u64 {
@@ -83,10 +81,6 @@ impl Stream for GeneratedStream {
     fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.ended {
             return Poll::Ready(None);
-        }
-        if self.hard_stop.is_cancelled() {
-            tracing::info!(method = self.method, sent = self.sent(), "ended by shutdown");
-            return self.end(Status::unavailable("server shutting down"));
         }
         // The whole stream takes microseconds: the clock is read once, before the first message.
         if self.next == 1 && self.deadline.is_some_and(|at| Instant::now() >= at) {
@@ -118,27 +112,20 @@ impl Drop for GeneratedStream {
 
 #[cfg(test)]
 mod tests {
-    use futures::StreamExt;
+    use futures::StreamExt as _;
     use tonic::Code;
 
     use super::*;
     use crate::stats::Stats;
 
-    fn stream(count: u32, deadline: Option<Instant>, hard_stop: CancellationToken) -> GeneratedStream {
+    fn stream(count: u32, deadline: Option<Instant>) -> GeneratedStream {
         let stats = std::sync::Arc::new(Stats::default());
-        GeneratedStream::new(
-            "ServerStreamRPC",
-            "people".into(),
-            count,
-            deadline,
-            hard_stop,
-            stats.open_stream(),
-        )
+        GeneratedStream::new("ServerStreamRPC", "people".into(), count, deadline, stats.open_stream())
     }
 
     #[tokio::test]
     async fn yields_the_greetings_then_ok_with_the_count() {
-        let items: Vec<_> = stream(3, None, CancellationToken::new()).collect().await;
+        let items: Vec<_> = stream(3, None).collect().await;
         assert_eq!(items.len(), 4);
         for (i, item) in items[..3].iter().enumerate() {
             let expected = format!("Hello, people: server({}) ", i + 1);
@@ -151,23 +138,11 @@ mod tests {
 
     #[tokio::test]
     async fn past_its_deadline_it_sends_nothing() {
-        let items: Vec<_> = stream(3, Some(Instant::now()), CancellationToken::new()).collect().await;
+        let items: Vec<_> = stream(3, Some(Instant::now())).collect().await;
         assert_eq!(items.len(), 1);
         let status = items[0].as_ref().unwrap_err();
         assert_eq!((status.code(), status.message()), (Code::DeadlineExceeded, "deadline exceeded"));
         assert_eq!(status.metadata().get("x-message-count").unwrap(), "0");
-    }
-
-    #[tokio::test]
-    async fn shutdown_ends_it_between_messages() {
-        let hard_stop = CancellationToken::new();
-        let mut stream = stream(3, None, hard_stop.clone());
-        assert!(stream.next().await.unwrap().is_ok());
-        hard_stop.cancel();
-        let status = stream.next().await.unwrap().unwrap_err();
-        assert_eq!((status.code(), status.message()), (Code::Unavailable, "server shutting down"));
-        assert_eq!(status.metadata().get("x-message-count").unwrap(), "1");
-        assert!(stream.next().await.is_none());
     }
 
     #[test]

@@ -166,15 +166,13 @@ impl ConnectService for Connect {
         let request = request.into_inner();
         let (count, interval) = self.stream_plan(&request)?;
         if interval.is_zero() && generated::fits(&request.request_data, count) {
+            // Generated in microseconds: the shutdown grace is checked once, before it starts.
+            if self.hard_stop.is_cancelled() {
+                return Err(Status::unavailable("server shutting down"));
+            }
             let open = self.stats.open_stream();
-            let stream = GeneratedStream::new(
-                "ServerStreamRPC",
-                request.request_data,
-                count,
-                call_deadline,
-                self.hard_stop.clone(),
-                open,
-            );
+            let stream =
+                GeneratedStream::new("ServerStreamRPC", request.request_data, count, call_deadline, open);
             return Ok(Response::new(Either::Left(stream)));
         }
         let (mut producer, stream) = self.open_producer("ServerStreamRPC", call_deadline);

@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -35,6 +35,9 @@ pub struct Stats {
     cancelled: AtomicU64,
     deadline_exceeded: AtomicU64,
     changed: Notify,
+    /// Callers of `wait_until` now: changes wake them only when there are any
+    /// (`notify_waiters` takes a lock, which every call would pay otherwise).
+    watchers: AtomicUsize,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -65,44 +68,55 @@ impl Stats {
             RpcKind::ClientStream => &self.client_stream,
             RpcKind::Bidi => &self.bidi,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.changed.notify_waiters();
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.notify_watchers();
     }
 
     /// Counts a call that the client cancelled or abandoned.
     pub fn record_cancelled(&self) {
-        self.cancelled.fetch_add(1, Ordering::Relaxed);
-        self.changed.notify_waiters();
+        self.cancelled.fetch_add(1, Ordering::SeqCst);
+        self.notify_watchers();
     }
 
     /// Counts a call that the server ended at its deadline.
     pub fn record_deadline_exceeded(&self) {
-        self.deadline_exceeded.fetch_add(1, Ordering::Relaxed);
-        self.changed.notify_waiters();
+        self.deadline_exceeded.fetch_add(1, Ordering::SeqCst);
+        self.notify_watchers();
     }
 
     /// Marks a stream as open until the returned guard is dropped.
     pub fn open_stream(self: &Arc<Self>) -> OpenStream {
-        self.streams_open.fetch_add(1, Ordering::Relaxed);
-        self.changed.notify_waiters();
+        self.streams_open.fetch_add(1, Ordering::SeqCst);
+        self.notify_watchers();
         OpenStream(Arc::clone(self))
+    }
+
+    /// Wakes the callers of `wait_until`, if any. Counters change with `SeqCst` and
+    /// watchers register with `SeqCst` before they read: either this sees the
+    /// watcher, or the watcher sees the change.
+    fn notify_watchers(&self) {
+        if self.watchers.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_waiters();
+        }
     }
 
     /// Reads every counter.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            unary: self.unary.load(Ordering::Relaxed),
-            server_stream: self.server_stream.load(Ordering::Relaxed),
-            client_stream: self.client_stream.load(Ordering::Relaxed),
-            bidi: self.bidi.load(Ordering::Relaxed),
-            streams_open: self.streams_open.load(Ordering::Relaxed),
-            cancelled: self.cancelled.load(Ordering::Relaxed),
-            deadline_exceeded: self.deadline_exceeded.load(Ordering::Relaxed),
+            unary: self.unary.load(Ordering::SeqCst),
+            server_stream: self.server_stream.load(Ordering::SeqCst),
+            client_stream: self.client_stream.load(Ordering::SeqCst),
+            bidi: self.bidi.load(Ordering::SeqCst),
+            streams_open: self.streams_open.load(Ordering::SeqCst),
+            cancelled: self.cancelled.load(Ordering::SeqCst),
+            deadline_exceeded: self.deadline_exceeded.load(Ordering::SeqCst),
         }
     }
 
     /// Waits until `condition` holds for a snapshot; wake-ups come from every counter change.
     pub async fn wait_until(&self, condition: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
+        self.watchers.fetch_add(1, Ordering::SeqCst);
+        let _watching = Watching(self);
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -142,7 +156,16 @@ pub struct OpenStream(Arc<Stats>);
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        self.0.streams_open.fetch_sub(1, Ordering::Relaxed);
-        self.0.changed.notify_waiters();
+        self.0.streams_open.fetch_sub(1, Ordering::SeqCst);
+        self.0.notify_watchers();
+    }
+}
+
+/// One caller of `wait_until`, counted until it returns or is dropped.
+struct Watching<'a>(&'a Stats);
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::SeqCst);
     }
 }
