@@ -16,9 +16,9 @@
 //!   idle but live peer answers them.
 //!
 //! The idle timeout needs to know when calls start and end, which only the
-//! service sees: each connection's [`ConnInfo`] (which tonic attaches to every
-//! request) carries its [`ConnectionState`], and the observe layer counts each
-//! call in and out of it. No table and no lock: a few atomics per call.
+//! service sees: each connection's [`ConnInfo`] carries its
+//! [`ConnectionState`], which the connection's copy of the observe layer holds
+//! and counts each call in and out of. No table and no lock: a few atomics per call.
 
 use std::{
     io,
@@ -33,14 +33,13 @@ use std::{
 };
 
 use futures::Stream;
-use http::Request;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{Notify, OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
-use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::wake_at::WakeAt;
 
@@ -210,7 +209,7 @@ impl Activity {
     }
 }
 
-/// What tonic attaches to each request of a connection: its addresses and its [`ConnectionState`].
+/// What the server knows of a connection: its addresses and its [`ConnectionState`].
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The local and remote address.
@@ -220,14 +219,6 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
-    /// The [`ConnInfo`] of the connection `request` came on, over plain TCP or TLS.
-    pub fn of<B>(request: &Request<B>) -> Option<&ConnInfo> {
-        let extensions = request.extensions();
-        extensions
-            .get::<ConnInfo>()
-            .or_else(|| extensions.get::<TlsConnectInfo<ConnInfo>>().map(TlsConnectInfo::get_ref))
-    }
-
     /// The client's address.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.tcp.remote_addr()

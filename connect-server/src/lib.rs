@@ -17,6 +17,7 @@ pub mod max_age;
 pub mod observe;
 pub mod producer;
 pub mod routes;
+pub mod serve;
 pub mod server;
 pub mod service;
 pub mod shutdown;

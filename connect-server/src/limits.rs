@@ -1,13 +1,16 @@
-//! The connection and message limits, as flags, and applying them to a tonic
-//! [`Server`] builder and to a generated service.
+//! The connection and message limits, as flags, and applying them to
+//! hyper's HTTP/2 connection builder.
 //!
-//! tonic leaves most HTTP/2 limits off; every one here has a finite default
-//! so that one client cannot hold unbounded server memory or connections.
+//! tonic and hyper leave most HTTP/2 limits off; every one here has a finite
+//! default so that one client cannot hold unbounded server memory or
+//! connections. (Message sizes are applied to the generated service, in
+//! [`crate::routes`]; the connection age in [`crate::serve`].)
 
 use std::time::Duration;
 
 use clap::Args;
-use tonic::transport::Server;
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// HTTP/2 and message limits; every flag also has an environment variable.
 #[derive(Debug, Clone, Args)]
@@ -57,14 +60,16 @@ impl LimitArgs {
     }
 }
 
-/// Applies the connection-level limits of `limits` to `server`. The age grace is
-/// enforced on the socket instead (see [`crate::max_age`]).
-pub fn apply<L>(server: Server<L>, limits: &LimitArgs) -> Server<L> {
-    server
+/// hyper's HTTP/2 server builder with the limits of `limits` (the settings tonic
+/// would make; the age is enforced per connection by [`crate::serve`]).
+pub fn http2_builder(limits: &LimitArgs) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .http2_max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
-        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
-        .http2_keepalive_interval(Some(limits.keepalive_interval))
-        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
-        .max_connection_age(limits.max_connection_age)
+        .max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
+        .max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
+        .keep_alive_interval(Some(limits.keepalive_interval))
+        .keep_alive_timeout(limits.keepalive_timeout);
+    builder
 }

@@ -9,7 +9,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tower::Layer as _;
 
 use crate::{
     config::{Config, MetricsAddr},
@@ -18,6 +18,7 @@ use crate::{
     limits, max_age,
     observe::{self, Metrics, ObserveLayer},
     routes,
+    serve::{self, ConnectionSettings, Drain},
     service::{Connect, Limits},
     stats::Stats,
 };
@@ -36,7 +37,7 @@ struct Shared {
     config: Config,
     stats: Arc<Stats>,
     /// Cancelled when shutdown starts: listeners stop accepting, connections drain.
-    draining: CancellationToken,
+    draining: Drain,
     /// Cancelled when the grace is over: every remaining call ends with `UNAVAILABLE`.
     hard_stop: CancellationToken,
     /// Connection-level limits, counted across every listener.
@@ -67,7 +68,7 @@ impl ConnectServer {
                 connections,
                 config,
                 stats: Arc::default(),
-                draining: CancellationToken::new(),
+                draining: Drain::default(),
                 hard_stop: CancellationToken::new(),
                 health: Health::serving(),
                 metrics: Arc::default(),
@@ -167,18 +168,20 @@ impl ConnectServer {
         let config = &shared.config;
         let served_by = observe::served_by(config.server_id.as_deref(), listener.local_addr()?)?;
         let observe = ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by);
-        let server = config.tls.apply(limits::apply(Server::builder(), &config.limits))?;
+        let settings = ConnectionSettings {
+            http2: limits::http2_builder(&config.limits),
+            tls: config.tls.server_config()?,
+            max_age: config.limits.max_connection_age,
+        };
         let (connect_service, other_services) = routes::routes(config, service, &shared.health)?;
+        let service = observe.layer(connect_service.layer(other_services));
         let incoming =
             max_age::limit_lifetime(shared.connections.accept(listener), config.limits.connection_lifetime());
-        let serving = server
-            .layer(observe)
-            .layer(connect_service)
-            .add_routes(other_services)
-            .serve_with_incoming_shutdown(incoming, shared.draining.cancelled());
+        let serving =
+            serve::serve(incoming, |info| service.on_connection(info), settings, shared.draining.clone());
         tokio::pin!(serving);
         tokio::select! {
-            result = &mut serving => Ok(result?),
+            () = &mut serving => Ok(()),
             () = shared.hard_stop.cancelled() => {
                 // The ended streams now send UNAVAILABLE; connections close once they have.
                 let _ = tokio::time::timeout(FINAL_STATUS_WINDOW, &mut serving).await;
@@ -206,7 +209,7 @@ impl ConnectServer {
             tokio::time::sleep(lame_duck).await;
         }
         tracing::info!("shutdown started: no new connections, draining in-flight calls");
-        shared.draining.cancel();
+        shared.draining.start();
         shared.health.end_watches().await;
         let grace = shared.config.shutdown_grace;
         tokio::time::sleep(grace).await;

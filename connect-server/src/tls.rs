@@ -1,16 +1,21 @@
-//! TLS and mutual TLS (rustls, through tonic) for the server.
+//! TLS and mutual TLS (rustls) for the server.
 //!
-//! tonic runs each handshake in its own task under the configured timeout,
-//! so a slow or silent client neither blocks the accept loop nor holds a
-//! socket for long.
+//! Each handshake runs in its connection's own task under
+//! `--tls-handshake-timeout`, so a slow or silent client neither blocks the
+//! accept loop nor holds a socket for long. ALPN offers `h2` only.
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Args;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        self, RootCertStore, ServerConfig,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        server::WebPkiClientVerifier,
+    },
+};
 /// TLS flags; without `--tls-cert` the server speaks plaintext HTTP/2.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "TLS")]
@@ -32,26 +37,56 @@ pub struct TlsArgs {
     pub tls_handshake_timeout: Duration,
 }
 
+/// What accepting a TLS connection needs: the rustls acceptor and the handshake timeout.
+#[derive(Clone)]
+pub struct Tls {
+    /// Runs the server side of a handshake.
+    pub acceptor: TlsAcceptor,
+    /// Most time a handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("handshake_timeout", &self.handshake_timeout).finish_non_exhaustive()
+    }
+}
+
 impl TlsArgs {
-    /// The tonic TLS configuration, or `None` when TLS is off; fails on unreadable files.
-    pub fn server_config(&self) -> anyhow::Result<Option<ServerTlsConfig>> {
+    /// The TLS acceptor, or `None` when TLS is off; fails on unreadable or invalid files.
+    pub fn server_config(&self) -> anyhow::Result<Option<Tls>> {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
-        let identity = Identity::from_pem(read_certs(cert, "--tls-cert")?, read_key(key)?);
-        let mut config = ServerTlsConfig::new().identity(identity).timeout(self.tls_handshake_timeout);
-        if let Some(ca) = &self.tls_client_ca {
-            config = config.client_ca_root(Certificate::from_pem(read_certs(ca, "--tls-client-ca")?));
-        }
-        Ok(Some(config))
-    }
-
-    /// Turns TLS on for `server` when configured.
-    pub fn apply<L>(&self, server: Server<L>) -> anyhow::Result<Server<L>> {
-        match self.server_config()? {
-            Some(config) => server.tls_config(config).context("invalid TLS certificate or key"),
-            None => Ok(server),
-        }
+        let chain = CertificateDer::pem_slice_iter(&read_certs(cert, "--tls-cert")?)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("--tls-cert {}: invalid PEM", cert.display()))?;
+        let key = read_key(key)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?;
+        let builder = match &self.tls_client_ca {
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(&read_certs(ca, "--tls-client-ca")?) {
+                    roots
+                        .add(cert.context("--tls-client-ca: invalid PEM")?)
+                        .context("--tls-client-ca: invalid CA")?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .context("--tls-client-ca: cannot verify clients with it")?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_single_cert(chain, key).context("invalid TLS certificate or key")?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Some(Tls {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            handshake_timeout: self.tls_handshake_timeout,
+        }))
     }
 }
 
@@ -59,8 +94,8 @@ fn read(path: &PathBuf, flag: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {flag} {}", path.display()))
 }
 
-/// Reads a PEM file that must hold at least one certificate; checked here because
-/// tonic only says "transport error" about a bad one.
+/// Reads a PEM file that must hold at least one certificate, so that a bad file
+/// gets an error naming it rather than a failed handshake later.
 fn read_certs(path: &PathBuf, flag: &str) -> anyhow::Result<Vec<u8>> {
     let pem = read(path, flag)?;
     let count = CertificateDer::pem_slice_iter(&pem)
@@ -70,12 +105,11 @@ fn read_certs(path: &PathBuf, flag: &str) -> anyhow::Result<Vec<u8>> {
     Ok(pem)
 }
 
-/// Reads a PEM file that must hold a private key.
-fn read_key(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+/// Reads the PEM file of the private key.
+fn read_key(path: &PathBuf) -> anyhow::Result<PrivateKeyDer<'static>> {
     let pem = read(path, "--tls-key")?;
     PrivateKeyDer::from_pem_slice(&pem)
-        .with_context(|| format!("--tls-key {}: no PEM private key in it", path.display()))?;
-    Ok(pem)
+        .with_context(|| format!("--tls-key {}: no PEM private key in it", path.display()))
 }
 
 #[cfg(test)]

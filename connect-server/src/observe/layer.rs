@@ -27,7 +27,11 @@ use super::{
     methods,
     metrics::Metrics,
 };
-use crate::{content_type, deadline, incoming::ConnInfo, stats::Stats};
+use crate::{
+    content_type, deadline,
+    incoming::{ConnInfo, ConnectionState},
+    stats::Stats,
+};
 
 /// The request id header: echoed when the client sends one, generated otherwise.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -63,7 +67,7 @@ impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner, layer: self.clone() }
+        Observe { inner, layer: self.clone(), connection: None }
     }
 }
 
@@ -72,6 +76,19 @@ impl<S> Layer<S> for ObserveLayer {
 pub struct Observe<S> {
     inner: S,
     layer: ObserveLayer,
+    /// The connection this copy serves: its peer is logged, its calls counted.
+    connection: Option<Arc<ConnectionState>>,
+}
+
+impl<S: Clone> Observe<S> {
+    /// A copy for the calls of one connection.
+    pub fn on_connection(&self, connection: &ConnInfo) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+            connection: Some(Arc::clone(&connection.state)),
+        }
+    }
 }
 
 impl<S, ResBody> Service<Request<tonic::body::Body>> for Observe<S>
@@ -99,8 +116,13 @@ where
         if let Some(at) = call_deadline {
             request.extensions_mut().insert(deadline::CallDeadline(at));
         }
-        let connection = ConnInfo::of(&request).map(|info| Arc::clone(&info.state));
-        let call = Call::start(method, connection, request_id, call_deadline, Arc::clone(&self.layer.shared));
+        let call = Call::start(
+            method,
+            self.connection.clone(),
+            request_id,
+            call_deadline,
+            Arc::clone(&self.layer.shared),
+        );
         // Checked here rather than in a layer of its own: one future less per call.
         if !content_type::is_grpc(request.headers().get(CONTENT_TYPE)) {
             let rejected = content_type::unsupported_media_type();
