@@ -1,13 +1,11 @@
 //! The hard end of a connection's life: `--max-connection-age` plus
 //! `--max-connection-age-grace` after it was accepted, its socket fails.
 //!
-//! Why not tonic's own `max_connection_age_grace`: in tonic 0.14.9, setting
-//! it replaces the graceful GOAWAY at `max_connection_age` by a silent close
-//! at age + grace (`connection_timeout_future` returns only
-//! `ForcefulShutdown`), although its docs promise both. So tonic gets only
-//! the age (GOAWAY, then calls finish) and this wrapper enforces the grace.
-//! (tonic starts its age clock after the TLS handshake, this one at accept:
-//! the grace is shorter by the handshake time, at most `--tls-handshake-timeout`.)
+//! The GOAWAY at the age itself is sent by [`crate::serve`], after which calls
+//! finish; this wrapper is the backstop for calls that do not finish in the
+//! grace. (tonic's own `max_connection_age_grace` could not be used when tonic
+//! served the connections: in 0.14.9 it replaced the graceful GOAWAY by a
+//! silent close at age + grace.)
 
 use std::{
     io,
