@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use clap::Args;
 use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioExecutor;
+
+use crate::coarse_timer::CoarseTimer;
 
 /// HTTP/2 and message limits; every flag also has an environment variable.
 #[derive(Debug, Clone, Args)]
@@ -65,7 +67,7 @@ impl LimitArgs {
 pub fn http2_builder(limits: &LimitArgs) -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
-        .timer(TokioTimer::new())
+        .timer(CoarseTimer::default())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
         .max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))

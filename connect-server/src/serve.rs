@@ -14,6 +14,7 @@
 //! their timeout.
 
 use std::{
+    cell::RefCell,
     convert::Infallible,
     future::{Future, poll_fn},
     pin::pin,
@@ -148,7 +149,7 @@ pub async fn serve<I, IO, E, M, S, B>(
             };
             match accepted {
                 Some(Ok(io)) => {
-                    let service = PerConnection(make_service(&io.connect_info()));
+                    let service = PerConnection(RefCell::new(make_service(&io.connect_info())));
                     connections.spawn(serve_io(io, service, settings.clone(), drain.watch()));
                 }
                 Some(Err(_)) => {} // the accept stream has logged it
@@ -216,19 +217,24 @@ async fn serve_http2<IO, S, B>(
 }
 
 /// A connection's service, as hyper calls it.
-struct PerConnection<S>(S);
+///
+/// hyper calls through `&self` and tower through `&mut self`; the usual bridge
+/// clones the whole service stack for every request. A connection owns its
+/// service and calls it from its own task, one call at a time, so a `RefCell`
+/// bridges them without the clone.
+struct PerConnection<S>(RefCell<S>);
 
 impl<S> hyper::service::Service<Request<Incoming>> for PerConnection<S>
 where
-    S: Service<Request<Body>, Error = Infallible> + Clone,
+    S: Service<Request<Body>, Error = Infallible>,
 {
     type Response = S::Response;
     type Error = Infallible;
     type Future = S::Future;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        // Every service here is always ready (none applies backpressure), so a clone
-        // can be called without `poll_ready`.
-        self.0.clone().call(request.map(Body::new))
+        // Every service here is always ready (none applies backpressure), so it is
+        // called without `poll_ready`; `call` never re-enters, so the borrow cannot fail.
+        self.0.borrow_mut().call(request.map(Body::new))
     }
 }

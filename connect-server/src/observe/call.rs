@@ -145,7 +145,9 @@ struct RequestId<'a>(&'a HeaderValue);
 
 impl fmt::Display for RequestId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.to_str() {
+        // Header values are visible ASCII or tab (or opaque bytes, which are rare);
+        // `from_utf8` checks that faster than `to_str` does.
+        match std::str::from_utf8(self.0.as_bytes()) {
             Ok(text) => f.write_str(text),
             Err(_) => f.write_str(&String::from_utf8_lossy(self.0.as_bytes())),
         }
