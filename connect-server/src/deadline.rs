@@ -1,7 +1,7 @@
 //! The call's deadline, read from the `grpc-timeout` request header.
 //!
-//! tonic's `Server::timeout` bounds only the handler's future, not a streamed
-//! body, so handlers read the deadline themselves and stop their producers at it.
+//! A deadline must bound streamed bodies too, not only the handler's future,
+//! so handlers read it themselves and stop their streams at it.
 
 use std::time::Duration;
 
@@ -13,18 +13,19 @@ const MAX_TIMEOUT_DIGITS: usize = 8;
 
 /// How much earlier than the client's deadline the server ends a call.
 ///
-/// tonic also reads `grpc-timeout`, a moment before the handlers do, and when
-/// its timer fires first it drops the handler and answers `CANCELLED`. Its
-/// timer and ours have millisecond resolution, so ending 2 ms early makes
-/// ours fire first, and the client sees `DEADLINE_EXCEEDED` as it should.
+/// The client runs a timer on the same deadline (tonic's client calls its
+/// expiry `CANCELLED`), and timers have millisecond resolution: ending 2 ms
+/// early lets the server's `DEADLINE_EXCEEDED` reach the client first. (It
+/// also kept tonic's transport server, which once served the connections
+/// and ran its own timer, from answering `CANCELLED`.)
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
 
 /// The call's deadline, computed once by the observe layer as the request
 /// arrives and passed to the handler in the request's extensions.
 ///
 /// hyper runs each call's handler as its own task, which may first run well
-/// after tonic has started its timer; a deadline computed by the handler
-/// itself would then be later than tonic's, and lose the race the margin is for.
+/// after the request arrived; a deadline computed by the handler itself would
+/// then be later than the client's, and lose the race the margin is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallDeadline(pub Instant);
 

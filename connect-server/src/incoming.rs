@@ -112,9 +112,8 @@ impl Connections {
                 let permit = Arc::clone(&connections.inner.permits).acquire_owned().await.ok()?;
                 match listener.accept().await {
                     Ok((tcp, _)) => {
-                        // Nagle off: `serve_with_incoming` ignores the builder's `tcp_nodelay`,
-                        // and small gRPC frames must not wait for ACKs. A socket that refuses
-                        // is served anyway, only slower.
+                        // Nagle off: small gRPC frames must not wait for ACKs. A socket that
+                        // refuses is served anyway, only slower.
                         let _ = tcp.set_nodelay(true);
                         let io = connections.wrap(tcp, permit);
                         return Some((Ok(io), (listener, connections)));

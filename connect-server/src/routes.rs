@@ -36,7 +36,7 @@ pub fn connect_service(config: &Config, service: Connect) -> ConnectRoute {
 }
 
 /// Every service of one listener: the layer that takes `ConnectService` calls
-/// to their service, and tonic's router (for `Server::add_routes`) with the others.
+/// to their service, and tonic's router with the others.
 pub fn routes(config: &Config, service: Connect, health: &Health) -> anyhow::Result<(DispatchLayer, Routes)> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()

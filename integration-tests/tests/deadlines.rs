@@ -48,7 +48,8 @@ async fn server_stream_stops_at_the_deadline() {
 #[tokio::test]
 async fn client_stream_ends_with_deadline_exceeded_not_cancelled() {
     let server = TestServer::start().await;
-    // tonic's server timer on the same deadline would answer CANCELLED; repeat to catch that race.
+    // Any server-side timer on the same deadline that answered CANCELLED would lose this race
+    // sometimes (tonic's transport server had one); repeat to catch it.
     // (The bare client: tonic's own client would time out by itself first, just as racily.)
     for round in 1..=5u64 {
         let mut call = client::grpc_request(CLIENT_STREAM_PATH);

@@ -110,7 +110,7 @@ where
             None => Method::Unknown(Box::new(request.uri().clone())),
         };
         let request_id = request.headers().get(REQUEST_ID).cloned().unwrap_or_else(new_request_id);
-        // Before tonic starts its own timer for this call (see `deadline::CallDeadline`).
+        // Fixed as the request arrives, not when the handler first runs (see `deadline::CallDeadline`).
         let call_deadline =
             request.headers().get(GRPC_TIMEOUT).and_then(|value| deadline::from_header(value.as_bytes()));
         if let Some(at) = call_deadline {
