@@ -36,7 +36,7 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::task::TaskTracker;
-use tonic::{body::Body, transport::server::Connected};
+use tonic::transport::server::Connected;
 use tower::Service;
 
 use crate::{incoming::ConnInfo, tls::Tls, wake_at::WakeAt};
@@ -132,7 +132,7 @@ pub async fn serve<I, IO, E, M, S, B>(
     I: Stream<Item = Result<IO, E>>,
     IO: AsyncRead + AsyncWrite + Connected<ConnectInfo = ConnInfo> + Unpin + Send + 'static,
     M: Fn(&ConnInfo) -> S,
-    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -169,7 +169,7 @@ async fn serve_io<IO, S, B>(
     drain: DrainWatch,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -195,7 +195,7 @@ async fn serve_http2<IO, S, B>(
     mut drain: DrainWatch,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -226,7 +226,7 @@ struct PerConnection<S>(RefCell<S>);
 
 impl<S> hyper::service::Service<Request<Incoming>> for PerConnection<S>
 where
-    S: Service<Request<Body>, Error = Infallible>,
+    S: Service<Request<Incoming>, Error = Infallible>,
 {
     type Response = S::Response;
     type Error = Infallible;
@@ -235,6 +235,6 @@ where
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         // Every service here is always ready (none applies backpressure), so it is
         // called without `poll_ready`; `call` never re-enters, so the borrow cannot fail.
-        self.0.borrow_mut().call(request.map(Body::new))
+        self.0.borrow_mut().call(request)
     }
 }

@@ -15,7 +15,6 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 use tonic::Code;
 use tower::{Layer, Service};
@@ -91,9 +90,11 @@ impl<S: Clone> Observe<S> {
     }
 }
 
-impl<S, ResBody> Service<Request<tonic::body::Body>> for Observe<S>
+impl<S, B, ResBody> Service<Request<B>> for Observe<S>
 where
     S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
     ResBody: Body<Data = Bytes> + Default,
 {
     type Response = Response<ObservedBody<ResBody>>;
@@ -104,7 +105,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let method = match methods::lookup(request.uri().path()) {
             Some(index) => Method::Known(self.layer.shared.metrics.method(index)),
             None => Method::Unknown(Box::new(request.uri().clone())),
@@ -131,10 +132,16 @@ where
                 call: Some(call),
             };
         }
-        if let Some(metrics) = call.metrics() {
-            let received = metrics.received.clone();
-            request = request.map(|body| count_received(body, received));
-        }
+        // One box for the inner services, with the counting inside it.
+        let request = match call.metrics() {
+            Some(metrics) => {
+                let received = metrics.received.clone();
+                request.map(|inner| {
+                    tonic::body::Body::new(CountReceived { inner, frames: FrameCounter::default(), received })
+                })
+            }
+            None => request.map(tonic::body::Body::new),
+        };
         ObservedFuture { pending: Pending::Inner { future: self.inner.call(request) }, call: Some(call) }
     }
 }
@@ -146,18 +153,44 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(text).expect("a UUID is a valid header value")
 }
 
-/// The request body, counting the messages the handler reads.
-fn count_received(body: tonic::body::Body, received: prometheus::IntCounter) -> tonic::body::Body {
-    let mut frames = FrameCounter::default();
-    tonic::body::Body::new(body.map_frame(move |frame| {
-        if let Some(data) = frame.data_ref() {
-            let messages = frames.feed(data);
+pin_project! {
+    /// The request body, counting the messages the handler reads.
+    struct CountReceived<B> {
+        #[pin]
+        inner: B,
+        frames: FrameCounter,
+        received: prometheus::IntCounter,
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for CountReceived<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            let messages = this.frames.feed(data);
             if messages > 0 {
-                received.inc_by(messages);
+                this.received.inc_by(messages);
             }
         }
-        frame
-    }))
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 pin_project! {
