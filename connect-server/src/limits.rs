@@ -72,6 +72,9 @@ pub fn http2_builder(limits: &LimitArgs) -> http2::Builder<TokioExecutor> {
         .max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
         .max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
         .keep_alive_interval(Some(limits.keepalive_interval))
-        .keep_alive_timeout(limits.keepalive_timeout);
+        .keep_alive_timeout(limits.keepalive_timeout)
+        // gRPC has no use for a `date` header, and it changes every second, so HPACK
+        // cannot keep it in its table: bytes and encoding work on every response.
+        .auto_date_header(false);
     builder
 }
