@@ -71,8 +71,7 @@ fn write_timestamp(since_epoch: std::time::Duration, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&text);
     out.push(b'.');
-    let micros = since_epoch.subsec_micros();
-    out.extend((0..6).rev().map(|digit| b'0' + (micros / 10u32.pow(digit) % 10) as u8));
+    push_decimal(u64::from(since_epoch.subsec_micros()), 6, out);
     out.push(b'Z');
 }
 
@@ -83,21 +82,31 @@ fn write_f64(value: f64, out: &mut Vec<u8>) {
     let thousandths = (value * 1000.0).round();
     if (0.0..1e12).contains(&thousandths) && thousandths / 1000.0 == value {
         let thousandths = thousandths as u64;
-        let (whole, mut fraction) = (thousandths / 1000, thousandths % 1000);
-        let _ = write!(Out(out), "{whole}.");
-        if fraction == 0 {
-            out.push(b'0');
-        } else {
-            let mut digits = 3;
-            while fraction % 10 == 0 {
-                fraction /= 10;
-                digits -= 1;
-            }
-            let _ = write!(Out(out), "{fraction:0digits$}");
+        push_decimal(thousandths / 1000, 1, out);
+        out.push(b'.');
+        // Three places, trailing zeros dropped, but at least one digit: `2.0`, `0.25`, `0.142`.
+        let mut fraction = thousandths % 1000;
+        let mut places = 3;
+        while places > 1 && fraction % 10 == 0 {
+            fraction /= 10;
+            places -= 1;
         }
+        push_decimal(fraction, places, out);
     } else {
         let _ = write!(Out(out), "{value:?}");
     }
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits.
+fn push_decimal(mut n: u64, width: usize, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    while n > 0 || digits.len() - start < width {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS` (UTC, proleptic Gregorian).
