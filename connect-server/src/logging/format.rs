@@ -87,7 +87,7 @@ fn write_f64(value: f64, out: &mut Vec<u8>) {
         // Three places, trailing zeros dropped, but at least one digit: `2.0`, `0.25`, `0.142`.
         let mut fraction = thousandths % 1000;
         let mut places = 3;
-        while places > 1 && fraction % 10 == 0 {
+        while places > 1 && fraction.is_multiple_of(10) {
             fraction /= 10;
             places -= 1;
         }
