@@ -3,8 +3,8 @@
 //! (`--log-format json`), in the layout of tracing-subscriber's `fmt`.
 //!
 //! The server logs a line per call, so the path of a line is built for that
-//! rate: [`format`] writes it without allocating into a per-thread buffer and
-//! [`sink`] writes the buffers to stdout in batches from a background thread
+//! rate: `format` writes it without allocating into a per-thread buffer and
+//! `sink` writes the buffers to stdout in batches from a background thread
 //! (every 50 ms, or sooner when they fill). Any other line (startup, periodic
 //! summaries, warnings) first writes out everything logged before it, so the
 //! log reads in order across threads; access lines of different threads are
