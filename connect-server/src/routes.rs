@@ -13,7 +13,7 @@ use std::{
 
 use connect_proto::{ConnectServiceServer, FILE_DESCRIPTOR_SET};
 use futures::future::Either;
-use futures::future::{Ready, ready};
+use futures::future::{BoxFuture, ready};
 use http::{Request, Response};
 use tonic::{body::Body, codec::CompressionEncoding, server::NamedService, service::Routes};
 use tower::{Layer, Service};
@@ -89,12 +89,15 @@ impl Dispatch<()> {
 impl<S> Service<Request<Body>> for Dispatch<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
+    // The rare paths (refused calls, health, reflection) are boxed: every call's future
+    // is as large as its largest variant, and hyper moves it around more than once.
     type Future = Either<
-        Either<Ready<Result<Response<Body>, Infallible>>, <ConnectRoute as Service<Request<Body>>>::Future>,
-        S::Future,
+        <ConnectRoute as Service<Request<Body>>>::Future,
+        BoxFuture<'static, Result<Response<Body>, Infallible>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -104,12 +107,12 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         if Dispatch::is_connect(request.uri().path()) {
-            Either::Left(match self.auth.check(request.headers()) {
-                Ok(()) => Either::Right(self.connect.call(request)),
-                Err(status) => Either::Left(ready(Ok(status.into_http()))),
-            })
+            match self.auth.check(request.headers()) {
+                Ok(()) => Either::Left(self.connect.call(request)),
+                Err(status) => Either::Right(Box::pin(ready(Ok(status.into_http())))),
+            }
         } else {
-            Either::Right(self.others.call(request))
+            Either::Right(Box::pin(self.others.call(request)))
         }
     }
 }

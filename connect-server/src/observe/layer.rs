@@ -128,7 +128,7 @@ where
         if !content_type::is_grpc(request.headers().get(CONTENT_TYPE)) {
             let rejected = content_type::unsupported_media_type();
             return ObservedFuture {
-                pending: Pending::Rejected { response: Some(rejected) },
+                pending: Pending::Rejected { response: Some(Box::new(rejected)) },
                 call: Some(call),
             };
         }
@@ -207,7 +207,8 @@ pin_project! {
     #[project = PendingProj]
     enum Pending<F, B> {
         Inner { #[pin] future: F },
-        Rejected { response: Option<Response<B>> },
+        // Boxed: a rare path, and a response inline would double the size of every call's future.
+        Rejected { response: Option<Box<Response<B>>> },
     }
 }
 
@@ -221,7 +222,7 @@ where
         let this = self.project();
         let result = match this.pending.project() {
             PendingProj::Inner { future } => ready!(future.poll(cx)),
-            PendingProj::Rejected { response } => Ok(response.take().expect("polled after completion")),
+            PendingProj::Rejected { response } => Ok(*response.take().expect("polled after completion")),
         };
         let mut call = this.call.take().expect("polled after completion");
         Poll::Ready(match result {
