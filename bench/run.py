@@ -556,8 +556,8 @@ script also checks that every server gives the same answers as connect-server to
 
 ## Noise
 
-This machine was shared with other jobs compiling at the same time: load average
-{load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end, on {cores} cores. The *run spread* column
+Load average {load_before[0]:.1f} at the start and {load_after[0]:.1f} at the end, on {cores} cores (the build just
+before the run and the benchmark itself count in it; anything else running on the machine does too). The *run spread* column
 ((max - min) / median of the runs) shows how much the runs of one figure disagreed; ratios taken within one run are
 more stable than the absolute figures, which will differ on a quiet machine.
 
