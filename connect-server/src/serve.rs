@@ -123,19 +123,12 @@ pub struct ConnectionSettings {
 /// Serves every connection of `incoming` until `drain` starts, then waits
 /// until the open connections have finished. `make_service` makes the service
 /// of one connection from its [`ConnInfo`].
-pub async fn serve<I, IO, E, M, S, B>(
-    incoming: I,
-    make_service: M,
-    settings: ConnectionSettings,
-    drain: Drain,
-) where
+pub async fn serve<I, IO, E, M, S>(incoming: I, make_service: M, settings: ConnectionSettings, drain: Drain)
+where
     I: Stream<Item = Result<IO, E>>,
     IO: AsyncRead + AsyncWrite + Connected<ConnectInfo = ConnInfo> + Unpin + Send + 'static,
     M: Fn(&ConnInfo) -> S,
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService,
 {
     let connections = TaskTracker::new();
     {
@@ -162,17 +155,13 @@ pub async fn serve<I, IO, E, M, S, B>(
 }
 
 /// Runs the TLS handshake when TLS is on, then serves HTTP/2 on the connection.
-async fn serve_io<IO, S, B>(
+async fn serve_io<IO, S: ConnectionService>(
     io: IO,
     service: PerConnection<S>,
     settings: ConnectionSettings,
     drain: DrainWatch,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let age_limit = Instant::now() + settings.max_age;
     let Some(tls) = settings.tls else {
@@ -187,7 +176,7 @@ async fn serve_io<IO, S, B>(
 
 /// Serves HTTP/2 on `io` until the client or the server closes it; at the
 /// drain or at `age_limit`, the connection is asked to go away and its calls finish.
-async fn serve_http2<IO, S, B>(
+async fn serve_http2<IO, S: ConnectionService>(
     io: IO,
     service: PerConnection<S>,
     http2: &http2::Builder<TokioExecutor>,
@@ -195,10 +184,6 @@ async fn serve_http2<IO, S, B>(
     mut drain: DrainWatch,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut connection = pin!(http2.serve_connection(TokioIo::new(io), service));
     let mut age = WakeAt::new(age_limit);
@@ -214,6 +199,34 @@ async fn serve_http2<IO, S, B>(
     if let Err(error) = result {
         tracing::debug!(%error, "connection ended with an error");
     }
+}
+
+/// What serving a connection asks of its service: a tower service for hyper's
+/// requests that never fails, whose future and response body can move to the
+/// connection's task. (One name for the bounds every function here repeats.)
+pub trait ConnectionService:
+    Service<
+        Request<Incoming>,
+        Response = Response<Self::ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static
+{
+    /// The body of its responses.
+    type ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static;
+}
+
+impl<S, B> ConnectionService for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type ResponseBody = B;
 }
 
 /// A connection's service, as hyper calls it.
