@@ -61,7 +61,8 @@ pub struct BenchOptions {
     pub requests: Option<u64>,
 
     /// Calls per second to aim at in all (e.g. `1000` or `1000/s`); unlimited when absent.
-    /// Latency is measured from when each call was due, so a slow server cannot hide its queue.
+    /// A call that falls behind schedule counts its latency from when it was due,
+    /// so a slow server cannot hide its queue.
     #[arg(long, env = "CONNECT_BENCH_RATE", value_parser = parse_rate)]
     pub rate: Option<f64>,
 

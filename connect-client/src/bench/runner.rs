@@ -237,10 +237,10 @@ async fn call_loop(
     loop {
         let call_started = match (&mut due, settings.interval) {
             (Some(due), Some(interval)) => {
-                tokio::time::sleep_until((*due).into()).await;
-                // Latency counts from when the call was due, not when it went out.
                 let at = *due;
                 *due += interval;
+                wait_until(at).await;
+                // Latency counts from when the call was due, so a slow server cannot hide its queue.
                 at
             }
             _ => Instant::now(),
@@ -276,4 +276,23 @@ async fn call(connection: &mut Connection, settings: &Settings) -> Result<u64, S
         Rpc::ClientStream => settings.messages_per_call.into(),
         Rpc::Unary | Rpc::ServerStream | Rpc::Bidi => received,
     })
+}
+
+/// tokio's timers fire on whole milliseconds, late by up to one; at a rate
+/// of thousands of calls per second that would send calls in bursts and
+/// count the timer's lateness as the server's latency.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
+/// Waits until `at`, to within a few microseconds: sleeps on a timer until
+/// `at` is less than [`TIMER_SLACK`] away, then yields until it has passed
+/// (other calls of this thread go on meanwhile).
+async fn wait_until(at: Instant) {
+    if let Some(early) = at.checked_sub(TIMER_SLACK)
+        && Instant::now() < early
+    {
+        tokio::time::sleep_until(early.into()).await;
+    }
+    while Instant::now() < at {
+        tokio::task::yield_now().await;
+    }
 }
