@@ -41,7 +41,7 @@ use tokio::{
 };
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::wake_at::WakeAt;
+use crate::{busy_poll, wake_at::WakeAt};
 
 /// Length of the HTTP/2 client connection preface (`PRI * HTTP/2.0...`).
 const PREFACE_LEN: usize = 24;
@@ -301,6 +301,9 @@ impl AsyncRead for LimitedIo {
         match Pin::new(&mut this.tcp).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let read = buf.filled().len() - before;
+                if read > 0 {
+                    busy_poll::note_read();
+                }
                 if this.handshake.is_some() {
                     this.preface_left = this.preface_left.saturating_sub(read);
                     if this.preface_left == 0 {

@@ -5,6 +5,7 @@
 //! bound listener and a shutdown future. Tests do the same on `127.0.0.1:0`.
 
 pub mod auth;
+pub mod busy_poll;
 pub mod coarse_timer;
 pub mod config;
 pub mod content_type;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Layer as _;
 
 use crate::{
+    busy_poll,
     config::{Config, MetricsAddr},
     health::Health,
     incoming::Connections,
@@ -177,8 +178,10 @@ impl ConnectServer {
         let service = observe.layer(connect_service.layer(other_services));
         let incoming =
             max_age::limit_lifetime(shared.connections.accept(listener), config.limits.connection_lifetime());
-        let serving =
-            serve::serve(incoming, |info| service.on_connection(info), settings, shared.draining.clone());
+        let serving = busy_poll::alongside(
+            config.busy_poll,
+            serve::serve(incoming, |info| service.on_connection(info), settings, shared.draining.clone()),
+        );
         tokio::pin!(serving);
         tokio::select! {
             () = &mut serving => Ok(()),
