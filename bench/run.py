@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = "x" * 16  # request_data of every request
 OURS, BASELINE, PYTHON = "connect-server", "baseline", "python grpc.aio"
+# connect-server without busy polling, measured unloaded only: shows what busy polling buys.
+OURS_NO_SPIN = "connect-server --busy-poll 0"
 TOOLS = ("h2load", "connect-client bench")
 
 
@@ -99,6 +101,16 @@ def wait_port(port, proc, timeout=15.0):
     raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process and all its threads, from /proc."""
+    try:
+        # The command name may hold spaces; the fields after it do not.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def rss_kib(pid):
     """Resident memory of a process and its threads, from /proc."""
     try:
@@ -111,8 +123,10 @@ def rss_kib(pid):
 
 
 class Server:
-    def __init__(self, name, argv, workdir):
+    def __init__(self, name, argv, workdir, only=None):
         self.name, self.argv, self.workdir = name, argv, workdir
+        # Scenario keys this server is measured in; None: all of them.
+        self.only = only
         self.proc = None
         self.port = None
         self.log = None
@@ -278,6 +292,8 @@ def main():
         Server(OURS, [str(bins / "connect-server"), "--addr", "127.0.0.1:{port}", "--metrics-addr", "127.0.0.1:0"], workdir),
         Server(BASELINE, [str(bins / "baseline_server"), "127.0.0.1:{port}"], workdir),
     ]
+    if not args.quick:
+        servers.insert(1, Server(OURS_NO_SPIN, servers[0].argv + ["--busy-poll", "0"], workdir, only={"latency"}))
     venv_python = args.interop_dir / ".venv" / "bin" / "python"
     python_server = args.interop_dir / "python_server.py"
     if not args.quick and not args.no_python:
@@ -311,7 +327,7 @@ def main():
             for server in servers:
                 ms = first_call_ms(args, server, server_cpus)
                 startup.setdefault(server.name, []).append(ms)
-                if mode == modes[0][0]:
+                if mode == modes[0][0] and server.only is None:
                     memory[server.name] = {"idle": rss_kib(server.proc.pid), "after": []}
             responses = {s.name: verify_responses(args, s) for s in servers}
             for name, text in responses.items():
@@ -322,11 +338,18 @@ def main():
                     # Servers and tools take turns within each run, so noise from
                     # the rest of the machine spreads over all of them alike.
                     for server in servers:
+                        if server.only is not None and scenario.key not in server.only:
+                            continue
                         for tool in TOOLS:
+                            cpu_before, wall_before = cpu_seconds(server.proc.pid), time.monotonic()
                             if tool == "h2load":
                                 result = h2load(args, server, scenario, load_cpus, bodies[scenario.key], load_threads)
                             else:
                                 result = bench(args, server, scenario, load_cpus)
+                            cpu_after, wall_after = cpu_seconds(server.proc.pid), time.monotonic()
+                            result["server_cpu_pct"] = (
+                                100 * (cpu_after - cpu_before) / (wall_after - wall_before)
+                                if cpu_before is not None and cpu_after is not None else None)
                             if result["note"]:
                                 problems.append(f"{mode} {scenario.key} {tool} {server.name}: {result['note']}")
                             results.setdefault((mode, scenario.key, tool, server.name), []).append(result)
@@ -334,7 +357,8 @@ def main():
                                   f"{result['calls_per_sec']:>12,.0f} calls/s", file=sys.stderr, flush=True)
                     if mode == modes[0][0]:
                         for server in servers:
-                            memory[server.name]["after"].append(rss_kib(server.proc.pid))
+                            if server.name in memory:
+                                memory[server.name]["after"].append(rss_kib(server.proc.pid))
             for server in servers:
                 server.stop()
     finally:
@@ -363,7 +387,7 @@ def summarise(results):
     for key, runs in results.items():
         summary[key] = {
             field: median([r[field] for r in runs])
-            for field in ("calls_per_sec", "messages_per_sec", "mean_ms", "p99_ms")
+            for field in ("calls_per_sec", "messages_per_sec", "mean_ms", "p99_ms", "server_cpu_pct")
         }
         summary[key]["runs"] = len(runs)
         summary[key]["spread"] = spread([r["calls_per_sec"] for r in runs])
@@ -385,8 +409,9 @@ def fmt(value, digits=0):
 
 def render_table(summary, modes, scenarios, servers):
     lines = []
-    header = "| mode | scenario | load generator | server | calls/s | messages/s | mean ms | p99 ms | vs baseline | run spread |"
-    lines += [header, "|" + "---|" * 10]
+    header = ("| mode | scenario | load generator | server | calls/s | messages/s | mean ms | p99 ms | vs baseline "
+              "| server CPU | run spread |")
+    lines += [header, "|" + "---|" * 11]
     for mode, _, _ in modes:
         for scenario in scenarios:
             for tool in TOOLS:
@@ -403,7 +428,8 @@ def render_table(summary, modes, scenarios, servers):
                     lines.append(
                         f"| {mode} | {scenario.title} | {tool} | {server.name} | {fmt(row['calls_per_sec'])} | "
                         f"{fmt(row['messages_per_sec']) if scenario.is_stream else '-'} | {fmt(row['mean_ms'], 3)} | "
-                        f"{fmt(row['p99_ms'], 3)} | {ratio} | {fmt(row['spread'], 0) + '%' if row['spread'] is not None else '-'} |"
+                        f"{fmt(row['p99_ms'], 3)} | {ratio} | {fmt(row['server_cpu_pct']) + '%' if row['server_cpu_pct'] is not None else '-'} | "
+                        f"{fmt(row['spread'], 0) + '%' if row['spread'] is not None else '-'} |"
                     )
     return "\n".join(lines)
 
@@ -481,7 +507,7 @@ def svg_chart(summary, modes, servers):
     throughput per scenario (bars scaled to the best server of each group) and p99 latency."""
     mode = "pinned" if any(m[0] == "pinned" for m in modes) else "unpinned"
     tool = "connect-client bench"
-    colours = {OURS: "#d9480f", BASELINE: "#1c7ed6", PYTHON: "#5c940d"}
+    colours = {OURS: "#d9480f", OURS_NO_SPIN: "#f59f00", BASELINE: "#1c7ed6", PYTHON: "#5c940d"}
     groups = [("unary calls/s", "unary", "calls_per_sec"), ("stream-10 msgs/s", "ss10", "messages_per_sec"),
               ("stream-1000 msgs/s", "ss1000", "messages_per_sec")]
     lat_groups = [("p99 ms, loaded unary", "unary"), ("p99 ms, unloaded", "latency")]
@@ -490,8 +516,8 @@ def svg_chart(summary, modes, servers):
              '<rect width="100%" height="100%" fill="white"/>',
              f'<text x="10" y="20" font-size="15">ConnectService throughput and p99 latency ({mode}, measured with {tool}; median of runs)</text>']
     for i, server in enumerate(servers):
-        parts.append(f'<rect x="{10 + i * 170}" y="32" width="12" height="12" fill="{colours.get(server.name, "#888")}"/>'
-                     f'<text x="{26 + i * 170}" y="43">{server.name}</text>')
+        parts.append(f'<rect x="{10 + i * 220}" y="32" width="12" height="12" fill="{colours.get(server.name, "#888")}"/>'
+                     f'<text x="{26 + i * 220}" y="43">{server.name}</text>')
     slot = 165
     bw = (slot - 30) / max(1, len(servers))
     all_groups = [(label, key, metric, False) for label, key, metric in groups] + [(label, key, "p99_ms", True) for label, key in lat_groups]
@@ -547,12 +573,14 @@ bench/run --quick         # smoke run: debug build, our server and the baseline,
 ```
 
 The servers: **connect-server** with its defaults (`--workers` = cores it may use, metrics and logging as
-shipped); **baseline**, `connect-server/examples/baseline_server.rs`, the least tonic server for the same proto
+shipped, busy polling for 100 us after close reads); **connect-server --busy-poll 0**, the same without busy
+polling, measured unloaded only (to show what busy polling buys and costs); **baseline**, `connect-server/examples/baseline_server.rs`, the least tonic server for the same proto
 (default `#[tokio::main]`, default `Server::builder()`, same responses); **python grpc.aio**,
 `interop/python_server.py`. The load generators: `h2load` (nghttp2), which does not read `grpc-status`, so every
 h2load run is checked to have received the full response payload for each call (an error response carries none),
 and `connect-client bench`, which checks `grpc-status` and the message count of every call. Before the runs the
 script also checks that every server gives the same answers as connect-server to a unary call and a 3-message stream.
+*Server CPU* is the server process's CPU time (all threads, from `/proc`) during the run, in percent of one core.
 
 ## Noise
 
