@@ -555,12 +555,15 @@ def markdown(args, table, targets, memory, startup, problems, started_at, load_b
         mem_lines.append(f"| {name} | {mem['idle'] / 1024 if mem['idle'] else 0:.1f} | {after} | "
                          f"{min(startup.get(name, [0])):.1f} |")
     h2load_version = run(["h2load", "--version"], timeout=10).stdout.strip()
+    commit = run(["git", "rev-parse", "--short", "HEAD"], timeout=10).stdout.strip() or "unknown"
+    if run(["git", "status", "--porcelain", "--untracked-files=no"], timeout=10).stdout.strip():
+        commit += " with uncommitted changes"
     return f"""# Benchmarks
 
 Measured by `bench/run` on {started_at:%Y-%m-%d %H:%M} UTC: {cores} cores ({cpu}), {platform.system()} {platform.release()},
 {h2load_version}. Each figure is the median of {args.runs} runs of {args.duration:g} s (connect-client bench: after {args.warmup:g} s of warm-up);
-servers and load generators take turns within each run. *Pinned*: server on core 0, load generator on core 1
-(`taskset`); *unpinned*: both free on all cores.
+servers and load generators take turns within each run. Code measured: `{commit}`. *Pinned*: server on core 0,
+load generator on core 1 (`taskset`); *unpinned*: both free on all cores.
 
 ![throughput and p99 latency per server](./{chart})
 
