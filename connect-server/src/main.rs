@@ -19,7 +19,10 @@ async fn main() -> anyhow::Result<()> {
 
     let count = config.workers.unwrap_or_else(workers::default_count);
     let listeners = workers::bind(config.addr, count)?;
-    println!("Server listening on {}", listeners[0].local_addr()?);
+    let addr = listeners[0].local_addr()?;
+    let workers = workers::start(ConnectServer::new(config), listeners).await?;
+    // Printed once every worker accepts: scripts and tests wait for this line.
+    println!("Server listening on {addr}");
 
     let shutdown = async {
         shutdown::signal().await;
@@ -31,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(130);
         });
     };
-    workers::serve(ConnectServer::new(config), listeners, shutdown).await?;
+    workers.run(shutdown).await?;
     // Every call's line before the farewell.
     drop(log);
     println!("Bye");

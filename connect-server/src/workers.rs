@@ -65,71 +65,106 @@ fn bind_one(addr: SocketAddr, reuse_port: bool) -> io::Result<StdTcpListener> {
     Ok(socket.into())
 }
 
-/// Serves `server` on every listener, one thread with a current-thread
-/// runtime each, until `shutdown` resolves (or a worker fails); then drains
-/// them all (see [`ConnectServer::shutdown_after`]). Call it from the main
-/// runtime, which also serves `/metrics` and runs the periodic summary and
-/// the shutdown timer.
+/// Serves `server` on every listener until `shutdown` resolves (or a worker
+/// fails); [`start`] then [`Workers::run`]. Call it from the main runtime.
 pub async fn serve(
     server: ConnectServer,
     listeners: Vec<StdTcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    start(server, listeners).await?.run(shutdown).await
+}
+
+/// Workers that have started: every one serves its listener (or has failed,
+/// which [`Workers::run`] reports).
+pub struct Workers {
+    server: ConnectServer,
+    threads: Vec<thread::JoinHandle<()>>,
+    /// One result per worker, when it ends.
+    done: mpsc::UnboundedReceiver<anyhow::Result<()>>,
+}
+
+/// Starts the metrics endpoint and one thread with a current-thread runtime
+/// per listener; resolves once every worker is accepting (or has failed), so
+/// that "listening" printed after it means serving. Call it from the main
+/// runtime, which also serves `/metrics` and runs the periodic summary and
+/// the shutdown timer.
+pub async fn start(server: ConnectServer, listeners: Vec<StdTcpListener>) -> anyhow::Result<Workers> {
     // One endpoint for all workers: they share one metrics registry.
     server.start_metrics_endpoint().await?;
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let (done_tx, done) = mpsc::unbounded_channel();
+    let (ready_tx, mut ready) = mpsc::unbounded_channel::<()>();
     let mut threads = Vec::with_capacity(listeners.len());
     for (index, listener) in listeners.into_iter().enumerate() {
         let server = server.clone();
         let done = done_tx.clone();
+        let ready = ready_tx.clone();
         let thread = thread::Builder::new()
             .name(format!("connect-worker-{index}"))
             .spawn(move || {
-                // A panic must still count as this worker ending, or `serve` would wait forever.
-                let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_worker(&server, listener)))
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("worker {index} panicked")));
+                // A panic must still count as this worker ending, or `run` would wait forever.
+                let result =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| run_worker(&server, listener, ready)))
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("worker {index} panicked")));
                 // The receiver lives until every worker has reported; nothing to do if it is gone.
                 let _ = done.send(result);
             })
             .context("cannot start a worker thread")?;
         threads.push(thread);
     }
-    drop(done_tx);
+    drop(ready_tx);
+    // Each worker reports once and drops its sender; one that fails first only drops it.
+    while ready.recv().await.is_some() {}
+    Ok(Workers { server, threads, done })
+}
 
-    let failed = CancellationToken::new();
-    let serving = async {
-        let mut outcome = Ok(());
-        while let Some(result) = done_rx.recv().await {
-            if let Err(error) = result {
-                tracing::error!(error = format!("{error:#}"), "worker stopped: shutting down the others");
-                failed.cancel();
-                outcome = outcome.and(Err(error));
+impl Workers {
+    /// Serves until `shutdown` resolves (or a worker fails), then drains every
+    /// worker (see [`ConnectServer::shutdown_after`]).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Workers { server, threads, mut done } = self;
+        let failed = CancellationToken::new();
+        let serving = async {
+            let mut outcome = Ok(());
+            while let Some(result) = done.recv().await {
+                if let Err(error) = result {
+                    tracing::error!(error = format!("{error:#}"), "worker stopped: shutting down the others");
+                    failed.cancel();
+                    outcome = outcome.and(Err(error));
+                }
             }
+            outcome
+        };
+        let signal = async {
+            tokio::select! {
+                () = shutdown => {}
+                () = failed.cancelled() => {}
+            }
+        };
+        let result = server.run_until_drained(serving, signal).await;
+        for thread in threads {
+            // Each thread has already reported its result; joining only reaps it.
+            let _ = thread.join();
         }
-        outcome
-    };
-    let signal = async {
-        tokio::select! {
-            () = shutdown => {}
-            () = failed.cancelled() => {}
-        }
-    };
-    let result = server.run_until_drained(serving, signal).await;
-    for thread in threads {
-        // Each thread has already reported its result; joining only reaps it.
-        let _ = thread.join();
+        result
     }
-    result
 }
 
 /// Runs one worker to completion on the calling thread.
-fn run_worker(server: &ConnectServer, listener: StdTcpListener) -> anyhow::Result<()> {
+fn run_worker(
+    server: &ConnectServer,
+    listener: StdTcpListener,
+    ready: mpsc::UnboundedSender<()>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot build a worker runtime")?;
     runtime.block_on(async {
         let listener = TcpListener::from_std(listener)?;
+        // Accepting from here on: the first poll of `serve_listener` accepts.
+        let _ = ready.send(());
+        drop(ready);
         server.serve_listener(listener).await
     })
 }
