@@ -16,6 +16,8 @@
 //! loop offers the core to any other runnable thread (`sched_yield`), so a
 //! load generator or a neighbour on the same core is not starved. A busy
 //! worker rarely gets to the loop at all. `--busy-poll 0` turns it off.
+//! The time spent polling with nothing arriving is counted in the
+//! `connect_busy_poll_seconds_total` metric.
 //!
 //! The state is per thread: each worker is one thread with its own
 //! connections, and the reads of one worker say nothing about another.
@@ -28,6 +30,8 @@ use std::{
     thread,
     time::{Duration, Instant},
 };
+
+use prometheus::Counter;
 
 thread_local! {
     /// Reads that returned bytes on this thread's connections.
@@ -46,15 +50,16 @@ pub fn note_read() {
 }
 
 /// Runs `serving` with busy polling alongside it on the current thread, for
-/// the given `window` (zero: no busy polling).
-pub async fn alongside<F: Future>(window: Duration, serving: F) -> F::Output {
+/// the given `window` (zero: no busy polling); adds the time spent polling
+/// with nothing arriving to `idle_seconds`.
+pub async fn alongside<F: Future>(window: Duration, idle_seconds: Counter, serving: F) -> F::Output {
     if window.is_zero() {
         return serving.await;
     }
     tokio::select! {
         biased;
         output = serving => output,
-        never = spin(window) => match never {},
+        never = spin(window, idle_seconds) => match never {},
     }
 }
 
@@ -76,7 +81,7 @@ async fn next_read() {
     .await;
 }
 
-async fn spin(window: Duration) -> Infallible {
+async fn spin(window: Duration, idle_seconds: Counter) -> Infallible {
     let mut last_read: Option<Instant> = None;
     loop {
         next_read().await;
@@ -88,7 +93,9 @@ async fn spin(window: Duration) -> Infallible {
             continue;
         }
         let mut seen = reads();
-        let mut last = now;
+        let (mut last, mut turn) = (now, now);
+        // Turns with no read in between: time the worker would have slept.
+        let mut idle = Duration::ZERO;
         loop {
             // Back to the scheduler, which polls the sockets without blocking
             // when it has nothing else to run, then to the kernel, which runs
@@ -100,10 +107,16 @@ async fn spin(window: Duration) -> Infallible {
             if current != seen {
                 seen = current;
                 last = now;
-            } else if now.duration_since(last) >= window {
-                last_read = Some(last);
-                break;
+            } else {
+                idle += now.duration_since(turn);
+                if now.duration_since(last) >= window {
+                    last_read = Some(last);
+                    // One shared atomic add per spin, not per turn.
+                    idle_seconds.inc_by(idle.as_secs_f64());
+                    break;
+                }
             }
+            turn = now;
         }
     }
 }
@@ -133,14 +146,16 @@ mod tests {
 
     #[tokio::test]
     async fn serving_output_is_returned_with_and_without_busy_polling() {
-        assert_eq!(alongside(Duration::ZERO, async { 7 }).await, 7);
-        assert_eq!(alongside(Duration::from_micros(100), async { 8 }).await, 8);
+        let idle = Counter::new("idle", "help").expect("valid counter");
+        assert_eq!(alongside(Duration::ZERO, idle.clone(), async { 7 }).await, 7);
+        assert_eq!(alongside(Duration::from_micros(100), idle, async { 8 }).await, 8);
     }
 
     #[tokio::test]
     async fn one_read_does_not_start_a_spin_two_close_reads_spin_for_the_window() {
         let window = Duration::from_millis(200);
-        let spinner = tokio::spawn(spin(window));
+        let idle = Counter::new("idle", "help").expect("valid counter");
+        let spinner = tokio::spawn(spin(window, idle.clone()));
         until_spinner_waits().await;
 
         // A lone read: the spinner notes it and, at its next turn, waits again.
@@ -148,6 +163,7 @@ mod tests {
         assert!(!spinner_waits(), "the read took the waker");
         tokio::task::yield_now().await;
         assert!(spinner_waits(), "no spin after a lone read");
+        assert_eq!(idle.get(), 0.0);
 
         // A second read well inside the window: the spinner spins, then waits
         // again once a whole window has passed without a read.
@@ -156,7 +172,12 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!spinner_waits(), "spinning after two close reads");
         until_spinner_waits().await;
-        assert!(second_read.elapsed() >= window, "spun {:?}, less than the window", second_read.elapsed());
+        let spun = second_read.elapsed();
+        assert!(spun >= window, "spun {spun:?}, less than the window");
+        // Nothing arrived during the spin: all of it, from its start to the
+        // turn that ended it, is counted as idle.
+        let idle = idle.get();
+        assert!(idle >= window.as_secs_f64() && idle <= spun.as_secs_f64(), "idle {idle} s of {spun:?}");
         spinner.abort();
     }
 }

@@ -180,6 +180,7 @@ impl ConnectServer {
             max_age::limit_lifetime(shared.connections.accept(listener), config.limits.connection_lifetime());
         let serving = busy_poll::alongside(
             config.busy_poll,
+            shared.metrics.busy_poll_seconds(),
             serve::serve(incoming, |info| service.on_connection(info), settings, shared.draining.clone()),
         );
         tokio::pin!(serving);

@@ -1,7 +1,11 @@
 //! Prometheus metrics: the go-grpc-prometheus server series, after a known
 //! sequence of calls, read from the `/metrics` endpoint.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use connect_proto::{RequestMessage, ResponseMessage};
 use http::HeaderValue;
@@ -159,6 +163,36 @@ async fn the_endpoint_serves_the_text_format_and_nothing_else() {
     assert!(body.contains("# TYPE grpc_server_handling_seconds histogram\n"), "{body}");
     assert!(body.contains("# TYPE grpc_server_started_total counter\n"), "{body}");
     assert_eq!(http_get(addr, "/").await.0, "HTTP/1.1 404 Not Found");
+}
+
+#[tokio::test]
+async fn busy_polling_time_is_counted_and_stays_zero_when_off() {
+    for (window, spins) in [("0", false), ("50ms", true)] {
+        let server =
+            TestServer::start_with_args(&["--metrics-addr", "127.0.0.1:0", "--busy-poll", window]).await;
+        let metrics_addr = server.metrics_addr.expect("metrics endpoint started");
+        let mut client = server.client().await;
+        let started = Instant::now();
+        // Calls on one connection, one after the other: reads well within 50 ms of each other.
+        for name in ["a", "b", "c"] {
+            client.unary_rpc(request(name)).await.unwrap();
+        }
+        let idle =
+            async || samples(&http_get(metrics_addr, "/metrics").await.1)["connect_busy_poll_seconds_total"];
+        if !spins {
+            assert_eq!(idle().await, 0.0, "--busy-poll {window}");
+            continue;
+        }
+        // The spin ends 50 ms after the last read, and is counted then.
+        let deadline = Instant::now() + PROMPTLY;
+        let mut seconds = idle().await;
+        while seconds == 0.0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            seconds = idle().await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        assert!(seconds > 0.0 && seconds <= elapsed, "{seconds} s counted in {elapsed} s");
+    }
 }
 
 #[tokio::test]

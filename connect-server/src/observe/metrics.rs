@@ -4,7 +4,8 @@
 use std::sync::{Arc, OnceLock};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 use tonic::Code;
 
@@ -24,6 +25,8 @@ pub struct Metrics {
     received: IntCounterVec,
     sent: IntCounterVec,
     seconds: HistogramVec,
+    /// Time workers spent busy polling with nothing arriving (see `busy_poll`).
+    busy_poll_seconds: Counter,
     /// Label handles of each known method, resolved once.
     methods: [OnceLock<Arc<MethodMetrics>>; KNOWN.len()],
 }
@@ -48,7 +51,8 @@ impl MethodMetrics {
 }
 
 impl Metrics {
-    /// A fresh registry with the five metric families, `ConnectService`'s series at zero.
+    /// A fresh registry with the five go-grpc-prometheus families (`ConnectService`'s
+    /// series at zero) and `connect_busy_poll_seconds_total`.
     pub fn new() -> Self {
         let counter = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
@@ -81,12 +85,21 @@ impl Metrics {
                 &LABELS,
             )
             .expect("valid metric definition"),
+            busy_poll_seconds: Counter::new(
+                "connect_busy_poll_seconds_total",
+                "Seconds workers spent busy polling between close reads with nothing arriving (--busy-poll).",
+            )
+            .expect("valid metric definition"),
             methods: Default::default(),
         };
         for collector in [&metrics.started, &metrics.handled, &metrics.received, &metrics.sent] {
             metrics.registry.register(Box::new(collector.clone())).expect("metric names are unique");
         }
         metrics.registry.register(Box::new(metrics.seconds.clone())).expect("metric names are unique");
+        metrics
+            .registry
+            .register(Box::new(metrics.busy_poll_seconds.clone()))
+            .expect("metric names are unique");
         for (index, known) in KNOWN.iter().enumerate() {
             if known.eager {
                 metrics.method(index);
@@ -113,6 +126,11 @@ impl Metrics {
                 seconds: self.seconds.with_label_values(&labels),
             })
         }))
+    }
+
+    /// The counter of time spent busy polling, shared by every worker.
+    pub fn busy_poll_seconds(&self) -> Counter {
+        self.busy_poll_seconds.clone()
     }
 
     /// The registry, to add more collectors or serve it.
