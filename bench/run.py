@@ -315,6 +315,7 @@ def main():
         bodies[s.key] = workdir / f"{s.key}.bin"
         bodies[s.key].write_bytes(s.request())
 
+    commit = measured_commit()
     load_before = os.getloadavg()
     started_at = datetime.datetime.now(datetime.timezone.utc)
     results = {}  # (mode, scenario, tool, server) -> list of runs
@@ -377,7 +378,7 @@ def main():
         chart = ROOT / "bench" / "chart.svg"
         chart.write_text(svg_chart(summary, modes, servers))
         args.output.write_text(markdown(args, table, targets, memory, startup, problems, started_at,
-                                        load_before, load_after, cores, chart.relative_to(ROOT)))
+                                        load_before, load_after, cores, chart.relative_to(ROOT), commit))
         print(f"wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output} and {chart.relative_to(ROOT)}")
     return 1 if problems else 0
 
@@ -540,7 +541,16 @@ def svg_chart(summary, modes, servers):
     return "\n".join(parts) + "\n"
 
 
-def markdown(args, table, targets, memory, startup, problems, started_at, load_before, load_after, cores, chart):
+def measured_commit():
+    """The checked-out commit, read before the runs: what the binaries were built from."""
+    commit = run(["git", "rev-parse", "--short", "HEAD"], timeout=10).stdout.strip() or "unknown"
+    if run(["git", "status", "--porcelain", "--untracked-files=no"], timeout=10).stdout.strip():
+        commit += " with uncommitted changes"
+    return commit
+
+
+def markdown(args, table, targets, memory, startup, problems, started_at, load_before, load_after, cores, chart,
+             commit):
     cpu = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -555,9 +565,6 @@ def markdown(args, table, targets, memory, startup, problems, started_at, load_b
         mem_lines.append(f"| {name} | {mem['idle'] / 1024 if mem['idle'] else 0:.1f} | {after} | "
                          f"{min(startup.get(name, [0])):.1f} |")
     h2load_version = run(["h2load", "--version"], timeout=10).stdout.strip()
-    commit = run(["git", "rev-parse", "--short", "HEAD"], timeout=10).stdout.strip() or "unknown"
-    if run(["git", "status", "--porcelain", "--untracked-files=no"], timeout=10).stdout.strip():
-        commit += " with uncommitted changes"
     return f"""# Benchmarks
 
 Measured by `bench/run` on {started_at:%Y-%m-%d %H:%M} UTC: {cores} cores ({cpu}), {platform.system()} {platform.release()},
