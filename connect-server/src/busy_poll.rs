@@ -16,7 +16,7 @@
 //! loop offers the core to any other runnable thread (`sched_yield`), so a
 //! load generator or a neighbour on the same core is not starved. A busy
 //! worker rarely gets to the loop at all. `--busy-poll 0` turns it off.
-//! The time spent polling with nothing arriving is counted in the
+//! The time spent in the loop with no new bytes is counted in the
 //! `connect_busy_poll_seconds_total` metric.
 //!
 //! The state is per thread: each worker is one thread with its own
@@ -81,6 +81,9 @@ async fn next_read() {
     .await;
 }
 
+/// The spinner of one worker: waits for reads, spins while they come close
+/// together, and counts the turns in which none came (other tasks may have
+/// run in them too, so the count is an upper bound on the CPU the spin cost).
 async fn spin(window: Duration, idle_seconds: Counter) -> Infallible {
     let mut last_read: Option<Instant> = None;
     loop {

@@ -25,7 +25,7 @@ pub struct Metrics {
     received: IntCounterVec,
     sent: IntCounterVec,
     seconds: HistogramVec,
-    /// Time workers spent busy polling with nothing arriving (see `busy_poll`).
+    /// Time workers spent busy polling with no new request bytes (see `busy_poll`).
     busy_poll_seconds: Counter,
     /// Label handles of each known method, resolved once.
     methods: [OnceLock<Arc<MethodMetrics>>; KNOWN.len()],
@@ -87,7 +87,7 @@ impl Metrics {
             .expect("valid metric definition"),
             busy_poll_seconds: Counter::new(
                 "connect_busy_poll_seconds_total",
-                "Seconds workers spent busy polling between close reads with nothing arriving (--busy-poll).",
+                "Seconds workers spent busy polling (--busy-poll) with no new request bytes.",
             )
             .expect("valid metric definition"),
             methods: Default::default(),
