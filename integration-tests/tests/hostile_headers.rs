@@ -27,6 +27,8 @@ async fn content_type_answer(content_type: Option<&'static str>) {
     assert_eq!(response.grpc_status(), None, "a 415 is plain HTTP, not a gRPC status");
     assert!(response.body.is_empty());
     assert_eq!(server.stats.snapshot().unary, 0, "the handler must not run");
+    // Finished as the response leaves (UNKNOWN, what a gRPC client makes of a 415), never as cancelled.
+    assert_eq!(server.stats.snapshot().cancelled, 0, "a 415 is not a cancelled call");
     // The same connection still carries gRPC.
     let ok = client::send(&mut client, client::grpc_request(UNARY_PATH), hello_body()).await;
     assert_eq!(ok.grpc_status(), Some(0));

@@ -11,7 +11,7 @@ use connect_proto::{RequestMessage, ResponseMessage};
 use http::HeaderValue;
 use integration_tests::{
     PROMPTLY, TestServer, request,
-    wire::{CLIENT_STREAM_PATH, client, grpc::request_message},
+    wire::{CLIENT_STREAM_PATH, UNARY_PATH, client, grpc::request_message},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -193,6 +193,21 @@ async fn busy_polling_time_is_counted_and_stays_zero_when_off() {
         let elapsed = started.elapsed().as_secs_f64();
         assert!(seconds > 0.0 && seconds <= elapsed, "{seconds} s counted in {elapsed} s");
     }
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_grpc_is_not_counted() {
+    let server = TestServer::start_with_args(&["--metrics-addr", "127.0.0.1:0"]).await;
+    let metrics_addr = server.metrics_addr.expect("metrics endpoint started");
+    let mut h2 = client::h2_connect(server.addr).await;
+    let mut json = client::grpc_request(UNARY_PATH);
+    json.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    let response = client::send(&mut h2, json, request_message(&request("json"))).await;
+    assert_eq!(response.status, http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let got = samples(&http_get(metrics_addr, "/metrics").await.1);
+    assert_eq!(got.get(&series("grpc_server_started_total", "UnaryRPC", "unary")), Some(&0.0));
+    assert_eq!(got.get(&handled("UnaryRPC", "unary", "Unknown")), Some(&0.0));
+    assert_eq!(got.get(&handled("UnaryRPC", "unary", "Canceled")), Some(&0.0));
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tonic::Code;
@@ -106,7 +106,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let method = match methods::lookup(request.uri().path()) {
+        // Checked here rather than in a layer of its own: one future less per call.
+        let is_grpc = content_type::is_grpc(request.headers().get(CONTENT_TYPE));
+        // A request that is not gRPC is logged but not counted: like grpc-go, whose
+        // transport answers it before any interceptor (and so go-grpc-prometheus) runs.
+        let method = match methods::lookup(request.uri().path()).filter(|_| is_grpc) {
             Some(index) => Method::Known(self.layer.shared.metrics.method(index)),
             None => Method::Unknown(Box::new(request.uri().clone())),
         };
@@ -124,8 +128,7 @@ where
             call_deadline,
             Arc::clone(&self.layer.shared),
         );
-        // Checked here rather than in a layer of its own: one future less per call.
-        if !content_type::is_grpc(request.headers().get(CONTENT_TYPE)) {
+        if !is_grpc {
             let rejected = content_type::unsupported_media_type();
             return ObservedFuture {
                 pending: Pending::Rejected { response: Some(Box::new(rejected)) },
@@ -237,6 +240,9 @@ where
                 // A trailers-only response: the status is in the headers and the body is empty.
                 if let Some(status) = headers.get(GRPC_STATUS) {
                     call.finish(codes::parse_status(status.as_bytes()));
+                } else if response.status() != StatusCode::OK {
+                    // Plain HTTP (the 415 above): what a gRPC client makes of it, not CANCELLED.
+                    call.finish(codes::from_http_status(response.status()));
                 }
                 Ok(response.map(|inner| ObservedBody { inner, call, frames: FrameCounter::default() }))
             }
