@@ -48,20 +48,23 @@ pub fn from_header(value: &[u8]) -> Option<Instant> {
     Some(Instant::now() + timeout.saturating_sub(DEADLINE_MARGIN))
 }
 
-/// Parses a `grpc-timeout` value such as `100m` (milliseconds) or `5S` (seconds).
+/// Parses a `grpc-timeout` value such as `100m` (milliseconds) or `5S` (seconds):
+/// one to eight ASCII digits and a unit. Anything else is `None` (no deadline).
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > MAX_TIMEOUT_DIGITS {
+    // Split as bytes: the value comes off the wire and may end in a multi-byte character.
+    let (&unit, digits) = value.as_bytes().split_last()?;
+    if digits.is_empty() || digits.len() > MAX_TIMEOUT_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let amount: u64 = digits.parse().ok()?;
+    // At most eight digits: even in hours, the product fits in a u64.
+    let amount = digits.iter().fold(0u64, |amount, digit| amount * 10 + u64::from(digit - b'0'));
     Some(match unit {
-        "H" => Duration::from_secs(amount * 3600),
-        "M" => Duration::from_secs(amount * 60),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
+        b'H' => Duration::from_secs(amount * 3600),
+        b'M' => Duration::from_secs(amount * 60),
+        b'S' => Duration::from_secs(amount),
+        b'm' => Duration::from_millis(amount),
+        b'u' => Duration::from_micros(amount),
+        b'n' => Duration::from_nanos(amount),
         _ => return None,
     })
 }
@@ -86,6 +89,7 @@ mod tests {
         assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
         assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
         assert_eq!(parse_grpc_timeout("9n"), Some(Duration::from_nanos(9)));
+        assert_eq!(parse_grpc_timeout("99999999H"), Some(Duration::from_secs(99_999_999 * 3600)));
     }
 
     #[test]
@@ -95,5 +99,10 @@ mod tests {
         assert_eq!(parse_grpc_timeout("10x"), None);
         assert_eq!(parse_grpc_timeout("123456789m"), None);
         assert_eq!(parse_grpc_timeout("-1S"), None);
+        assert_eq!(parse_grpc_timeout("+1S"), None);
+        assert_eq!(parse_grpc_timeout("1 S"), None);
+        // Ends inside a multi-byte character: no panic, no deadline.
+        assert_eq!(parse_grpc_timeout("1é"), None);
+        assert_eq!(parse_grpc_timeout("é"), None);
     }
 }

@@ -121,3 +121,19 @@ async fn unimplemented_via_the_real_client() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn a_grpc_timeout_ending_in_a_multi_byte_character_is_ignored() {
+    let server = TestServer::start().await;
+    let mut client = client::h2_connect(server.addr).await;
+    // `1é`: valid UTF-8 whose last byte is not a character boundary (this once panicked).
+    for value in [&b"1\xc3\xa9"[..], b"\xc3\xa9", b"+1S"] {
+        let mut request = client::grpc_request(UNARY_PATH);
+        request
+            .headers_mut()
+            .insert("grpc-timeout", HeaderValue::from_bytes(value).expect("obs-text is allowed"));
+        let response = client::send(&mut client, request, hello_body()).await;
+        assert_eq!(response.grpc_status(), Some(0), "grpc-timeout {value:?}: served with no deadline");
+    }
+    assert_still_serving(&server).await;
+}
