@@ -5,7 +5,13 @@
 //! (counters, drain and stop signals), so the same server can serve several
 //! listeners, e.g. one per worker runtime, and shut them down together.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,10 +24,11 @@ use crate::{
     incoming::Connections,
     limits, max_age,
     observe::{self, Metrics, ObserveLayer},
-    routes,
+    routes::{self, DispatchLayer},
     serve::{self, ConnectionSettings, Drain},
     service::{Connect, Limits},
     stats::Stats,
+    tls::Tls,
 };
 
 /// After the grace, how long ended streams get to deliver their final status.
@@ -51,6 +58,26 @@ struct Shared {
     metrics_endpoint: tokio::sync::OnceCell<Option<SocketAddr>>,
     /// Cancelled when the last clone is dropped: stops the metrics endpoint.
     dropped: CancellationToken,
+    /// Built by the first `prepare`, then shared by every listener.
+    prepared: OnceLock<Prepared>,
+}
+
+/// What every listener serves with that reading files or checking flags may
+/// fail to build (TLS certificates, the token file): built once, so a bad
+/// flag fails before anything is announced as listening, and N workers do
+/// not read the same files N times.
+#[derive(Clone)]
+struct Prepared {
+    /// `ConnectService` (behind the token check) in front of the other services.
+    dispatch: DispatchLayer,
+    others: tonic::service::Routes,
+    tls: Option<Tls>,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared").field("tls", &self.tls.is_some()).finish_non_exhaustive()
+    }
 }
 
 impl Drop for Shared {
@@ -75,8 +102,29 @@ impl ConnectServer {
                 metrics: Arc::default(),
                 metrics_endpoint: tokio::sync::OnceCell::new(),
                 dropped: CancellationToken::new(),
+                prepared: OnceLock::new(),
             }),
         }
+    }
+
+    /// Builds what every listener needs from the configuration (TLS, the bearer
+    /// token, the services) and reports a bad flag or file. Serving does it on
+    /// first use; call it first to fail before announcing anything.
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        self.prepared().map(drop)
+    }
+
+    fn prepared(&self) -> anyhow::Result<Prepared> {
+        let shared = &self.shared;
+        if let Some(prepared) = shared.prepared.get() {
+            return Ok(prepared.clone());
+        }
+        let config = &shared.config;
+        let service = Connect::new(Limits::from(config), Arc::clone(&shared.stats), shared.hard_stop.clone());
+        let (dispatch, others) = routes::routes(config, service, &shared.health)?;
+        let prepared = Prepared { dispatch, others, tls: config.tls.server_config()? };
+        // Two listeners preparing at once both succeed; either result will do.
+        Ok(shared.prepared.get_or_init(|| prepared).clone())
     }
 
     /// The configuration this server runs with.
@@ -135,6 +183,7 @@ impl ConnectServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        self.prepare()?;
         self.start_metrics_endpoint().await?;
         self.run_until_drained(self.serve_listener(listener), shutdown).await
     }
@@ -164,18 +213,16 @@ impl ConnectServer {
     /// or the grace is over. Call it once per listener; all share one shutdown.
     pub async fn serve_listener(&self, listener: TcpListener) -> anyhow::Result<()> {
         let shared = &self.shared;
-        let service =
-            Connect::new(Limits::from(&shared.config), Arc::clone(&shared.stats), shared.hard_stop.clone());
         let config = &shared.config;
+        let Prepared { dispatch, others, tls } = self.prepared()?;
         let served_by = observe::served_by(config.server_id.as_deref(), listener.local_addr()?)?;
         let observe = ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by);
         let settings = ConnectionSettings {
             http2: limits::http2_builder(&config.limits),
-            tls: config.tls.server_config()?,
+            tls,
             max_age: config.limits.max_connection_age,
         };
-        let (connect_service, other_services) = routes::routes(config, service, &shared.health)?;
-        let service = observe.layer(connect_service.layer(other_services));
+        let service = observe.layer(dispatch.layer(others));
         let incoming =
             max_age::limit_lifetime(shared.connections.accept(listener), config.limits.connection_lifetime());
         let serving = busy_poll::alongside(
@@ -200,7 +247,7 @@ impl ConnectServer {
         let shared = &self.shared;
         tokio::select! {
             () = signal => {}
-            // Every listener may have failed on its own; nothing left to drain then.
+            // Another clone's shutdown already ended the grace: nothing left to drain.
             () = shared.hard_stop.cancelled() => return,
         }
         shared.health.set_not_serving().await;
@@ -219,7 +266,7 @@ impl ConnectServer {
         tokio::time::sleep(grace).await;
         let open = shared.stats.snapshot().streams_open;
         if open > 0 {
-            tracing::warn!(open_streams = open, ?grace, "shutdown grace over: ending the remaining calls");
+            tracing::warn!(open_streams = open, ?grace, "shutdown grace over: ending the remaining streams");
         }
         shared.hard_stop.cancel();
     }

@@ -90,6 +90,8 @@ pub struct Workers {
 /// runtime, which also serves `/metrics` and runs the periodic summary and
 /// the shutdown timer.
 pub async fn start(server: ConnectServer, listeners: Vec<StdTcpListener>) -> anyhow::Result<Workers> {
+    // Certificates and token file read once, and a bad one reported before any worker starts.
+    server.prepare()?;
     // One endpoint for all workers: they share one metrics registry.
     server.start_metrics_endpoint().await?;
     let (done_tx, done) = mpsc::unbounded_channel();
