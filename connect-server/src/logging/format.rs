@@ -80,7 +80,8 @@ fn write_timestamp(since_epoch: std::time::Duration, out: &mut Vec<u8>) {
 /// text that reads back as the same `f64`.
 fn write_f64(value: f64, out: &mut Vec<u8>) {
     let thousandths = (value * 1000.0).round();
-    if (0.0..1e12).contains(&thousandths) && thousandths / 1000.0 == value {
+    // Not -0.0, which `{:?}` prints with its sign.
+    if (0.0..1e12).contains(&thousandths) && thousandths / 1000.0 == value && value.is_sign_positive() {
         let thousandths = thousandths as u64;
         push_decimal(thousandths / 1000, 1, out);
         out.push(b'.');
@@ -295,8 +296,22 @@ mod tests {
 
     #[test]
     fn floats_print_as_debug_does() {
-        let mut values =
-            vec![0.0, 0.001, 0.01, 0.1, 0.142, 1.5, 2.0, 10.25, 999_999.999, 1e-7, 1.0 / 3.0, -0.5, 1e15];
+        let mut values = vec![
+            0.0,
+            0.001,
+            0.01,
+            0.1,
+            0.142,
+            1.5,
+            2.0,
+            10.25,
+            999_999.999,
+            1e-7,
+            1.0 / 3.0,
+            -0.5,
+            -0.0,
+            1e15,
+        ];
         values.extend((0..100_000u32).map(|micros| f64::from(micros) / 1000.0));
         for value in values {
             let mut out = Vec::new();

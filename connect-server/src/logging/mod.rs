@@ -98,9 +98,11 @@ impl<S: Subscriber> Layer<S> for LineLayer {
                 return;
             }
             let sink = Sink::global();
-            sink.append(line);
-            if event.metadata().target() != ACCESS_LOG_TARGET {
-                sink.flush();
+            if event.metadata().target() == ACCESS_LOG_TARGET {
+                sink.append(line);
+            } else {
+                // Rare lines come after everything logged before them, on any thread.
+                sink.write_after_buffered(line);
             }
         });
     }

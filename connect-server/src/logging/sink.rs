@@ -10,9 +10,9 @@
 //! Nothing is dropped: a thread whose buffer has grown past [`WAKE_AT`] wakes
 //! the writer early, and past [`WRITE_AT`] (stdout cannot keep up) it writes
 //! the batch itself, so it waits instead of piling up memory. Lines of one
-//! thread keep their order; [`Sink::flush`] writes every buffer, so a rare
-//! line written after it (startup, summaries, warnings) comes after every
-//! line logged before it, on any thread.
+//! thread keep their order; a rare line (startup, summaries, warnings) goes
+//! through [`Sink::write_after_buffered`], so it comes after every line
+//! logged before it, on any thread.
 
 use std::{
     cell::RefCell,
@@ -87,18 +87,18 @@ impl Sink {
 
     /// Writes every thread's buffered lines to stdout, in one batch.
     pub(super) fn flush(&self) {
-        let buffers = lock(&self.buffers);
-        let mut batch = Vec::new();
-        for buffer in buffers.iter() {
-            let mut bytes = lock(buffer);
-            if batch.is_empty() {
-                // Take the whole allocation; the thread grows a fresh one.
-                std::mem::swap(&mut batch, &mut bytes);
-            } else {
-                batch.extend_from_slice(&bytes);
-                bytes.clear();
-            }
-        }
+        self.write_batch(&[]);
+    }
+
+    /// Writes every thread's buffered lines, then `line`, in one batch.
+    pub(super) fn write_after_buffered(&self, line: &[u8]) {
+        self.write_batch(line);
+    }
+
+    fn write_batch(&self, last: &[u8]) {
+        // Held while writing too, so that batches never interleave.
+        let mut buffers = lock(&self.buffers);
+        let batch = take_batch(&mut buffers, last);
         if batch.is_empty() {
             return;
         }
@@ -109,7 +109,48 @@ impl Sink {
     }
 }
 
+/// Empties every buffer into one batch, followed by `last`; forgets the
+/// buffers of threads that have exited once they are empty.
+fn take_batch(buffers: &mut Vec<Buffer>, last: &[u8]) -> Vec<u8> {
+    let mut batch = Vec::new();
+    for buffer in buffers.iter() {
+        let mut bytes = lock(buffer);
+        if batch.is_empty() {
+            // Take the whole allocation; the thread grows a fresh one.
+            std::mem::swap(&mut batch, &mut bytes);
+        } else {
+            batch.extend_from_slice(&bytes);
+            bytes.clear();
+        }
+    }
+    // Only the sink still holds an exited thread's buffer. One that filled after the
+    // loop above (its thread exiting meanwhile) is kept for the next batch.
+    buffers.retain(|buffer| Arc::strong_count(buffer) > 1 || !lock(buffer).is_empty());
+    batch.extend_from_slice(last);
+    batch
+}
+
 /// Locks `mutex`, ignoring poisoning: a buffer of bytes cannot be left inconsistent.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rare_line_comes_after_lines_buffered_on_other_threads() {
+        let sink: &'static Sink =
+            Box::leak(Box::new(Sink { buffers: Mutex::new(Vec::new()), writer: OnceLock::new() }));
+        // This thread's buffer is registered first, so it is also emptied first.
+        sink.append(b"main: access\n");
+        // `join` (unlike a scope) returns once the thread's locals, its buffer handle among them, are gone.
+        thread::spawn(|| sink.append(b"worker: access\n")).join().expect("the worker logged");
+        let batch = take_batch(&mut lock(&sink.buffers), b"main: shutdown started\n");
+        assert_eq!(batch, b"main: access\nworker: access\nmain: shutdown started\n");
+        // The worker has exited and its buffer is written: only this thread's is left.
+        assert_eq!(lock(&sink.buffers).len(), 1);
+        assert_eq!(take_batch(&mut lock(&sink.buffers), b""), b"");
+    }
 }
