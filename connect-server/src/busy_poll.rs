@@ -42,7 +42,7 @@ thread_local! {
 
 /// Bytes arrived on a connection served by this thread. Called by every
 /// connection's read path, so it is two thread-local accesses at most.
-pub fn note_read() {
+pub(crate) fn note_read() {
     READS.with(|reads| reads.set(reads.get().wrapping_add(1)));
     if let Some(waker) = WAITING.with(Cell::take) {
         waker.wake();
@@ -52,7 +52,7 @@ pub fn note_read() {
 /// Runs `serving` with busy polling alongside it on the current thread, for
 /// the given `window` (zero: no busy polling); adds the time spent polling
 /// with nothing arriving to `idle_seconds`.
-pub async fn alongside<F: Future>(window: Duration, idle_seconds: Counter, serving: F) -> F::Output {
+pub(crate) async fn alongside<F: Future>(window: Duration, idle_seconds: Counter, serving: F) -> F::Output {
     if window.is_zero() {
         return serving.await;
     }

@@ -19,7 +19,7 @@ use rustix::time::{ClockId, clock_gettime};
 
 /// tokio's timer for hyper, answering `now` from the coarse clock.
 #[derive(Debug, Clone, Default)]
-pub struct CoarseTimer(TokioTimer);
+pub(crate) struct CoarseTimer(TokioTimer);
 
 impl Timer for CoarseTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
@@ -40,7 +40,7 @@ impl Timer for CoarseTimer {
 }
 
 /// Now, to within a clock tick: an `Instant` anchored once, moved on by the coarse clock.
-pub fn coarse_now() -> Instant {
+pub(crate) fn coarse_now() -> Instant {
     static ANCHOR: OnceLock<(Instant, Duration)> = OnceLock::new();
     let (instant, coarse) = *ANCHOR.get_or_init(|| (Instant::now(), coarse_clock()));
     instant + coarse_clock().saturating_sub(coarse)

@@ -30,13 +30,13 @@ use crate::{
 
 /// Total response bytes up to which a stream is generated inline: below the
 /// 65,535-byte initial window of HTTP/2, with room for the gRPC framing.
-pub const MAX_GENERATED_BYTES: u64 = 60 * 1024;
+pub(crate) const MAX_GENERATED_BYTES: u64 = 60 * 1024;
 
 /// Whether `count` responses to `data`, with no pause, are generated inline.
-pub fn fits(data: &str, count: u32) -> bool {
-    // Per message: the 5-byte gRPC prefix, the field tag and length (up to 3 bytes),
+pub(crate) fn fits(data: &str, count: u32) -> bool {
+    // Per message: the 5-byte gRPC prefix, the field tag and length (up to 4 bytes),
     // the greeting, the data and ": server(" + up to ten digits + ") ".
-    let per_message = (5 + 3 + GREETING.len() + data.len() + 21) as u64;
+    let per_message = (5 + 4 + GREETING.len() + data.len() + 21) as u64;
     per_message * u64::from(count) <= MAX_GENERATED_BYTES
 }
 

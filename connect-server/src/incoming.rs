@@ -87,7 +87,7 @@ impl Connections {
         self.inner.open_count.load(Ordering::Acquire)
     }
 
-    /// Waits until at most `count` connections are open (for tests and the drain).
+    /// Waits until at most `count` connections are open (for tests).
     pub async fn wait_until_at_most(&self, count: usize) {
         loop {
             let closed = self.inner.closed.notified();

@@ -4,7 +4,7 @@
 //! tonic and hyper leave most HTTP/2 limits off; every one here has a finite
 //! default so that one client cannot hold unbounded server memory or
 //! connections. (Message sizes are applied to the generated service, in
-//! [`crate::routes`]; the connection age in [`crate::serve`].)
+//! `routes.rs`; the connection age in `serve.rs`.)
 
 use std::time::Duration;
 
@@ -63,7 +63,7 @@ impl LimitArgs {
 }
 
 /// hyper's HTTP/2 server builder with the limits of `limits` (the settings tonic
-/// would make; the age is enforced per connection by [`crate::serve`]).
+/// would make; the age is enforced per connection by `serve.rs`).
 pub fn http2_builder(limits: &LimitArgs) -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder

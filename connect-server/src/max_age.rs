@@ -22,14 +22,14 @@ use crate::wake_at::WakeAt;
 
 /// A connection that fails every read and write once its lifetime is over.
 #[derive(Debug)]
-pub struct AgedIo<IO> {
+pub(crate) struct AgedIo<IO> {
     io: IO,
     end_of_life: WakeAt,
 }
 
 impl<IO> AgedIo<IO> {
     /// Wraps `io`, which may live for `lifetime` from now.
-    pub fn new(io: IO, lifetime: Duration) -> Self {
+    pub(crate) fn new(io: IO, lifetime: Duration) -> Self {
         Self { io, end_of_life: WakeAt::new(tokio::time::Instant::now() + lifetime) }
     }
 
@@ -99,7 +99,7 @@ impl<IO: Connected> Connected for AgedIo<IO> {
 }
 
 /// Wraps every connection `incoming` accepts in an [`AgedIo`] living for `lifetime`.
-pub fn limit_lifetime<IO, E>(
+pub(crate) fn limit_lifetime<IO, E>(
     incoming: impl Stream<Item = Result<IO, E>>,
     lifetime: Duration,
 ) -> impl Stream<Item = Result<AgedIo<IO>, E>> {

@@ -21,10 +21,10 @@ use tower::{Layer, Service};
 use crate::{auth::BearerAuth, config::Config, health::Health, service::Connect};
 
 /// `ConnectService` as served (the auth check is in [`Dispatch`]).
-pub type ConnectRoute = ConnectServiceServer<Connect>;
+pub(crate) type ConnectRoute = ConnectServiceServer<Connect>;
 
 /// `ConnectService` accepting and answering gzip and zstd, within the message size limits.
-pub fn connect_service(config: &Config, service: Connect) -> ConnectRoute {
+pub(crate) fn connect_service(config: &Config, service: Connect) -> ConnectRoute {
     ConnectServiceServer::new(service)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
@@ -37,7 +37,11 @@ pub fn connect_service(config: &Config, service: Connect) -> ConnectRoute {
 
 /// Every service of one listener: the layer that takes `ConnectService` calls
 /// to their service, and tonic's router with the others.
-pub fn routes(config: &Config, service: Connect, health: &Health) -> anyhow::Result<(DispatchLayer, Routes)> {
+pub(crate) fn routes(
+    config: &Config,
+    service: Connect,
+    health: &Health,
+) -> anyhow::Result<(DispatchLayer, Routes)> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -54,7 +58,7 @@ pub fn routes(config: &Config, service: Connect, health: &Health) -> anyhow::Res
 
 /// Puts `ConnectService` in front of a router (see the module docs).
 #[derive(Debug, Clone)]
-pub struct DispatchLayer {
+pub(crate) struct DispatchLayer {
     connect: ConnectRoute,
     auth: BearerAuth,
 }
@@ -70,20 +74,16 @@ impl<S> Layer<S> for DispatchLayer {
 /// Sends `ConnectService` calls (with the right token, when auth is on) to
 /// their service and every other request (health and reflection stay open) to `S`.
 #[derive(Debug, Clone)]
-pub struct Dispatch<S> {
+pub(crate) struct Dispatch<S> {
     connect: ConnectRoute,
     auth: BearerAuth,
     others: S,
 }
 
-impl Dispatch<()> {
-    /// Whether `path` names a `ConnectService` method (`/ConnectService/...`).
-    fn is_connect(path: &str) -> bool {
-        let name = <ConnectServiceServer<Connect> as NamedService>::NAME;
-        path.strip_prefix('/')
-            .and_then(|rest| rest.strip_prefix(name))
-            .is_some_and(|rest| rest.starts_with('/'))
-    }
+/// Whether `path` names a `ConnectService` method (`/ConnectService/...`).
+fn is_connect_path(path: &str) -> bool {
+    let name = <ConnectServiceServer<Connect> as NamedService>::NAME;
+    path.strip_prefix('/').and_then(|rest| rest.strip_prefix(name)).is_some_and(|rest| rest.starts_with('/'))
 }
 
 impl<S> Service<Request<Body>> for Dispatch<S>
@@ -106,7 +106,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if Dispatch::is_connect(request.uri().path()) {
+        if is_connect_path(request.uri().path()) {
             match self.auth.check(request.headers()) {
                 Ok(()) => Either::Left(self.connect.call(request)),
                 Err(status) => Either::Right(Box::pin(ready(Ok(status.into_http())))),
@@ -123,10 +123,10 @@ mod tests {
 
     #[test]
     fn only_connect_service_paths_take_the_short_way() {
-        assert!(Dispatch::is_connect("/ConnectService/UnaryRPC"));
-        assert!(Dispatch::is_connect("/ConnectService/Nope"));
-        assert!(!Dispatch::is_connect("/ConnectServiceX/UnaryRPC"));
-        assert!(!Dispatch::is_connect("/grpc.health.v1.Health/Check"));
-        assert!(!Dispatch::is_connect("/ConnectService"));
+        assert!(is_connect_path("/ConnectService/UnaryRPC"));
+        assert!(is_connect_path("/ConnectService/Nope"));
+        assert!(!is_connect_path("/ConnectServiceX/UnaryRPC"));
+        assert!(!is_connect_path("/grpc.health.v1.Health/Check"));
+        assert!(!is_connect_path("/ConnectService"));
     }
 }

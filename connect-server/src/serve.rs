@@ -43,7 +43,7 @@ use crate::{incoming::ConnInfo, tls::Tls, wake_at::WakeAt};
 
 /// The signal that starts a drain: no new connections, GOAWAY on the open ones.
 #[derive(Debug, Clone, Default)]
-pub struct Drain {
+pub(crate) struct Drain {
     inner: Arc<DrainInner>,
 }
 
@@ -55,18 +55,18 @@ struct DrainInner {
 
 impl Drain {
     /// Starts the drain on every listener and connection.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         self.inner.started.store(true, Ordering::SeqCst);
         self.inner.notify.notify_waiters();
     }
 
     /// Whether the drain has started.
-    pub fn is_started(&self) -> bool {
+    pub(crate) fn is_started(&self) -> bool {
         self.inner.started.load(Ordering::SeqCst)
     }
 
     /// Resolves once the drain has started.
-    pub async fn started(&self) {
+    pub(crate) async fn started(&self) {
         let notified = self.inner.notify.notified();
         let mut notified = pin!(notified);
         // Register before checking, so a start in between is not missed.
@@ -111,7 +111,7 @@ impl DrainWatch {
 
 /// How connections are served: HTTP/2 settings, TLS, age.
 #[derive(Debug, Clone)]
-pub struct ConnectionSettings {
+pub(crate) struct ConnectionSettings {
     /// hyper's HTTP/2 builder, with the limits applied.
     pub http2: http2::Builder<TokioExecutor>,
     /// TLS, when on.
@@ -123,8 +123,12 @@ pub struct ConnectionSettings {
 /// Serves every connection of `incoming` until `drain` starts, then waits
 /// until the open connections have finished. `make_service` makes the service
 /// of one connection from its [`ConnInfo`].
-pub async fn serve<I, IO, E, M, S>(incoming: I, make_service: M, settings: ConnectionSettings, drain: Drain)
-where
+pub(crate) async fn serve<I, IO, E, M, S>(
+    incoming: I,
+    make_service: M,
+    settings: ConnectionSettings,
+    drain: Drain,
+) where
     I: Stream<Item = Result<IO, E>>,
     IO: AsyncRead + AsyncWrite + Connected<ConnectInfo = ConnInfo> + Unpin + Send + 'static,
     M: Fn(&ConnInfo) -> S,
@@ -204,7 +208,7 @@ async fn serve_http2<IO, S: ConnectionService>(
 /// What serving a connection asks of its service: a tower service for hyper's
 /// requests that never fails, whose future and response body can move to the
 /// connection's task. (One name for the bounds every function here repeats.)
-pub trait ConnectionService:
+pub(crate) trait ConnectionService:
     Service<
         Request<Incoming>,
         Response = Response<Self::ResponseBody>,

@@ -51,7 +51,7 @@ pub struct StatsSnapshot {
     pub client_stream: u64,
     /// `BidiStreamRPC` calls started.
     pub bidi: u64,
-    /// Streams whose producer is still running.
+    /// Streaming calls still open (server, client or bidi streams).
     pub streams_open: i64,
     /// Calls that ended `CANCELLED`: the client cancelled or went away (counted by the observe layer).
     pub cancelled: u64,

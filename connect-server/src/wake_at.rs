@@ -15,7 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 /// A deadline that wakes the task polling it; see the module docs.
 #[derive(Debug)]
-pub struct WakeAt {
+pub(crate) struct WakeAt {
     sleep: Pin<Box<Sleep>>,
     /// The waker the `Sleep` holds, once polled since the last reset.
     registered: Option<Waker>,
@@ -23,12 +23,12 @@ pub struct WakeAt {
 
 impl WakeAt {
     /// A timer firing at `deadline`.
-    pub fn new(deadline: Instant) -> Self {
+    pub(crate) fn new(deadline: Instant) -> Self {
         Self { sleep: Box::pin(tokio::time::sleep_until(deadline)), registered: None }
     }
 
     /// Whether the deadline has passed; if not, the task of `cx` is woken when it does.
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
         if let Some(waker) = &self.registered
             && waker.will_wake(cx.waker())
             && !self.sleep.is_elapsed()
@@ -41,12 +41,12 @@ impl WakeAt {
     }
 
     /// Whether the deadline has passed, without arranging a wake-up.
-    pub fn is_expired(&self) -> bool {
+    pub(crate) fn is_expired(&self) -> bool {
         self.sleep.is_elapsed()
     }
 
     /// Moves the deadline to `deadline`.
-    pub fn reset(&mut self, deadline: Instant) {
+    pub(crate) fn reset(&mut self, deadline: Instant) {
         self.sleep.as_mut().reset(deadline);
         self.registered = None;
     }

@@ -192,7 +192,7 @@ async fn sigterm_under_load_exits_zero() {
     assert_eq!(ended, STREAMS / 2);
     // With RUST_LOG=warn: the one warning that the grace ended 100 calls, then the farewell.
     assert_eq!(rest.len(), 2, "{rest:?}");
-    assert!(rest[0].contains("shutdown grace over: ending the remaining calls"), "{rest:?}");
+    assert!(rest[0].contains("shutdown grace over: ending the remaining streams"), "{rest:?}");
     assert!(rest[0].contains("100"), "{rest:?}");
     assert_eq!(rest[1], "Bye");
 }

@@ -45,13 +45,13 @@ const CANONICAL: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
-/// Every code, in numeric order, so metrics can be pre-created for each.
-pub(crate) const ALL: usize = PROMETHEUS.len();
+/// How many gRPC codes there are (numbered 0..COUNT), so metrics can be pre-created for each.
+pub(crate) const COUNT: usize = PROMETHEUS.len();
 
 /// The array index of `code` (its numeric value, 0..=16).
 pub(crate) fn index(code: Code) -> usize {
     // `Code` is a fieldless enum numbered 0..=16; tonic maps anything else to `Unknown`.
-    (code as i32).clamp(0, ALL as i32 - 1) as usize
+    (code as i32).clamp(0, COUNT as i32 - 1) as usize
 }
 
 /// The go-grpc-prometheus label value of the code with numeric value `index`.

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::render;
 
 /// Binds `addr` and serves `registry` at `/metrics` until `stop` is cancelled; returns the bound address.
-pub async fn spawn(
+pub(crate) async fn spawn(
     addr: SocketAddr,
     registry: Registry,
     stop: CancellationToken,

@@ -42,7 +42,7 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 /// Adds the per-call behaviour (see the module docs) to a gRPC service.
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
-    // One Arc: hyper clones the whole service stack for every request.
+    // One Arc: the stack is cloned for every connection.
     shared: Arc<Shared>,
 }
 

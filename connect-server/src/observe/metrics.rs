@@ -36,7 +36,7 @@ pub struct Metrics {
 pub(crate) struct MethodMetrics {
     pub(crate) known: &'static KnownMethod,
     pub(crate) started: IntCounter,
-    handled: [IntCounter; codes::ALL],
+    handled: [IntCounter; codes::COUNT],
     pub(crate) received: IntCounter,
     pub(crate) sent: IntCounter,
     seconds: Histogram,

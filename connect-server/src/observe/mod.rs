@@ -8,7 +8,7 @@
 
 mod call;
 mod codes;
-pub mod endpoint;
+pub(crate) mod endpoint;
 mod frames;
 mod layer;
 mod methods;
