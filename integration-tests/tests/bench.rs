@@ -9,7 +9,8 @@ use connect_client::{
     bench::{BenchOptions, Report, runner},
     cli::Command,
 };
-use integration_tests::TestServer;
+use integration_tests::{PROMPTLY, TestServer};
+use tokio::net::TcpListener;
 
 fn options(args: &[&str]) -> BenchOptions {
     let mut argv = vec!["connect-client", "bench"];
@@ -61,6 +62,36 @@ async fn a_fixed_rate_makes_the_scheduled_number_of_calls() {
     // 100 calls/s over two loops: one call every 20 ms each, staggered by 10 ms: 30 due in 300 ms.
     let report = bench(&server, &["--rate", "100/s", "--duration", "300ms", "--concurrency", "2"]).await;
     assert_eq!(report.tally.ok, 30);
+}
+
+#[tokio::test]
+async fn a_low_rate_does_not_outlast_the_duration() {
+    let server = TestServer::start().await;
+    // 1 call/s over 20 loops: loop j is first due j/20 of 20 s in, so only loop 0 has a call in 300 ms.
+    let run = bench(&server, &["--rate", "1/s", "--duration", "300ms", "--concurrency", "20"]);
+    let report = tokio::time::timeout(PROMPTLY, run).await.expect("the run ends with its duration");
+    assert_eq!(report.tally.ok, 1);
+}
+
+#[tokio::test]
+async fn calls_to_a_server_that_never_answers_end_deadline_exceeded() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    // An HTTP/2 server that takes every call and never answers it.
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut connection = h2::server::handshake(tcp).await.unwrap();
+        let mut held = Vec::new();
+        while let Some(Ok(call)) = connection.accept().await {
+            held.push(call);
+        }
+    });
+    let options = options(&["--requests", "2", "--concurrency", "2"]);
+    let addrs = [url];
+    let run = runner::run(&addrs, Duration::from_secs(5), Some(Duration::from_millis(100)), None, &options);
+    let report = tokio::time::timeout(PROMPTLY, run).await.expect("the client gives up").expect("bench ran");
+    assert_eq!(report.tally.ok, 0);
+    assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"DEADLINE_EXCEEDED", &2)]);
 }
 
 #[tokio::test]

@@ -103,12 +103,18 @@ impl BenchOptions {
     }
 }
 
+/// The lowest `--rate`: one call every 1,000 s. Lower rates make intervals
+/// beyond what a `Duration` holds, and no run is that long.
+const MIN_RATE: f64 = 0.001;
+
 /// Parses `1000`, `1000/s` or `2.5/s` as calls per second.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.strip_suffix("/s").unwrap_or(text);
     match number.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err(format!("rate must be a positive number of calls per second, like 1000/s, not {text:?}")),
+        Ok(rate) if rate.is_finite() && rate >= MIN_RATE => Ok(rate),
+        _ => Err(format!(
+            "rate must be a number of calls per second from {MIN_RATE}, like 1000/s, not {text:?}"
+        )),
     }
 }
 
@@ -123,8 +129,8 @@ mod tests {
     }
 
     #[test]
-    fn rate_rejects_zero_negative_and_words() {
-        for bad in ["0", "-5/s", "fast", "10/m", "inf"] {
+    fn rate_rejects_zero_negative_tiny_and_words() {
+        for bad in ["0", "-5/s", "fast", "10/m", "inf", "1e-300", "0.0009/s"] {
             assert!(parse_rate(bad).is_err(), "{bad} was accepted");
         }
     }

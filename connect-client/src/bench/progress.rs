@@ -23,7 +23,8 @@ pub enum Goal {
     Calls(u64),
 }
 
-/// Calls completed, one counter per load thread so threads never share a cache line.
+/// Measured calls completed (warm-up excluded), one counter per load thread so
+/// threads never share a cache line.
 pub type Counters = Arc<[Arc<AtomicU64>]>;
 
 /// Redraws a bar until dropped (the caller selects it against the run); does
@@ -53,7 +54,7 @@ pub async fn show(goal: Goal, counters: Counters) {
             Goal::Time(_) => now.duration_since(started).as_millis() as u64,
             Goal::Calls(_) => done,
         });
-        bar.set_message(format!("{done} calls, {rate:.0}/s"));
+        bar.set_message(format!("{done} calls measured, {rate:.0}/s"));
     }
 }
 

@@ -23,6 +23,13 @@ use super::{
 };
 use crate::exit::ClientError;
 
+/// How long past the end of the run a call still in flight may take before
+/// the client gives up on it (a backstop for a server that stopped answering).
+const END_GRACE: Duration = Duration::from_secs(5);
+/// How long past its `--timeout` a call may take before the client ends it
+/// itself, if the server has not (as the other commands do).
+const DEADLINE_SLACK: Duration = Duration::from_secs(1);
+
 /// Everything a call loop needs to know, shared read-only by every thread.
 #[derive(Debug)]
 struct Settings {
@@ -37,6 +44,8 @@ struct Settings {
     duration: Option<Duration>,
     /// Time between two calls of one loop, when `--rate` is set.
     interval: Option<Duration>,
+    /// `--timeout`, sent as `grpc-timeout`; the client gives up a little after it.
+    timeout: Option<Duration>,
     messages_per_call: u32,
     template: CallTemplate,
 }
@@ -98,6 +107,7 @@ pub async fn run(
         warmup: options.warmup,
         duration,
         interval: options.rate.map(|rate| Duration::from_secs_f64(concurrency as f64 / rate)),
+        timeout,
         messages_per_call,
         template,
     });
@@ -239,6 +249,10 @@ async fn call_loop(
             (Some(due), Some(interval)) => {
                 let at = *due;
                 *due += interval;
+                if end.is_some_and(|end| at >= end) {
+                    // Not due before the end: no waiting past it (a low rate would).
+                    break;
+                }
                 wait_until(at).await;
                 // Latency counts from when the call was due, so a slow server cannot hide its queue.
                 at
@@ -255,10 +269,24 @@ async fn call_loop(
         {
             break;
         }
-        let outcome = call(&mut client, settings).await;
+        let give_up_at = [
+            end.map(|end| end + END_GRACE),
+            settings.timeout.map(|timeout| call_started + timeout + DEADLINE_SLACK),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let outcome = match give_up_at {
+            Some(at) => {
+                tokio::time::timeout_at(at.into(), call(&mut client, settings)).await.unwrap_or_else(|_| {
+                    Err(Status::deadline_exceeded("no answer from the server (client-side backstop)"))
+                })
+            }
+            None => call(&mut client, settings).await,
+        };
         let done = Instant::now();
-        counter.fetch_add(1, Ordering::Relaxed);
         if measured {
+            counter.fetch_add(1, Ordering::Relaxed);
             let mut tally = tally.borrow_mut();
             match outcome {
                 Ok(messages) => tally.record_ok(done - call_started, messages),
