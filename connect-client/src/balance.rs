@@ -69,11 +69,6 @@ pub struct Balanced {
     pub reprobe: Option<Arc<Notify>>,
 }
 
-/// The channel `cli` asks for: the shared entry point of every command and of `bench`.
-pub async fn channel(cli: &Cli) -> Result<Channel, ClientError> {
-    Ok(connect(cli).await?.channel)
-}
-
 /// Connects as `cli` asks: a plain channel for one address, a balanced one for several.
 pub async fn connect(cli: &Cli) -> Result<Balanced, ClientError> {
     let give_up = Instant::now() + cli.timeout.unwrap_or(cli.connect_timeout);

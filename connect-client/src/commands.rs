@@ -1,7 +1,10 @@
 //! The client's commands: one function per RPC kind, printing each response
 //! as `Response from server: {response_data}` like the original clients.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use connect_proto::RequestMessage;
 use futures::{Stream, StreamExt};
@@ -52,13 +55,17 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
                 server_stream(&mut client, cli.timeout, &policy, message).await
             }
             Command::ClientStream { data } if data.is_empty() => {
-                client_stream(&mut client, cli.timeout, stdin_requests()).await
+                let (requests, unread) = stdin_requests();
+                client_stream(&mut client, cli.timeout, requests).await.and_then(|()| unread.check())
             }
             Command::ClientStream { data } => {
                 let requests = futures::stream::iter(data.into_iter().map(request));
                 client_stream(&mut client, cli.timeout, requests).await
             }
-            Command::Bidi => bidi(&mut client, cli.timeout, stdin_requests()).await,
+            Command::Bidi => {
+                let (requests, unread) = stdin_requests();
+                bidi(&mut client, cli.timeout, requests).await.and_then(|()| unread.check())
+            }
             Command::Bench(_) => unreachable!("handled above"),
         }
     };
@@ -164,15 +171,38 @@ async fn print_stream(mut responses: Streaming<connect_proto::ResponseMessage>) 
     Ok(())
 }
 
-/// One request per line of stdin, ending at end of input.
-fn stdin_requests() -> impl Stream<Item = RequestMessage> + Send + 'static {
+/// One request per line of stdin, ending at end of input; the second value
+/// reports whether stdin failed (e.g. a line that is not UTF-8) instead.
+fn stdin_requests() -> (impl Stream<Item = RequestMessage> + Send + 'static, StdinFailure) {
+    let failure = StdinFailure::default();
     let lines = BufReader::new(tokio::io::stdin()).lines();
-    futures::stream::unfold(lines, |mut lines| async move {
+    let requests = futures::stream::unfold((lines, failure.clone()), |(mut lines, failure)| async move {
         match lines.next_line().await {
-            Ok(Some(line)) => Some((request(line), lines)),
-            // End of input or an unreadable stdin both end the request stream.
-            Ok(None) | Err(_) => None,
+            Ok(Some(line)) => Some((request(line), (lines, failure))),
+            Ok(None) => None,
+            Err(error) => {
+                // The stream can only end; the command reports the failure once the call is done.
+                let _ = failure.0.set(error.to_string());
+                None
+            }
         }
     })
-    .fuse()
+    .fuse();
+    (requests, failure)
+}
+
+/// Set when reading stdin failed, which cut the request stream short: the
+/// call may have succeeded, but on partial input, so the command must not.
+#[derive(Debug, Clone, Default)]
+struct StdinFailure(Arc<OnceLock<String>>);
+
+impl StdinFailure {
+    fn check(&self) -> Result<(), ClientError> {
+        match self.0.get() {
+            Some(error) => {
+                Err(ClientError::Other(format!("cannot read stdin ({error}): the requests were cut short")))
+            }
+            None => Ok(()),
+        }
+    }
 }

@@ -14,7 +14,6 @@ pub mod probe;
 pub mod repeat;
 pub mod retry;
 
-pub use balance::channel;
 pub use cli::Cli;
 pub use commands::run;
 pub use connection::Client;

@@ -42,10 +42,14 @@ pub struct Header {
 
 /// Parses `key: value`; for `-bin` keys the value is base64 and is checked here.
 pub fn parse_header(text: &str) -> Result<Header, String> {
+    // A pseudo-header (`:authority: x`) would split at its own colon: check the text.
+    if text.trim_start().starts_with(':') {
+        return Err(format!("pseudo-headers are set by HTTP/2, not by -H: {text:?}"));
+    }
     let (key, value) = text.split_once(':').ok_or_else(|| format!("expected `key: value`, got {text:?}"))?;
     let key = key.trim().to_ascii_lowercase();
     let value = value.trim();
-    if key.starts_with(':') || key.starts_with("grpc-") {
+    if key.starts_with("grpc-") {
         return Err(format!("{key:?} is reserved by gRPC"));
     }
     let name =
@@ -159,6 +163,10 @@ mod tests {
         assert_eq!(parse_header("novalue").unwrap_err(), "expected `key: value`, got \"novalue\"");
         assert_eq!(parse_header("bad key: v").unwrap_err(), "\"bad key\" is not a valid metadata key");
         assert_eq!(parse_header("grpc-timeout: 1S").unwrap_err(), "\"grpc-timeout\" is reserved by gRPC");
+        assert_eq!(
+            parse_header(":authority: example.com").unwrap_err(),
+            "pseudo-headers are set by HTTP/2, not by -H: \":authority: example.com\""
+        );
         assert_eq!(parse_header("x: caf\u{e9}").unwrap_err(), "x: value must be printable ASCII");
     }
 }

@@ -24,7 +24,8 @@ pub const NO_HEADER: &str = "(none)";
 #[derive(Debug, Clone, Args)]
 pub struct RepeatArgs {
     /// Make the unary call this many times over one channel, one after another, printing a summary instead of each response.
-    #[arg(long, env = "CONNECT_REPEAT", default_value_t = 1, global = true)]
+    #[arg(long, env = "CONNECT_REPEAT", default_value_t = 1, global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
 
     /// Count the unary calls per value of this response header (e.g. `x-served-by`) and print the table.
@@ -117,4 +118,19 @@ fn print_outcome(outcome: &Outcome, args: &RepeatArgs) {
         }
     }
     println!("calls: {} ok: {ok} failed: {} retries: {}", args.repeat, outcome.failed, outcome.retries);
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::Cli;
+
+    #[test]
+    fn repeat_must_be_at_least_one() {
+        let error = Cli::try_parse_from(["connect-client", "--repeat", "0", "unary"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+        let cli = Cli::try_parse_from(["connect-client", "--repeat", "1", "unary"]).expect("1 is fine");
+        assert!(!cli.repeat.active());
+    }
 }

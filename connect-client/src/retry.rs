@@ -118,15 +118,15 @@ impl RetryPolicy {
             }
             retry += 1;
             // One line per retry on stderr, so scripts can count them.
-            eprintln!("retry {retry} in {pause:.0?} after {}: {}", code_name(&status), status.message());
+            eprintln!(
+                "retry {retry} in {pause:.0?} after {}: {}",
+                crate::exit::code_name(status.code()),
+                status.message()
+            );
             self.retried.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(pause).await;
         }
     }
-}
-
-fn code_name(status: &Status) -> &'static str {
-    crate::exit::code_name(status.code())
 }
 
 /// Whether a failed idempotent call may be tried again (see the module docs).

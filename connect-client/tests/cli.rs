@@ -3,11 +3,11 @@
 //! `integration-tests` because only this package's tests are given the
 //! path of its binary, `CARGO_BIN_EXE_connect-client`.)
 
-use std::process::Output;
+use std::process::{Output, Stdio};
 
 use clap::Parser;
 use connect_server::{Config, ConnectServer};
-use tokio::{net::TcpListener, process::Command};
+use tokio::{io::AsyncWriteExt, net::TcpListener, process::Command};
 
 /// Starts a server on `127.0.0.1:0` for the rest of the test; returns its URL and port.
 async fn start_server(args: &[&str]) -> (String, u16) {
@@ -20,17 +20,34 @@ async fn start_server(args: &[&str]) -> (String, u16) {
     (format!("http://127.0.0.1:{port}"), port)
 }
 
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_connect-client"));
+    // Every flag has a `CONNECT_*` variable; one set in the caller's shell would change the output.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CONNECT_") {
+            command.env_remove(name);
+        }
+    }
+    command.arg("--addr").arg(url).args(args);
+    command
+}
+
 async fn client(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_connect-client"))
-        .arg("--addr")
-        .arg(url)
-        .args(args)
-        .env_remove("CONNECT_TIMEOUT")
-        .env_remove("CONNECT_VERBOSE")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap()
+    command(url, args).stdin(Stdio::null()).output().await.unwrap()
+}
+
+/// Runs the client with `input` on its stdin.
+async fn client_with_input(url: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut child = command(url, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    child.wait_with_output().await.unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -204,6 +221,19 @@ async fn client_stream_and_bidi_print_their_replies() {
     let output = client(&url, &["bidi"]).await;
     assert!(output.status.success(), "{output:?}");
     assert_eq!(text(&output.stdout), "");
+}
+
+#[tokio::test]
+async fn unreadable_stdin_cuts_the_stream_and_exits_4() {
+    let (url, _) = start_server(&[]).await;
+    // The second line is not UTF-8: the first request went out, the rest cannot.
+    let output = client_with_input(&url, &["bidi"], b"Ann\n\xff\xfe\nBob\n").await;
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    assert_eq!(text(&output.stdout), "Response from server: Hello, Ann\n");
+    assert_eq!(
+        text(&output.stderr),
+        "cannot read stdin (invalid utf-8 sequence of 1 bytes from index 0): the requests were cut short\n"
+    );
 }
 
 #[tokio::test]

@@ -95,6 +95,35 @@ async fn calls_to_a_server_that_never_answers_end_deadline_exceeded() {
 }
 
 #[tokio::test]
+async fn an_address_without_a_scheme_works_as_for_the_other_commands() {
+    let server = TestServer::start().await;
+    let addrs = [server.addr.to_string()];
+    let report = runner::run(&addrs, Duration::from_secs(5), None, None, &options(&["--requests", "3"]))
+        .await
+        .expect("bench ran");
+    assert_eq!(report.tally.ok, 3);
+}
+
+#[tokio::test]
+async fn plain_http_errors_are_counted_as_grpc_clients_read_them() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addrs = [format!("http://{}", listener.local_addr().unwrap())];
+    // A proxy whose upstream is down: HTTP 503 with no gRPC status.
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut connection = h2::server::handshake(tcp).await.unwrap();
+        while let Some(Ok((_, mut respond))) = connection.accept().await {
+            let response = http::Response::builder().status(503).body(()).unwrap();
+            respond.send_response(response, true).unwrap();
+        }
+    });
+    let report = runner::run(&addrs, Duration::from_secs(5), None, None, &options(&["--requests", "4"]))
+        .await
+        .expect("bench ran");
+    assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"UNAVAILABLE", &4)]);
+}
+
+#[tokio::test]
 async fn failures_are_counted_by_code_and_exit_1() {
     let server = TestServer::start_with_args(&["--max-stream-count", "5"]).await;
     let args = ["--rpc", "server-stream", "--count", "6", "--requests", "8", "--concurrency", "2"];

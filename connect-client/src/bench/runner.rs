@@ -47,7 +47,8 @@ struct Settings {
     /// `--timeout`, sent as `grpc-timeout`; the client gives up a little after it.
     timeout: Option<Duration>,
     messages_per_call: u32,
-    template: CallTemplate,
+    /// One per address (each with its own `:authority`), like `addrs`.
+    templates: Vec<CallTemplate>,
 }
 
 /// State the threads coordinate through.
@@ -95,8 +96,13 @@ pub async fn run(
             vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }; messages_per_call as usize]
         }
     };
-    let first = addrs.first().ok_or_else(|| ClientError::Other("no server address".into()))?;
-    let template = CallTemplate::new(first, options.rpc.method(), &requests, timeout, token)?;
+    if addrs.is_empty() {
+        return Err(ClientError::Other("no server address".into()));
+    }
+    let templates = addrs
+        .iter()
+        .map(|addr| CallTemplate::new(addr, options.rpc.method(), &requests, timeout, token))
+        .collect::<Result<_, _>>()?;
     let settings = Arc::new(Settings {
         addrs: addrs.to_vec(),
         connect_timeout,
@@ -109,7 +115,7 @@ pub async fn run(
         interval: options.rate.map(|rate| Duration::from_secs_f64(concurrency as f64 / rate)),
         timeout,
         messages_per_call,
-        template,
+        templates,
     });
     let shared = Arc::new(Shared {
         connected: Barrier::new(settings.threads),
@@ -213,7 +219,8 @@ fn run_thread(index: usize, settings: &Settings, shared: &Shared, counter: &Atom
         let connection = j % settings.connections;
         let slot = mine.iter().position(|&c| c == connection)?;
         let client = clients[slot].clone();
-        Some(call_loop(j, client, settings, shared, started, counter, &tally, &last_done))
+        let template = &settings.templates[connection % settings.addrs.len()];
+        Some(call_loop(j, client, template, settings, shared, started, counter, &tally, &last_done))
     });
     runtime.block_on(join_all(loops));
     ThreadResult { tally: tally.into_inner(), started: Some(started), last_done: last_done.into_inner() }
@@ -231,6 +238,7 @@ fn fail(shared: &Shared, error: ClientError) {
 async fn call_loop(
     index: usize,
     mut client: Connection,
+    template: &CallTemplate,
     settings: &Settings,
     shared: &Shared,
     started: Instant,
@@ -277,12 +285,12 @@ async fn call_loop(
         .flatten()
         .min();
         let outcome = match give_up_at {
-            Some(at) => {
-                tokio::time::timeout_at(at.into(), call(&mut client, settings)).await.unwrap_or_else(|_| {
+            Some(at) => tokio::time::timeout_at(at.into(), call(&mut client, template, settings))
+                .await
+                .unwrap_or_else(|_| {
                     Err(Status::deadline_exceeded("no answer from the server (client-side backstop)"))
-                })
-            }
-            None => call(&mut client, settings).await,
+                }),
+            None => call(&mut client, template, settings).await,
         };
         let done = Instant::now();
         if measured {
@@ -298,8 +306,12 @@ async fn call_loop(
 }
 
 /// Makes one call; returns the messages it carried (requests sent, for client-stream).
-async fn call(connection: &mut Connection, settings: &Settings) -> Result<u64, Status> {
-    let received = wire::call(connection, &settings.template).await?;
+async fn call(
+    connection: &mut Connection,
+    template: &CallTemplate,
+    settings: &Settings,
+) -> Result<u64, Status> {
+    let received = wire::call(connection, template).await?;
     Ok(match settings.rpc {
         Rpc::ClientStream => settings.messages_per_call.into(),
         Rpc::Unary | Rpc::ServerStream | Rpc::Bidi => received,

@@ -30,14 +30,17 @@ const PREFIX: usize = 5;
 /// One HTTP/2 connection to the server, cheap to clone into each call loop.
 pub type Connection = SendRequest<Bytes>;
 
-/// Opens an HTTP/2 connection to `addr` (`http://host:port`) and drives it on the current runtime.
+/// Opens an HTTP/2 connection to `addr` (`http://host:port`, or `host:port`
+/// as the other commands take it) and drives it on the current runtime.
 pub async fn connect(addr: &str, connect_timeout: Duration) -> Result<Connection, ClientError> {
     let failed = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
-    let uri: Uri = addr.parse().map_err(|error: http::uri::InvalidUri| failed(error.to_string()))?;
+    let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
+    let invalid = |reason: &str| ClientError::Other(format!("invalid --addr {addr:?}: {reason}"));
+    let uri: Uri = url.parse().map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
     if uri.scheme_str() != Some("http") {
-        return Err(failed("bench supports plain-text http:// addresses only".into()));
+        return Err(invalid("bench supports plain-text http:// addresses only"));
     }
-    let host = uri.host().ok_or_else(|| failed("no host in address".into()))?;
+    let host = uri.host().ok_or_else(|| invalid("no host"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = uri.port_u16().unwrap_or(80);
     let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect((host, port)))
@@ -77,8 +80,9 @@ impl CallTemplate {
         timeout: Option<Duration>,
         token: Option<&str>,
     ) -> Result<Self, ClientError> {
-        let uri = format!("{}/ConnectService/{method}", addr.trim_end_matches('/')).parse().map_err(
-            |error: http::uri::InvalidUri| ClientError::Other(format!("bad address {addr}: {error}")),
+        let base = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
+        let uri = format!("{}/ConnectService/{method}", base.trim_end_matches('/')).parse().map_err(
+            |error: http::uri::InvalidUri| ClientError::Other(format!("invalid --addr {addr:?}: {error}")),
         )?;
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
@@ -91,8 +95,10 @@ impl CallTemplate {
             headers.insert("grpc-timeout", value);
         }
         if let Some(token) = token {
-            let value = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| ClientError::Other("the token is not a valid header value".into()))?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ClientError::Other("--token must be printable ASCII".into()))?;
+            // Never indexed by HPACK, as tonic's client does for credentials.
+            value.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, value);
         }
         Ok(Self { uri, headers, frames: messages.iter().map(frame).collect() })
@@ -130,7 +136,7 @@ pub async fn call(connection: &mut Connection, template: &CallTemplate) -> Resul
     let response = response.await.map_err(h2_status)?;
     let (parts, mut stream) = response.into_parts();
     if parts.status != http::StatusCode::OK {
-        return Err(Status::new(Code::Unknown, format!("HTTP status {}", parts.status)));
+        return Err(Status::new(code_for_http_status(parts.status), format!("HTTP status {}", parts.status)));
     }
     // A trailers-only response carries its status in the headers.
     if let Some(outcome) = grpc_status(&parts.headers) {
@@ -142,6 +148,19 @@ pub async fn call(connection: &mut Connection, template: &CallTemplate) -> Resul
             .unwrap_or_else(|| Err(Status::internal("trailers without grpc-status")))
             .map(|()| received),
         None => Err(Status::internal("response ended without trailers")),
+    }
+}
+
+/// The code a gRPC client gives a response that is not HTTP 200 (the spec's
+/// HTTP to gRPC status mapping, as tonic applies it; tonic does not export it).
+fn code_for_http_status(status: http::StatusCode) -> Code {
+    match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
     }
 }
 

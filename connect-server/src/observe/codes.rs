@@ -64,19 +64,6 @@ pub fn canonical_name(code: Code) -> &'static str {
     CANONICAL[index(code)]
 }
 
-/// The code a gRPC client infers from a response that is not HTTP 200 and has
-/// no `grpc-status` (the spec's HTTP to gRPC status mapping).
-pub(crate) fn from_http_status(status: http::StatusCode) -> Code {
-    match status.as_u16() {
-        400 => Code::Internal,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::Unimplemented,
-        429 | 502 | 503 | 504 => Code::Unavailable,
-        _ => Code::Unknown,
-    }
-}
-
 /// Parses a `grpc-status` header value; anything malformed counts as `Unknown`, as the spec says.
 pub(crate) fn parse_status(value: &[u8]) -> Code {
     let parsed = std::str::from_utf8(value).ok().and_then(|text| text.parse::<i32>().ok());
@@ -93,18 +80,6 @@ mod tests {
         assert_eq!(prometheus_label(index(Code::Unauthenticated)), "Unauthenticated");
         assert_eq!(canonical_name(Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
         assert_eq!(canonical_name(Code::Ok), "OK");
-    }
-
-    #[test]
-    fn maps_http_statuses_as_grpc_clients_do() {
-        use http::StatusCode;
-        assert_eq!(from_http_status(StatusCode::BAD_REQUEST), Code::Internal);
-        assert_eq!(from_http_status(StatusCode::UNAUTHORIZED), Code::Unauthenticated);
-        assert_eq!(from_http_status(StatusCode::FORBIDDEN), Code::PermissionDenied);
-        assert_eq!(from_http_status(StatusCode::NOT_FOUND), Code::Unimplemented);
-        assert_eq!(from_http_status(StatusCode::TOO_MANY_REQUESTS), Code::Unavailable);
-        assert_eq!(from_http_status(StatusCode::SERVICE_UNAVAILABLE), Code::Unavailable);
-        assert_eq!(from_http_status(StatusCode::UNSUPPORTED_MEDIA_TYPE), Code::Unknown);
     }
 
     #[test]

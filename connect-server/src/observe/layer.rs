@@ -241,8 +241,9 @@ where
                 if let Some(status) = headers.get(GRPC_STATUS) {
                     call.finish(codes::parse_status(status.as_bytes()));
                 } else if response.status() != StatusCode::OK {
-                    // Plain HTTP (the 415 above): what a gRPC client makes of it, not CANCELLED.
-                    call.finish(codes::from_http_status(response.status()));
+                    // Plain HTTP: the only such answer here is the 415 above, which a gRPC
+                    // client reads as UNKNOWN (the spec's HTTP mapping). Not CANCELLED.
+                    call.finish(Code::Unknown);
                 }
                 Ok(response.map(|inner| ObservedBody { inner, call, frames: FrameCounter::default() }))
             }
