@@ -206,12 +206,11 @@ fn run_thread(index: usize, settings: &Settings, shared: &Shared, counter: &Atom
     if shared.failure.lock().map_or(true, |failure| failure.is_some()) {
         return idle;
     }
-    let started = *shared
+    // The first thread past the barrier sets the start for all (a poisoned lock: its own).
+    let started = shared
         .started
         .lock()
-        .map(|mut started| *started.get_or_insert_with(Instant::now))
-        .as_ref()
-        .unwrap_or(&Instant::now());
+        .map_or_else(|_| Instant::now(), |mut started| *started.get_or_insert_with(Instant::now));
 
     let tally = RefCell::new(Tally::default());
     let last_done = RefCell::new(None);
