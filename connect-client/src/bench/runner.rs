@@ -251,6 +251,10 @@ async fn call_loop(
     let mut due = settings
         .interval
         .map(|interval| started + interval.mul_f64(index as f64 / settings.concurrency as f64));
+    // One timer for the loop, reset only when the give-up time changes (with
+    // `--timeout`, every call): a timer per call would cost the load generator.
+    let backstop = tokio::time::sleep_until((started + END_GRACE).into());
+    tokio::pin!(backstop);
     loop {
         let call_started = match (&mut due, settings.interval) {
             (Some(due), Some(interval)) => {
@@ -284,11 +288,16 @@ async fn call_loop(
         .flatten()
         .min();
         let outcome = match give_up_at {
-            Some(at) => tokio::time::timeout_at(at.into(), call(&mut client, template, settings))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Status::deadline_exceeded("no answer from the server (client-side backstop)"))
-                }),
+            Some(at) => {
+                if backstop.deadline() != at.into() {
+                    backstop.as_mut().reset(at.into());
+                }
+                tokio::select! {
+                    biased;
+                    outcome = call(&mut client, template, settings) => outcome,
+                    () = &mut backstop => Err(Status::deadline_exceeded("no answer from the server (client-side backstop)")),
+                }
+            }
             None => call(&mut client, template, settings).await,
         };
         let done = Instant::now();
