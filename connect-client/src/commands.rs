@@ -38,7 +38,8 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
     let policy = RetryPolicy::new(&cli.retry, connected.reprobe.clone())
         .wait_for_ready(cli.balance.wait_for_ready.then(|| cli.timeout.unwrap_or(cli.connect_timeout)));
     let channel = connected.channel;
-    let mut client = connection::client(channel.clone(), &CallOptions::from(&cli))?;
+    let options = CallOptions::from(&cli);
+    let mut client = connection::client(channel.clone(), &options)?;
     if let Command::Unary { data } = &cli.command
         && cli.repeat.active()
     {
@@ -47,8 +48,10 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
     }
     let call = async {
         match cli.command {
-            Command::Health { service } => probe::health(channel, service, cli.timeout).await,
-            Command::List => probe::list(channel, cli.timeout).await,
+            Command::Health { service } => {
+                probe::health(connection::call_channel(channel, &options)?, service, cli.timeout).await
+            }
+            Command::List => probe::list(connection::call_channel(channel, &options)?, cli.timeout).await,
             Command::Unary { data } => unary(&mut client, cli.timeout, &policy, data).await,
             Command::ServerStream { data, count, interval_ms } => {
                 let message = RequestMessage { request_data: data, count, interval_ms };

@@ -19,9 +19,12 @@ use crate::{
     metadata::{CallMetadata, Header},
 };
 
-/// A `ConnectService` client that sends the configured credentials and `-H`
-/// headers on every call, and prints the response metadata with `-v`.
-pub type Client = ConnectServiceClient<CallMetadata<InterceptedService<Channel, Credentials>>>;
+/// A channel that sends the configured credentials and `-H` headers on every
+/// call, and prints the response metadata with `-v`: what every command calls on.
+pub type CallChannel = CallMetadata<InterceptedService<Channel, Credentials>>;
+
+/// A `ConnectService` client on a [`CallChannel`].
+pub type Client = ConnectServiceClient<CallChannel>;
 
 /// Everything a call carries besides its message.
 #[derive(Debug, Clone, Default)]
@@ -98,12 +101,16 @@ fn read(path: &PathBuf, flag: &str) -> Result<Vec<u8>, ClientError> {
         .map_err(|error| ClientError::Other(format!("cannot read {flag} {}: {error}", path.display())))
 }
 
-/// A client on `channel` making calls as `options` says.
-pub fn client(channel: Channel, options: &CallOptions) -> Result<Client, ClientError> {
+/// `channel` with the token, headers and `-v` of `options`.
+pub fn call_channel(channel: Channel, options: &CallOptions) -> Result<CallChannel, ClientError> {
     let credentials = Credentials::bearer(options.token.as_deref())?;
     let authorized = InterceptedService::new(channel, credentials);
-    let client =
-        ConnectServiceClient::new(CallMetadata::new(authorized, options.headers.clone(), options.verbose));
+    Ok(CallMetadata::new(authorized, options.headers.clone(), options.verbose))
+}
+
+/// A client on `channel` making calls as `options` says.
+pub fn client(channel: Channel, options: &CallOptions) -> Result<Client, ClientError> {
+    let client = ConnectServiceClient::new(call_channel(channel, options)?);
     // Only ask for compressed responses with --compress: for small messages
     // compression costs more CPU than it saves bytes.
     Ok(match options.compress {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -11,10 +11,14 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::{commands::with_deadline, exit::ClientError};
+use crate::{commands::with_deadline, connection::CallChannel, exit::ClientError};
 
 /// Prints the health status of `service` (`""`: the server); fails unless `SERVING`.
-pub async fn health(channel: Channel, service: String, timeout: Option<Duration>) -> Result<(), ClientError> {
+pub async fn health(
+    channel: CallChannel,
+    service: String,
+    timeout: Option<Duration>,
+) -> Result<(), ClientError> {
     let response =
         HealthClient::new(channel).check(with_deadline(HealthCheckRequest { service }, timeout)).await?;
     let status = response.get_ref().status();
@@ -26,7 +30,7 @@ pub async fn health(channel: Channel, service: String, timeout: Option<Duration>
 }
 
 /// Prints the name of every service the server offers, one per line, sorted.
-pub async fn list(channel: Channel, timeout: Option<Duration>) -> Result<(), ClientError> {
+pub async fn list(channel: CallChannel, timeout: Option<Duration>) -> Result<(), ClientError> {
     let mut names = list_services(channel, timeout).await?;
     names.sort();
     for name in names {
@@ -36,7 +40,10 @@ pub async fn list(channel: Channel, timeout: Option<Duration>) -> Result<(), Cli
 }
 
 /// The services listed by reflection v1 (the only version this client speaks).
-pub async fn list_services(channel: Channel, timeout: Option<Duration>) -> Result<Vec<String>, ClientError> {
+pub async fn list_services(
+    channel: CallChannel,
+    timeout: Option<Duration>,
+) -> Result<Vec<String>, ClientError> {
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),

@@ -80,6 +80,26 @@ async fn verbose_prints_headers_and_trailers_to_stderr_only() {
 }
 
 #[tokio::test]
+async fn health_and_list_send_headers_and_print_metadata_too() {
+    let (url, _) = start_server(&["--server-id", "node-1"]).await;
+    let output = client(&url, &["-v", "-H", "x-request-id: probe-1", "health"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "SERVING\n");
+    assert_eq!(
+        metadata_lines(&text(&output.stderr)),
+        [
+            "header content-type: application/grpc",
+            "header x-request-id: probe-1",
+            "header x-served-by: node-1",
+            "trailer grpc-status: 0",
+        ]
+    );
+    let output = client(&url, &["-v", "-H", "x-request-id: probe-2", "list"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert!(metadata_lines(&text(&output.stderr)).contains(&"header x-request-id: probe-2"), "{output:?}");
+}
+
+#[tokio::test]
 async fn verbose_shows_the_default_server_name_and_message_count() {
     let (url, port) = start_server(&[]).await;
     let output = client(&url, &["server-stream", "--count", "2", "-v", "-H", "X-Request-Id: cli-2"]).await;

@@ -72,7 +72,12 @@ async fn health_and_reflection_stay_open() {
     let mut health = HealthClient::new(server.channel().await);
     let status = health.check(HealthCheckRequest { service: "ConnectService".into() }).await.unwrap();
     assert_eq!(status.get_ref().status(), ServingStatus::Serving);
-    let services = connect_client::probe::list_services(server.channel().await, None).await.unwrap();
+    let services = connect_client::probe::list_services(
+        connection::call_channel(server.channel().await, &connection::CallOptions::default()).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
     assert!(services.contains(&"ConnectService".to_owned()), "{services:?}");
 }
 

@@ -2,7 +2,7 @@
 //! without the proto file, as grpcurl and friends do.
 
 use clap::Parser;
-use connect_client::{Cli, probe};
+use connect_client::{Cli, connection, probe};
 use integration_tests::TestServer;
 use prost::Message as _;
 use prost_types::FileDescriptorProto;
@@ -81,7 +81,12 @@ async fn list_command_lists_services() {
     let server = TestServer::start().await;
     let cli = Cli::parse_from(["connect-client", "--addr", &server.url(), "list"]);
     connect_client::run(cli).await.expect("list command");
-    let mut names = probe::list_services(server.channel().await, None).await.unwrap();
+    let mut names = probe::list_services(
+        connection::call_channel(server.channel().await, &connection::CallOptions::default()).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
     names.sort();
     assert_eq!(names, V1_SERVICES);
 }
