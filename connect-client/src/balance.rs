@@ -103,9 +103,14 @@ pub async fn connect_addrs(addrs: &[String], options: &Options) -> Result<Balanc
     let shown = addrs.join(", ");
     let failed = |reason: String| ClientError::Connect { addr: shown.clone(), reason };
     if let [target] = targets.as_slice() {
-        let resolved = target.resolve().await.map_err(&failed)?;
-        if resolved.len() <= 1 {
-            return connect_one(target, options).await.map_err(failed);
+        match target.resolve().await {
+            Ok(resolved) if resolved.len() <= 1 => return connect_one(target, options).await.map_err(failed),
+            // Several addresses: balanced below.
+            Ok(_) => {}
+            // With --wait-for-ready a name that does not resolve (yet) is waited for below,
+            // like a replica that does not answer yet.
+            Err(_) if options.wait_until.is_some() => {}
+            Err(error) => return Err(failed(error)),
         }
     }
     let mut tracker = Tracker::new(targets, options);

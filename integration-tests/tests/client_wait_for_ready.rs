@@ -111,3 +111,15 @@ async fn a_call_waits_for_a_server_that_is_still_starting() {
     assert_eq!(outcome.expect("the call succeeds once the server listens").ok(), 1);
     assert_eq!(server.stats.snapshot().unary, 1);
 }
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_waited_for_too() {
+    // `.invalid` never resolves (RFC 2606): the client keeps trying until its time is up.
+    let mut options = options(true);
+    options.wait_until = Some(Instant::now() + Duration::from_millis(300));
+    let attempts = options.failed_attempts.subscribe();
+    let result = balance::connect_addrs(&["http://replicas.invalid:50051".to_owned()], &options).await;
+    let Err(ClientError::Connect { reason, .. }) = result else { panic!("connected to nothing: {result:?}") };
+    assert!(reason.starts_with("no replica reachable"), "{reason}");
+    assert!(*attempts.borrow() >= 2, "tried {} times", *attempts.borrow());
+}
