@@ -158,9 +158,14 @@ struct Target {
     port: u16,
 }
 
+/// `addr` as a URL: `host:port` means `http://host:port`, as in `--help`.
+pub(crate) fn url(addr: &str) -> String {
+    if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") }
+}
+
 impl Target {
     fn parse(addr: &str) -> Result<Self, ClientError> {
-        let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
+        let url = url(addr);
         let invalid = |reason: &str| ClientError::Other(format!("invalid --addr {addr:?}: {reason}"));
         let uri: Uri = url.parse().map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
         let host = uri.host().ok_or_else(|| invalid("no host"))?;

@@ -96,6 +96,8 @@ pub async fn run(
             vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }; messages_per_call as usize]
         }
     };
+    // `host:port` as the other commands take it, once for the connections and the templates.
+    let addrs: Vec<String> = addrs.iter().map(|addr| crate::balance::url(addr)).collect();
     if addrs.is_empty() {
         return Err(ClientError::Other("no server address".into()));
     }
@@ -104,7 +106,7 @@ pub async fn run(
         .map(|addr| CallTemplate::new(addr, options.rpc.method(), &requests, timeout, token))
         .collect::<Result<_, _>>()?;
     let settings = Arc::new(Settings {
-        addrs: addrs.to_vec(),
+        addrs,
         connect_timeout,
         rpc: options.rpc,
         connections: options.connections.get(),

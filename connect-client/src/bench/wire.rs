@@ -30,13 +30,11 @@ const PREFIX: usize = 5;
 /// One HTTP/2 connection to the server, cheap to clone into each call loop.
 pub type Connection = SendRequest<Bytes>;
 
-/// Opens an HTTP/2 connection to `addr` (`http://host:port`, or `host:port`
-/// as the other commands take it) and drives it on the current runtime.
+/// Opens an HTTP/2 connection to `addr` (`http://host:port`) and drives it on the current runtime.
 pub async fn connect(addr: &str, connect_timeout: Duration) -> Result<Connection, ClientError> {
     let failed = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
-    let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
     let invalid = |reason: &str| ClientError::Other(format!("invalid --addr {addr:?}: {reason}"));
-    let uri: Uri = url.parse().map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
+    let uri: Uri = addr.parse().map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
     if uri.scheme_str() != Some("http") {
         return Err(invalid("bench supports plain-text http:// addresses only"));
     }
@@ -80,8 +78,7 @@ impl CallTemplate {
         timeout: Option<Duration>,
         token: Option<&str>,
     ) -> Result<Self, ClientError> {
-        let base = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
-        let uri = format!("{}/ConnectService/{method}", base.trim_end_matches('/')).parse().map_err(
+        let uri = format!("{}/ConnectService/{method}", addr.trim_end_matches('/')).parse().map_err(
             |error: http::uri::InvalidUri| ClientError::Other(format!("invalid --addr {addr:?}: {error}")),
         )?;
         let mut headers = HeaderMap::new();
