@@ -3,12 +3,21 @@
 //!
 //! The proto has no `package` line (the original Python system has none), so
 //! everything generated lives at the top of [`connect`].
+//!
+//! It also holds the vocabulary the server and the client share: the names
+//! of status codes ([`codes`]), the four RPC kinds and the method table
+//! ([`methods`]).
 
 /// The generated messages, `connect_service_client` and `connect_service_server`.
 pub mod connect {
     #![allow(missing_docs, unreachable_pub)]
     tonic::include_proto!("_");
 }
+
+pub mod codes;
+pub mod methods;
+
+pub use methods::RpcKind;
 
 pub use connect::connect_service_client::ConnectServiceClient;
 pub use connect::connect_service_server::{ConnectService, ConnectServiceServer};
