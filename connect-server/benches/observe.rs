@@ -10,7 +10,7 @@ use bytes::Bytes;
 use connect_server::{
     Stats,
     logging::{LineLayer, LogFormat},
-    observe::{Metrics, ObserveLayer},
+    telemetry::{Metrics, ObserveLayer},
 };
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::Frame;

@@ -1,34 +1,24 @@
 //! The `ConnectService` gRPC server.
 //!
 //! The binary (`cargo run -p connect-server`) is a thin wrapper: it parses
-//! [`Config`], sets up logging and calls [`ConnectServer::serve`] with a
-//! bound listener and a shutdown future. Tests do the same on `127.0.0.1:0`.
+//! [`Config`], sets up logging, binds the listeners and calls
+//! [`ConnectServer::serve`] with them and a shutdown future. Tests do the
+//! same on `127.0.0.1:0`, or on an in-memory [`MemoryListener`].
+//!
+//! The rooms, in the order a call goes through them: [`config`] (flags, turned
+//! into settings once), `server` (workers, shutdown), `transport` (accepting,
+//! connection limits, TLS, HTTP/2), `grpc` (the protocol's rules), `service`
+//! (routes and handlers) and [`telemetry`] (per-call headers, metrics, access
+//! log, counters, logging).
 
-pub mod auth;
-mod busy_poll;
-mod coarse_timer;
 pub mod config;
-pub mod content_type;
-pub mod deadline;
-mod generated;
-pub mod health;
-pub mod incoming;
-pub mod limits;
-pub mod logging;
-mod max_age;
-pub mod observe;
-pub mod producer;
-mod routes;
-mod serve;
-pub mod server;
+pub mod grpc;
+mod server;
 pub mod service;
-pub mod shutdown;
-pub mod stats;
-pub mod tls;
-mod wake_at;
-pub mod workers;
+pub mod telemetry;
+mod transport;
 
 pub use config::Config;
-pub use server::ConnectServer;
-pub use service::Connect;
-pub use stats::{Stats, StatsSnapshot};
+pub use server::{ConnectServer, bind, default_count, signal};
+pub use telemetry::{Stats, StatsSnapshot, logging};
+pub use transport::{Accept, Connections, Listener, MemoryConnector, MemoryListener, TcpIo};

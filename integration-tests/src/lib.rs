@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests in `tests/`: start a server
-//! in-process on `127.0.0.1:0`, connect the real client library to it, and
-//! shut it down with a oneshot.
+//! in-process on `127.0.0.1:0` (or on an in-memory listener), connect the
+//! real client library to it, and shut it down with a oneshot. Either way the
+//! server runs through [`ConnectServer::serve`], as the binary does.
 
 pub mod cancel;
 pub mod certs;
@@ -11,9 +12,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Parser;
 use connect_proto::ConnectServiceClient;
-use connect_server::{Config, ConnectServer, Stats, incoming::Connections};
+use connect_server::{Config, ConnectServer, Connections, Listener, MemoryConnector, MemoryListener, Stats};
+use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
 /// How long a test waits for something the server should do promptly.
 pub const PROMPTLY: Duration = Duration::from_secs(5);
@@ -29,6 +31,8 @@ pub struct TestServer {
     pub connections: Connections,
     /// Where it serves `/metrics`, when started with `--metrics-addr 127.0.0.1:0`.
     pub metrics_addr: Option<SocketAddr>,
+    /// How to reach it when it listens in memory rather than on `addr`.
+    memory: Option<MemoryConnector>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -73,15 +77,36 @@ impl TestServer {
     /// Starts a server with `config` on a listener the test bound itself.
     pub async fn start_on(listener: TcpListener, config: Config) -> Self {
         let addr = listener.local_addr().expect("local addr");
-        let server = ConnectServer::new(config);
+        Self::serve(listener, addr, None, config).await
+    }
+
+    /// Starts a server with default flags and `args` on an in-memory listener:
+    /// no socket, the same serving path. Reach it with [`channel`](Self::channel)
+    /// or [`client`](Self::client); `addr` and `url` name no real address.
+    pub async fn start_in_memory(args: &[&str]) -> Self {
+        let mut argv = vec!["connect-server", "--stats-interval", "0", "--metrics-addr", "off"];
+        argv.extend_from_slice(args);
+        let (listener, connector) = MemoryListener::new();
+        let addr = listener.local_addr().expect("local addr");
+        Self::serve(listener, addr, Some(connector), Config::parse_from(argv)).await
+    }
+
+    async fn serve<L: Listener>(
+        listener: L,
+        addr: SocketAddr,
+        memory: Option<MemoryConnector>,
+        config: Config,
+    ) -> Self {
+        let server = ConnectServer::new(config).expect("a valid configuration");
         let stats = server.stats();
         let connections = server.connections().clone();
-        let metrics_addr = server.start_metrics_endpoint().await.expect("start the metrics endpoint");
+        let metrics_addr = server.metrics_addr();
         let (shutdown, shutdown_rx) = oneshot::channel();
-        let task = tokio::spawn(server.serve(listener, async {
+        let task = tokio::spawn(server.clone().serve(vec![listener], async {
             let _ = shutdown_rx.await;
         }));
-        Self { addr, stats, connections, metrics_addr, shutdown: Some(shutdown), task }
+        tokio::time::timeout(PROMPTLY, server.ready()).await.expect("the server is ready in time");
+        Self { addr, stats, connections, metrics_addr, memory, shutdown: Some(shutdown), task }
     }
 
     /// The server's address as a client URL.
@@ -94,9 +119,23 @@ impl TestServer {
         format!("https://{}", self.addr)
     }
 
-    /// A plaintext channel to this server, for services other than `ConnectService`.
+    /// A plaintext channel to this server, over TCP or in memory.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url()).expect("test url").connect().await.expect("connect to test server")
+        let Some(memory) = self.memory.clone() else {
+            return Channel::from_shared(self.url())
+                .expect("test url")
+                .connect()
+                .await
+                .expect("connect to test server");
+        };
+        let connector = tower::service_fn(move |_| {
+            let memory = memory.clone();
+            async move { memory.connect().map(TokioIo::new) }
+        });
+        Endpoint::from_static("http://in-memory.test")
+            .connect_with_connector(connector)
+            .await
+            .expect("connect to the in-memory test server")
     }
 
     /// A TLS channel to this server, trusting `certs`' CA; with `identity`, presenting the client certificate.
@@ -114,7 +153,7 @@ impl TestServer {
 
     /// A client connected to this server.
     pub async fn client(&self) -> ConnectServiceClient<Channel> {
-        ConnectServiceClient::connect(self.url()).await.expect("connect to test server")
+        ConnectServiceClient::new(self.channel().await)
     }
 
     /// A client whose calls are reset (`RST_STREAM(CANCEL)`) when `token` is cancelled.
@@ -122,12 +161,7 @@ impl TestServer {
         &self,
         token: tokio_util::sync::CancellationToken,
     ) -> cancel::CancellableClient {
-        let channel = tonic::transport::Endpoint::from_shared(self.url())
-            .expect("valid url")
-            .connect()
-            .await
-            .expect("connect to test server");
-        cancel::cancellable(channel, token)
+        cancel::cancellable(self.channel().await, token)
     }
 
     /// Starts the graceful shutdown without waiting for it.

@@ -226,16 +226,17 @@ async fn listeners_of_one_server_share_one_registry() {
         "--metrics-addr",
         "127.0.0.1:0",
     ]);
-    let server = connect_server::ConnectServer::new(config);
-    let metrics_addr = server.start_metrics_endpoint().await.unwrap().unwrap();
-    assert_eq!(server.start_metrics_endpoint().await.unwrap(), Some(metrics_addr), "started once");
+    let server = connect_server::ConnectServer::new(config).unwrap();
+    let metrics_addr = server.metrics_addr().expect("metrics on");
     let mut urls = Vec::new();
+    let mut listeners = Vec::new();
     for _ in 0..2 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         urls.push(format!("http://{}", listener.local_addr().unwrap()));
-        let server = server.clone();
-        tokio::spawn(async move { server.serve_listener(listener).await });
+        listeners.push(listener);
     }
+    tokio::spawn(server.clone().serve(listeners, std::future::pending()));
+    server.ready().await;
     for url in &urls {
         let mut client = connect_proto::ConnectServiceClient::connect(url.clone()).await.unwrap();
         client.unary_rpc(request("x")).await.unwrap();

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use clap::Parser;
 use connect_proto::{ConnectServiceClient, RequestMessage};
-use connect_server::{Config, ConnectServer, workers};
+use connect_server::{Config, ConnectServer};
 use integration_tests::{PROMPTLY, request};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -30,11 +30,11 @@ async fn channel(url: &str) -> Channel {
 #[tokio::test]
 async fn workers_share_counters_health_and_one_graceful_shutdown() {
     let config = Config::parse_from(["connect-server", "--stats-interval", "0", "--shutdown-grace", "5s"]);
-    let server = ConnectServer::new(config);
+    let server = ConnectServer::new(config).expect("valid flags");
     let stats = server.stats();
     let (listeners, urls) = two_listeners();
     let (stop, stopped) = oneshot::channel::<()>();
-    let serving = tokio::spawn(workers::serve(server, listeners, async {
+    let serving = tokio::spawn(server.serve(listeners, async {
         let _ = stopped.await;
     }));
 

@@ -1,0 +1,58 @@
+//! The HTTP/2, connection and message limits, as flags.
+//!
+//! tonic and hyper leave most HTTP/2 limits off; every one here has a finite
+//! default so that one client cannot hold unbounded server memory or
+//! connections. (Message sizes are applied to the generated service, in
+//! `service::routes`; the rest by the transport.)
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// HTTP/2 and message limits; every flag also has an environment variable.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Most concurrent streams (calls) one connection may have open; clients queue beyond it.
+    #[arg(long, env = "CONNECT_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
+    pub max_concurrent_streams: u32,
+
+    /// Most streams the server may reset for client errors on one connection before it closes it (GOAWAY).
+    #[arg(long, env = "CONNECT_MAX_LOCAL_ERROR_RESET_STREAMS", default_value_t = 1024)]
+    pub max_local_error_reset_streams: usize,
+
+    /// Most streams a client may reset before the server accepts them, before the connection is closed (GOAWAY).
+    #[arg(long, env = "CONNECT_MAX_PENDING_ACCEPT_RESET_STREAMS", default_value_t = 20)]
+    pub max_pending_accept_reset_streams: usize,
+
+    /// Largest message, in bytes, the server accepts; larger ones end the call with `OUT_OF_RANGE`.
+    #[arg(long, env = "CONNECT_MAX_RECV_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024)]
+    pub max_recv_message_size: usize,
+
+    /// Largest message, in bytes, the server sends; larger ones end the call with `OUT_OF_RANGE`.
+    #[arg(long, env = "CONNECT_MAX_SEND_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024)]
+    pub max_send_message_size: usize,
+
+    /// How often the server pings each connection (HTTP/2 PING) to find dead peers.
+    #[arg(long, env = "CONNECT_KEEPALIVE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// How long a ping may go unanswered before the connection is closed.
+    #[arg(long, env = "CONNECT_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// Age at which a connection is asked to go away (GOAWAY), so clients reconnect and rebalance.
+    #[arg(long, env = "CONNECT_MAX_CONNECTION_AGE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Duration,
+
+    /// How long calls on a connection past its age may still run before the connection is closed.
+    #[arg(long, env = "CONNECT_MAX_CONNECTION_AGE_GRACE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub max_connection_age_grace: Duration,
+}
+
+impl LimitArgs {
+    /// How long a connection may exist at most: its age plus the grace.
+    pub(crate) fn connection_lifetime(&self) -> Duration {
+        self.max_connection_age.saturating_add(self.max_connection_age_grace)
+    }
+}

@@ -1,0 +1,84 @@
+//! The flags turned into what the server runs with, once, before anything
+//! is bound or announced: a bad certificate or token file fails here, and N
+//! workers do not read the same files N times.
+
+use std::time::Duration;
+
+use super::{Config, MetricsAddr};
+use crate::{
+    service::{BearerAuth, Limits},
+    transport::{Tls, TransportSettings, http2_builder},
+};
+
+/// Everything the server needs from its configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// How connections are served.
+    pub(crate) transport: TransportSettings,
+    /// `--max-connections`.
+    pub(crate) max_connections: usize,
+    /// The per-call limits of the handlers.
+    pub(crate) calls: Limits,
+    /// Largest message received, in bytes.
+    pub(crate) max_recv_message_size: usize,
+    /// Largest message sent, in bytes.
+    pub(crate) max_send_message_size: usize,
+    /// The `ConnectService` token check.
+    pub(crate) auth: BearerAuth,
+    /// `--server-id`, when given.
+    pub(crate) server_id: Option<String>,
+    /// The busy-polling window; zero: off.
+    pub(crate) busy_poll: Duration,
+    /// Where `/metrics` is served.
+    pub(crate) metrics_addr: MetricsAddr,
+    /// The periodic summary's interval; `None`: off.
+    pub(crate) stats_interval: Option<Duration>,
+    /// How a shutdown goes.
+    pub(crate) shutdown: ShutdownSettings,
+}
+
+/// The phases of a graceful shutdown.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShutdownSettings {
+    /// Still serving, health `NOT_SERVING`, before the drain begins.
+    pub(crate) lame_duck: Duration,
+    /// How long in-flight calls may run once the drain has begun.
+    pub(crate) grace: Duration,
+}
+
+impl Settings {
+    /// Reads the files the flags name and checks what clap cannot.
+    pub(crate) fn build(config: &Config) -> anyhow::Result<Self> {
+        let limits = &config.limits;
+        let transport = TransportSettings {
+            http2: http2_builder(limits),
+            tls: Tls::from_args(&config.tls)?,
+            handshake_timeout: config.handshake_timeout,
+            idle_timeout: non_zero(config.idle_timeout),
+            max_age: limits.max_connection_age,
+            lifetime: limits.connection_lifetime(),
+        };
+        Ok(Self {
+            transport,
+            max_connections: config.max_connections,
+            calls: Limits {
+                max_stream_count: config.max_stream_count,
+                max_interval_ms: config.max_interval_ms,
+                max_client_stream_bytes: config.max_client_stream_bytes,
+            },
+            max_recv_message_size: limits.max_recv_message_size,
+            max_send_message_size: limits.max_send_message_size,
+            auth: BearerAuth::from_args(&config.auth)?,
+            server_id: config.server_id.clone(),
+            busy_poll: config.busy_poll,
+            metrics_addr: config.metrics_addr,
+            stats_interval: non_zero(config.stats_interval),
+            shutdown: ShutdownSettings { lame_duck: config.lame_duck, grace: config.shutdown_grace },
+        })
+    }
+}
+
+/// `None` for the zero that turns a duration flag off.
+fn non_zero(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
+}

@@ -1,0 +1,165 @@
+//! Running the server: [`ConnectServer::serve`] is the one way to serve, on
+//! any number of listeners (one worker thread each), until a shutdown future
+//! fires; then the drain, bounded by the grace.
+//!
+//! A [`ConnectServer`] is cheap to clone and all clones share one state
+//! (counters, metrics, health, the drain and the hard stop), so every worker
+//! serves the same server and one shutdown stops them all.
+
+mod shutdown;
+mod workers;
+
+pub use shutdown::signal;
+pub use workers::{bind, default_count};
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Config, MetricsAddr, Settings},
+    service::{Connect, DispatchLayer, Health, routes},
+    telemetry::{Metrics, MetricsEndpoint, Stats},
+    transport::{Connections, Drain, Listener},
+};
+
+/// A configured server; clones share their state.
+#[derive(Debug, Clone)]
+pub struct ConnectServer {
+    shared: Arc<Shared>,
+}
+
+/// What every worker of one server shares.
+#[derive(Debug)]
+struct Shared {
+    settings: Settings,
+    stats: Arc<Stats>,
+    /// The per-call metrics of every listener.
+    metrics: Arc<Metrics>,
+    /// `--max-connections`, counted across every listener.
+    connections: Connections,
+    /// `NOT_SERVING` from the moment shutdown starts.
+    health: Health,
+    /// `ConnectService` (behind the token check) in front of the other services.
+    dispatch: DispatchLayer,
+    others: tonic::service::Routes,
+    /// Started when shutdown starts: listeners stop accepting, connections drain.
+    draining: Drain,
+    /// Cancelled when the grace is over: every remaining call ends with `UNAVAILABLE`.
+    hard_stop: CancellationToken,
+    /// The bound `/metrics` endpoint, until [`ConnectServer::serve`] starts it.
+    metrics_endpoint: Mutex<Option<MetricsEndpoint>>,
+    metrics_addr: Option<SocketAddr>,
+    /// `true` once every worker accepts.
+    ready: watch::Sender<bool>,
+    /// Cancelled when the last clone is dropped: stops the metrics endpoint.
+    dropped: CancellationToken,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.dropped.cancel();
+    }
+}
+
+impl ConnectServer {
+    /// A server with `config`: reads its files (TLS, the token) and binds the
+    /// metrics endpoint, so a bad flag fails here, before anything is served.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let settings = Settings::build(&config)?;
+        let stats = Arc::new(Stats::default());
+        let hard_stop = CancellationToken::new();
+        let health = Health::serving();
+        let service = Connect::new(settings.calls, Arc::clone(&stats), hard_stop.clone());
+        let (dispatch, others) = routes(&settings, service, &health)?;
+        let metrics_endpoint = match settings.metrics_addr {
+            MetricsAddr::Off => None,
+            MetricsAddr::At(addr) => Some(MetricsEndpoint::bind(addr)?),
+        };
+        Ok(Self {
+            shared: Arc::new(Shared {
+                connections: Connections::new(settings.max_connections),
+                metrics_addr: metrics_endpoint.as_ref().map(MetricsEndpoint::addr),
+                metrics_endpoint: Mutex::new(metrics_endpoint),
+                settings,
+                stats,
+                metrics: Arc::default(),
+                health,
+                dispatch,
+                others,
+                draining: Drain::default(),
+                hard_stop,
+                ready: watch::Sender::new(false),
+                dropped: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// The live counters, for tests and the periodic summary.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.shared.stats)
+    }
+
+    /// The open connections, across every listener.
+    pub fn connections(&self) -> &Connections {
+        &self.shared.connections
+    }
+
+    /// Where `/metrics` is served (from [`serve`](Self::serve) on); `None` when off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.shared.metrics_addr
+    }
+
+    /// Resolves once every worker of [`serve`](Self::serve) accepts connections.
+    pub async fn ready(&self) {
+        let mut ready = self.shared.ready.subscribe();
+        // The sender lives in `self`, so the wait cannot fail.
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// Serves on every listener, each on a worker thread of its own, until
+    /// `shutdown` resolves (or a worker fails); then health turns
+    /// `NOT_SERVING`, the drain starts, and the calls still running when the
+    /// grace is over are ended. Returns once every worker has stopped.
+    pub async fn serve<L: Listener>(
+        self,
+        listeners: Vec<L>,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(!listeners.is_empty(), "nothing to serve: no listener");
+        let shared = &self.shared;
+        let endpoint = shared.metrics_endpoint.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(endpoint) = endpoint {
+            endpoint.spawn(shared.metrics.registry().clone(), shared.dropped.clone())?;
+        }
+        let workers = workers::start(&self, listeners).await?;
+        shared.ready.send_replace(true);
+        let reporter =
+            shared.settings.stats_interval.map(|every| tokio::spawn(self.stats().report_every(every)));
+        // A worker that fails stops the others, as a signal would.
+        let failed = CancellationToken::new();
+        let signal = async {
+            tokio::select! {
+                () = shutdown => {}
+                () = failed.cancelled() => {}
+            }
+        };
+        let serving = workers.wait(&failed);
+        let stopping = shutdown::after(shared, signal);
+        tokio::pin!(serving, stopping);
+        // Done when every worker has drained, which may be well before the grace is over.
+        let result = tokio::select! {
+            result = &mut serving => result,
+            () = &mut stopping => serving.await,
+        };
+        if let Some(reporter) = reporter {
+            reporter.abort();
+        }
+        result
+    }
+}

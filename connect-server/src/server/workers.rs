@@ -1,0 +1,179 @@
+//! One single-threaded runtime per listener, each on a thread of its own.
+//!
+//! Why: on tokio's default multi-thread scheduler a call hops between threads
+//! (accept loop, connection task, handler wake-ups), and on one core that
+//! costs close to half the throughput. A current-thread runtime per core keeps
+//! a connection and all of its calls on one thread, and the kernel spreads new
+//! connections over the `SO_REUSEPORT` listeners (cf. tonic issue #1405).
+//!
+//! Note: with `SO_REUSEPORT` a second server started by the same user on the
+//! same port shares it instead of failing with "address in use".
+
+use std::{
+    io, net::SocketAddr, num::NonZeroUsize, panic::AssertUnwindSafe, sync::Arc, thread, time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tower::Layer as _;
+
+use super::{ConnectServer, Shared};
+use crate::{
+    telemetry::{ObserveLayer, served_by},
+    transport::{self, Listener, bind_tcp, with_busy_polling},
+};
+
+/// After the grace, how long ended streams get to deliver their final status.
+const FINAL_STATUS_WINDOW: Duration = Duration::from_secs(1);
+
+/// How many workers to run when `--workers` is not given: the cores this
+/// process may use. `available_parallelism` follows the affinity mask on
+/// Linux, so a server started under `taskset -c 0` runs one worker.
+pub fn default_count() -> NonZeroUsize {
+    thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Binds `count` listeners to `addr`, all with `SO_REUSEPORT` when there are
+/// several. When `addr` has port 0 the first listener picks the port and the
+/// others join it.
+pub fn bind(addr: SocketAddr, count: NonZeroUsize) -> io::Result<Vec<std::net::TcpListener>> {
+    let shared = count.get() > 1;
+    let first = bind_tcp(addr, shared)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..count.get() {
+        listeners.push(bind_tcp(addr, true)?);
+    }
+    Ok(listeners)
+}
+
+/// Workers that have started: every one serves its listener (or has failed).
+#[derive(Debug)]
+pub(super) struct Workers {
+    threads: Vec<thread::JoinHandle<()>>,
+    /// One result per worker, when it ends.
+    done: mpsc::UnboundedReceiver<anyhow::Result<()>>,
+}
+
+/// Starts one worker per listener; resolves once every worker is accepting
+/// (or has failed), so that "listening" announced after it means serving.
+pub(super) async fn start<L: Listener>(server: &ConnectServer, listeners: Vec<L>) -> anyhow::Result<Workers> {
+    let (done_tx, done) = mpsc::unbounded_channel();
+    let (ready_tx, mut ready) = mpsc::unbounded_channel::<()>();
+    let mut threads = Vec::with_capacity(listeners.len());
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let server = server.clone();
+        let done = done_tx.clone();
+        let ready = ready_tx.clone();
+        let thread = thread::Builder::new()
+            .name(format!("connect-worker-{index}"))
+            .spawn(move || {
+                // A panic must still count as this worker ending, or `wait` would wait forever.
+                let result =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| run(&server.shared, listener, ready)))
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("worker {index} panicked")));
+                // The receiver lives until every worker has reported; nothing to do if it is gone.
+                let _ = done.send(result);
+            })
+            .context("cannot start a worker thread")?;
+        threads.push(thread);
+    }
+    drop(ready_tx);
+    // Each worker reports once and drops its sender; one that fails first only drops it.
+    while ready.recv().await.is_some() {}
+    Ok(Workers { threads, done })
+}
+
+impl Workers {
+    /// Waits for every worker to end; the first to fail cancels `failed`, which stops the others.
+    pub(super) async fn wait(mut self, failed: &CancellationToken) -> anyhow::Result<()> {
+        let mut outcome = Ok(());
+        while let Some(result) = self.done.recv().await {
+            if let Err(error) = result {
+                tracing::error!(error = format!("{error:#}"), "worker stopped: shutting down the others");
+                failed.cancel();
+                outcome = outcome.and(Err(error));
+            }
+        }
+        for thread in self.threads {
+            // Each thread has already reported its result; joining only reaps it.
+            let _ = thread.join();
+        }
+        outcome
+    }
+}
+
+/// Runs one worker to completion on the calling thread.
+fn run<L: Listener>(
+    shared: &Arc<Shared>,
+    listener: L,
+    ready: mpsc::UnboundedSender<()>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot build a worker runtime")?;
+    runtime.block_on(async {
+        let served_by = served_by(shared.settings.server_id.as_deref(), listener.local_addr()?)?;
+        let listener = listener.bind()?;
+        // Accepting from here on: the first poll of `serve` accepts.
+        let _ = ready.send(());
+        drop(ready);
+        serve(shared, listener, served_by).await;
+        Ok(())
+    })
+}
+
+/// Serves one listener until the drain starts and its connections are done,
+/// or the grace is over.
+async fn serve<A>(shared: &Shared, listener: A, served_by: http::HeaderValue)
+where
+    A: transport::Accept<Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>,
+{
+    let settings = &shared.settings;
+    let observe = ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by);
+    let service = observe.layer(shared.dispatch.layer(shared.others.clone()));
+    let serving = with_busy_polling(
+        settings.busy_poll,
+        shared.metrics.busy_poll_seconds(),
+        transport::serve(
+            listener,
+            &shared.connections,
+            |calls| service.on_connection(calls),
+            &settings.transport,
+            &shared.draining,
+        ),
+    );
+    tokio::pin!(serving);
+    tokio::select! {
+        () = &mut serving => {}
+        () = shared.hard_stop.cancelled() => {
+            // The ended streams now send UNAVAILABLE; connections close once they have.
+            let _ = tokio::time::timeout(FINAL_STATUS_WINDOW, &mut serving).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_every_listener_to_the_port_the_first_one_picked() {
+        let count = NonZeroUsize::new(3).expect("3 is not zero");
+        let listeners = bind("127.0.0.1:0".parse().expect("valid address"), count).expect("bind");
+        let addrs: Vec<_> = listeners.iter().map(|l| l.local_addr().expect("local addr")).collect();
+        assert_eq!(addrs.len(), 3);
+        assert_ne!(addrs[0].port(), 0);
+        assert!(addrs.iter().all(|addr| *addr == addrs[0]), "{addrs:?}");
+    }
+
+    #[test]
+    fn a_single_worker_does_not_share_a_taken_port() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("local addr");
+        let error = bind(addr, NonZeroUsize::MIN).expect_err("the port is taken");
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+    }
+}

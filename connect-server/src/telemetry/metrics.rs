@@ -1,0 +1,193 @@
+//! The go-grpc-prometheus server metrics, in a registry owned by one
+//! [`ConnectServer`](crate::ConnectServer) and shared by all its listeners.
+//!
+//! The methods of [`METHODS`] have their label handles resolved once instead
+//! of on every call. Calls to any other path are logged but not counted: an
+//! unknown path must not create new series (anyone could otherwise grow the
+//! registry without bound), which is also what go-grpc-prometheus does, since
+//! unknown methods never reach it.
+
+use std::sync::{Arc, OnceLock};
+
+use prometheus::{
+    Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+use tonic::Code;
+
+use connect_proto::{
+    codes,
+    methods::{METHODS, Method},
+};
+
+const LABELS: [&str; 3] = ["grpc_service", "grpc_method", "grpc_type"];
+
+/// The server metrics and the registry that exports them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    started: IntCounterVec,
+    handled: IntCounterVec,
+    received: IntCounterVec,
+    sent: IntCounterVec,
+    seconds: HistogramVec,
+    /// Time workers spent busy polling with no new request bytes (see `busy_poll`).
+    busy_poll_seconds: Counter,
+    /// Label handles of each known method, resolved once.
+    methods: [OnceLock<Arc<MethodMetrics>>; METHODS.len()],
+}
+
+/// One method's metrics with their labels already applied: updating them is an atomic add.
+#[derive(Debug)]
+pub(crate) struct MethodMetrics {
+    pub(crate) known: &'static Method,
+    pub(crate) started: IntCounter,
+    handled: [IntCounter; codes::COUNT],
+    pub(crate) received: IntCounter,
+    pub(crate) sent: IntCounter,
+    seconds: Histogram,
+}
+
+impl MethodMetrics {
+    /// Counts a finished call: its code and how long it took.
+    pub(crate) fn finished(&self, code: Code, seconds: f64) {
+        self.handled[codes::index(code)].inc();
+        self.seconds.observe(seconds);
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with the five go-grpc-prometheus families (`ConnectService`'s
+    /// series at zero) and `connect_busy_poll_seconds_total`.
+    pub fn new() -> Self {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
+        };
+        let mut handled_labels = LABELS.to_vec();
+        handled_labels.push("grpc_code");
+        let metrics = Self {
+            registry: Registry::new(),
+            started: counter("grpc_server_started_total", "Total number of RPCs started on the server.", &LABELS),
+            handled: counter(
+                "grpc_server_handled_total",
+                "Total number of RPCs completed on the server, regardless of success or failure.",
+                &handled_labels,
+            ),
+            received: counter(
+                "grpc_server_msg_received_total",
+                "Total number of RPC stream messages received on the server.",
+                &LABELS,
+            ),
+            sent: counter(
+                "grpc_server_msg_sent_total",
+                "Total number of gRPC stream messages sent by the server.",
+                &LABELS,
+            ),
+            seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "grpc_server_handling_seconds",
+                    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+                ),
+                &LABELS,
+            )
+            .expect("valid metric definition"),
+            busy_poll_seconds: Counter::new(
+                "connect_busy_poll_seconds_total",
+                "Seconds workers spent busy polling (--busy-poll) with no new request bytes.",
+            )
+            .expect("valid metric definition"),
+            methods: Default::default(),
+        };
+        for collector in [&metrics.started, &metrics.handled, &metrics.received, &metrics.sent] {
+            metrics.registry.register(Box::new(collector.clone())).expect("metric names are unique");
+        }
+        metrics.registry.register(Box::new(metrics.seconds.clone())).expect("metric names are unique");
+        metrics
+            .registry
+            .register(Box::new(metrics.busy_poll_seconds.clone()))
+            .expect("metric names are unique");
+        // The series of the service this server always serves exist from the start;
+        // the others' appear at their first call.
+        for (index, known) in METHODS.iter().enumerate() {
+            if known.is_connect_service() {
+                metrics.method(index);
+            }
+        }
+        metrics
+    }
+
+    /// The label handles of known method `index`, created at first use.
+    pub(crate) fn method(&self, index: usize) -> Arc<MethodMetrics> {
+        Arc::clone(self.methods[index].get_or_init(|| {
+            let known = &METHODS[index];
+            let labels = [known.service, known.method, known.kind.grpc_type()];
+            let handled = std::array::from_fn(|code| {
+                let [service, method, kind] = labels;
+                let code = codes::prometheus_label(Code::from(code as i32));
+                self.handled.with_label_values(&[service, method, kind, code])
+            });
+            Arc::new(MethodMetrics {
+                known,
+                started: self.started.with_label_values(&labels),
+                handled,
+                received: self.received.with_label_values(&labels),
+                sent: self.sent.with_label_values(&labels),
+                seconds: self.seconds.with_label_values(&labels),
+            })
+        }))
+    }
+
+    /// The counter of time spent busy polling, shared by every worker.
+    pub(crate) fn busy_poll_seconds(&self) -> Counter {
+        self.busy_poll_seconds.clone()
+    }
+
+    /// The registry, to add more collectors or serve it.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The metrics in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        render(&self.registry)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `registry` in the Prometheus text exposition format.
+pub(crate) fn render(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    if let Err(error) = TextEncoder::new().encode(&registry.gather(), &mut out) {
+        tracing::warn!(%error, "cannot encode metrics");
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connect_proto::methods::lookup;
+
+    #[test]
+    fn other_services_get_series_at_their_first_call() {
+        let metrics = Metrics::new();
+        assert!(metrics.render().contains("grpc_method=\"UnaryRPC\""));
+        assert!(!metrics.render().contains("grpc.health.v1.Health"));
+        let check = metrics.method(lookup("/grpc.health.v1.Health/Check").unwrap());
+        check.started.inc();
+        check.finished(Code::Ok, 0.001);
+        let text = metrics.render();
+        assert!(text.contains(
+            "grpc_server_started_total{grpc_method=\"Check\",grpc_service=\"grpc.health.v1.Health\",grpc_type=\"unary\"} 1\n"
+        ));
+        assert!(text.contains(
+            "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Check\",grpc_service=\"grpc.health.v1.Health\",grpc_type=\"unary\"} 1\n"
+        ));
+        assert_eq!(lookup("/grpc.health.v1.Health/Nope"), None);
+    }
+}

@@ -1,0 +1,117 @@
+//! HTTP/2 on one connection, with hyper: the builder with the limits, a
+//! graceful end (GOAWAY) at the drain or at the connection's age, and the
+//! bridge from hyper's service to the connection's tower service.
+
+use std::{
+    cell::RefCell,
+    convert::Infallible,
+    future::{Future, poll_fn},
+    pin::pin,
+};
+
+use http::{Request, Response};
+use hyper::{body::Incoming, server::conn::http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    time::Instant,
+};
+use tower::Service;
+
+use super::{coarse_timer::CoarseTimer, drain::DrainWatch, wake_at::WakeAt};
+use crate::config::LimitArgs;
+
+/// hyper's HTTP/2 server builder with the limits of `limits` (the age is
+/// enforced per connection, by [`serve`] and the connection's lifetime tap).
+pub(crate) fn builder(limits: &LimitArgs) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(CoarseTimer::default())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
+        .max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
+        .keep_alive_interval(Some(limits.keepalive_interval))
+        .keep_alive_timeout(limits.keepalive_timeout)
+        // gRPC has no use for a `date` header, and it changes every second, so HPACK
+        // cannot keep it in its table: bytes and encoding work on every response.
+        .auto_date_header(false);
+    builder
+}
+
+/// Serves HTTP/2 on `io` until the client or the server closes it; at the
+/// drain or at `age_limit`, the connection is asked to go away and its calls finish.
+pub(crate) async fn serve<IO, S: ConnectionService>(
+    io: IO,
+    service: S,
+    http2: &http2::Builder<TokioExecutor>,
+    age_limit: Instant,
+    mut drain: DrainWatch,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut connection = pin!(http2.serve_connection(TokioIo::new(io), PerConnection(RefCell::new(service))));
+    let mut age = WakeAt::new(age_limit);
+    let mut going_away = false;
+    let result = poll_fn(|cx| {
+        if !going_away && (drain.poll_started(cx) || age.poll_expired(cx)) {
+            going_away = true;
+            connection.as_mut().graceful_shutdown();
+        }
+        connection.as_mut().poll(cx)
+    })
+    .await;
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// What serving a connection asks of its service: a tower service for hyper's
+/// requests that never fails, whose future and response body can move to the
+/// connection's task. (One name for the bounds every function here repeats.)
+pub(crate) trait ConnectionService:
+    Service<
+        Request<Incoming>,
+        Response = Response<Self::ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static
+{
+    /// The body of its responses.
+    type ResponseBody: http_body::Body<Data = bytes::Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static;
+}
+
+impl<S, B> ConnectionService for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type ResponseBody = B;
+}
+
+/// A connection's service, as hyper calls it.
+///
+/// hyper calls through `&self` and tower through `&mut self`; the usual bridge
+/// clones the whole service stack for every request. A connection owns its
+/// service and calls it from its own task, one call at a time, so a `RefCell`
+/// bridges them without the clone.
+struct PerConnection<S>(RefCell<S>);
+
+impl<S> hyper::service::Service<Request<Incoming>> for PerConnection<S>
+where
+    S: Service<Request<Incoming>, Error = Infallible>,
+{
+    type Response = S::Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        // Every service here is always ready (none applies backpressure), so it is
+        // called without `poll_ready`; `call` never re-enters, so the borrow cannot fail.
+        self.0.borrow_mut().call(request)
+    }
+}

@@ -1,0 +1,149 @@
+//! Moving bytes: accepting connections, the limits on them, TLS, and HTTP/2.
+//!
+//! Each accepted connection gets a permit of `--max-connections`, its socket
+//! is wrapped in the taps that enforce its timeouts, age and busy polling
+//! ([`tap`]), TLS runs in the connection's own task under its timeout, and
+//! hyper serves HTTP/2 on it with the connection's own service. A drain stops
+//! the accept loop and closes the listener at once, sends every connection a
+//! GOAWAY and waits for them to finish.
+//!
+//! Why hyper directly and not tonic's `Server`: tonic wraps every request in
+//! layers of its own (a boxed and cloned service, `grpc-timeout` parsing,
+//! error recovery, a connect-info extension) that cost a unary call more than
+//! the handler, and polls its shutdown and age timers on every wake-up of
+//! every connection. Here each connection gets its service once, and its
+//! timers are looked at only when they may have fired.
+
+mod busy_poll;
+mod coarse_timer;
+mod connections;
+mod drain;
+mod http2;
+mod listener;
+mod max_age;
+mod tap;
+mod timeouts;
+mod tls;
+mod wake_at;
+
+pub(crate) use busy_poll::alongside as with_busy_polling;
+pub(crate) use connections::ConnectionCalls;
+pub use connections::Connections;
+pub(crate) use drain::Drain;
+pub(crate) use http2::{ConnectionService, builder as http2_builder};
+pub(crate) use listener::bind_tcp;
+pub use listener::{Accept, Listener, MemoryConnector, MemoryListener, TcpIo};
+pub(crate) use tls::Tls;
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use hyper::server::conn::http2::Builder;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::task::TaskTracker;
+
+use self::{
+    busy_poll::NoteReads,
+    connections::Permit,
+    max_age::Lifetime,
+    tap::Tapped,
+    timeouts::{IdleTimeout, PrefaceTimeout},
+};
+
+/// How every connection of a server is served.
+#[derive(Debug, Clone)]
+pub(crate) struct TransportSettings {
+    /// hyper's HTTP/2 builder, with the limits applied.
+    pub(crate) http2: Builder<TokioExecutor>,
+    /// TLS, when on.
+    pub(crate) tls: Option<Tls>,
+    /// How long a new connection may take to send the HTTP/2 preface.
+    pub(crate) handshake_timeout: Duration,
+    /// How long a connection may have no call in flight; `None`: for ever.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// When a connection is asked to go away (GOAWAY).
+    pub(crate) max_age: Duration,
+    /// When its socket fails: the age plus the grace.
+    pub(crate) lifetime: Duration,
+}
+
+/// Serves every connection `listener` accepts until `drain` starts, then
+/// waits until the open connections have finished. `make_service` makes the
+/// service of one connection.
+pub(crate) async fn serve<A, M, S>(
+    mut listener: A,
+    connections: &Connections,
+    make_service: M,
+    settings: &TransportSettings,
+    drain: &Drain,
+) where
+    A: Accept<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static>,
+    M: Fn(&Arc<ConnectionCalls>) -> S,
+    S: ConnectionService,
+{
+    let tasks = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = drain.started() => break,
+            accepted = accept(&mut listener, connections) => accepted,
+        };
+        match accepted {
+            Ok((io, peer, permit)) => {
+                let calls = Arc::new(ConnectionCalls::new(peer));
+                let service = make_service(&calls);
+                tasks.spawn(serve_connection(io, permit, calls, service, settings.clone(), drain.watch()));
+            }
+            Err(error) => {
+                tracing::error!(%error, "the listener failed: no more connections on it");
+                break;
+            }
+        }
+    }
+    // Closes the listener as soon as the drain starts.
+    drop(listener);
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// The next connection, once there is room for it: at the limit, accepting
+/// stops and new connections wait in the kernel's backlog.
+async fn accept<A: Accept>(
+    listener: &mut A,
+    connections: &Connections,
+) -> io::Result<(A::Io, Option<SocketAddr>, Permit)> {
+    let reserved = connections.reserve().await.ok_or_else(|| io::Error::other("connection limit closed"))?;
+    let (io, peer) = listener.accept().await?;
+    Ok((io, peer, reserved.open()))
+}
+
+/// One connection, from its taps to the end of HTTP/2 on it.
+async fn serve_connection<IO, S>(
+    io: IO,
+    permit: Permit,
+    calls: Arc<ConnectionCalls>,
+    service: S,
+    settings: TransportSettings,
+    drain: drain::DrainWatch,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ConnectionService,
+{
+    let _permit = permit;
+    let opened = calls.opened();
+    let idle = settings.idle_timeout.map(|timeout| IdleTimeout::new(Arc::clone(&calls), timeout));
+    let taps = (
+        Lifetime::until(opened + settings.lifetime),
+        (PrefaceTimeout::new(opened, settings.handshake_timeout), (idle, NoteReads)),
+    );
+    let io = Tapped::new(io, taps);
+    let age_limit = opened + settings.max_age;
+    match &settings.tls {
+        None => http2::serve(io, service, &settings.http2, age_limit, drain).await,
+        Some(tls) => {
+            if let Some(stream) = tls.handshake(io).await {
+                http2::serve(stream, service, &settings.http2, age_limit, drain).await;
+            }
+        }
+    }
+}
