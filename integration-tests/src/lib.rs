@@ -17,6 +17,34 @@ use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::{Channel, Endpoint};
 
+/// Which transport a test's server listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP on `127.0.0.1:0`.
+    Tcp,
+    /// An in-memory listener: no socket.
+    Memory,
+}
+
+/// Defines, for each named `async fn(Transport)`, a module of the same name
+/// with two tests: `tcp` and `in_memory`.
+#[macro_export]
+macro_rules! on_both_transports {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn tcp() {
+                super::$name($crate::Transport::Tcp).await;
+            }
+
+            #[tokio::test]
+            async fn in_memory() {
+                super::$name($crate::Transport::Memory).await;
+            }
+        }
+    )*};
+}
+
 /// How long a test waits for something the server should do promptly.
 pub const PROMPTLY: Duration = Duration::from_secs(5);
 
@@ -52,6 +80,14 @@ impl TestServer {
         }
         argv.extend_from_slice(args);
         Self::start_with_config(Config::parse_from(argv)).await
+    }
+
+    /// Starts a server with `args` on `transport`.
+    pub async fn start_over(transport: Transport, args: &[&str]) -> Self {
+        match transport {
+            Transport::Tcp => Self::start_with_args(args).await,
+            Transport::Memory => Self::start_in_memory(args).await,
+        }
     }
 
     /// Starts a server with owned `args`, as [`start_with_args`](Self::start_with_args).
@@ -121,21 +157,19 @@ impl TestServer {
 
     /// A plaintext channel to this server, over TCP or in memory.
     pub async fn channel(&self) -> Channel {
+        self.try_channel().await.expect("connect to test server")
+    }
+
+    /// A plaintext channel to this server, or why it cannot connect.
+    pub async fn try_channel(&self) -> Result<Channel, tonic::transport::Error> {
         let Some(memory) = self.memory.clone() else {
-            return Channel::from_shared(self.url())
-                .expect("test url")
-                .connect()
-                .await
-                .expect("connect to test server");
+            return Channel::from_shared(self.url()).expect("test url").connect().await;
         };
         let connector = tower::service_fn(move |_| {
             let memory = memory.clone();
             async move { memory.connect().map(TokioIo::new) }
         });
-        Endpoint::from_static("http://in-memory.test")
-            .connect_with_connector(connector)
-            .await
-            .expect("connect to the in-memory test server")
+        Endpoint::from_static("http://in-memory.test").connect_with_connector(connector).await
     }
 
     /// A TLS channel to this server, trusting `certs`' CA; with `identity`, presenting the client certificate.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use connect_proto::RequestMessage;
-use integration_tests::{PROMPTLY, TestServer, request};
+use integration_tests::{PROMPTLY, TestServer, Transport, on_both_transports, request};
 use tonic::{Code, Request};
 
 fn stream_request(data: &str, count: u32, interval_ms: u32) -> RequestMessage {
@@ -25,9 +25,8 @@ async fn collect(
     }
 }
 
-#[tokio::test]
-async fn count_zero_sends_the_original_ten_with_trailing_space() {
-    let server = TestServer::start().await;
+async fn count_zero_sends_the_original_ten_with_trailing_space(transport: Transport) {
+    let server = TestServer::start_over(transport, &[]).await;
     let mut client = server.client().await;
     let (received, end) = collect(&mut client, request("People")).await;
     let expected: Vec<String> = (1..=10).map(|i| format!("Hello, People: server({i}) ")).collect();
@@ -35,9 +34,8 @@ async fn count_zero_sends_the_original_ten_with_trailing_space() {
     assert!(end.is_ok());
 }
 
-#[tokio::test]
-async fn count_and_interval_are_honoured() {
-    let server = TestServer::start().await;
+async fn count_and_interval_are_honoured(transport: Transport) {
+    let server = TestServer::start_over(transport, &[]).await;
     let mut client = server.client().await;
     let started = tokio::time::Instant::now();
     let (received, end) = collect(&mut client, stream_request("x", 3, 50)).await;
@@ -47,18 +45,16 @@ async fn count_and_interval_are_honoured() {
     assert!(started.elapsed() >= Duration::from_millis(100), "{:?}", started.elapsed());
 }
 
-#[tokio::test]
-async fn count_above_the_limit_is_invalid_argument() {
-    let server = TestServer::start_with_args(&["--max-stream-count", "100"]).await;
+async fn count_above_the_limit_is_invalid_argument(transport: Transport) {
+    let server = TestServer::start_over(transport, &["--max-stream-count", "100"]).await;
     let mut client = server.client().await;
     let status = client.server_stream_rpc(stream_request("x", 101, 0)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(status.message(), "count must be at most 100");
 }
 
-#[tokio::test]
-async fn count_at_the_limit_is_served_in_full() {
-    let server = TestServer::start_with_args(&["--max-stream-count", "100"]).await;
+async fn count_at_the_limit_is_served_in_full(transport: Transport) {
+    let server = TestServer::start_over(transport, &["--max-stream-count", "100"]).await;
     let mut client = server.client().await;
     let (received, end) = collect(&mut client, stream_request("x", 100, 0)).await;
     assert_eq!(received.len(), 100);
@@ -66,18 +62,16 @@ async fn count_at_the_limit_is_served_in_full() {
     assert!(end.is_ok());
 }
 
-#[tokio::test]
-async fn interval_above_sixty_seconds_is_invalid_argument() {
-    let server = TestServer::start().await;
+async fn interval_above_sixty_seconds_is_invalid_argument(transport: Transport) {
+    let server = TestServer::start_over(transport, &[]).await;
     let mut client = server.client().await;
     let status = client.server_stream_rpc(stream_request("x", 2, 60_001)).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(status.message(), "interval_ms must be at most 60000");
 }
 
-#[tokio::test]
-async fn dropping_the_stream_stops_the_producer() {
-    let server = TestServer::start().await;
+async fn dropping_the_stream_stops_the_producer(transport: Transport) {
+    let server = TestServer::start_over(transport, &[]).await;
     let mut client = server.client().await;
     let mut stream = client.server_stream_rpc(stream_request("x", 1000, 1000)).await.unwrap().into_inner();
     assert_eq!(stream.message().await.unwrap().unwrap().response_data, "Hello, x: server(1) ");
@@ -90,9 +84,8 @@ async fn dropping_the_stream_stops_the_producer() {
     assert_eq!(after.cancelled, 1);
 }
 
-#[tokio::test]
-async fn a_deadline_ends_a_slow_stream_with_deadline_exceeded() {
-    let server = TestServer::start().await;
+async fn a_deadline_ends_a_slow_stream_with_deadline_exceeded(transport: Transport) {
+    let server = TestServer::start_over(transport, &[]).await;
     let mut client = server.client().await;
     let mut request = Request::new(stream_request("x", 10, 100));
     request.set_timeout(Duration::from_millis(250));
@@ -104,3 +97,13 @@ async fn a_deadline_ends_a_slow_stream_with_deadline_exceeded() {
     assert_eq!(received.len(), 3);
     assert_eq!(server.stats.snapshot().deadline_exceeded, 1);
 }
+
+on_both_transports!(
+    count_zero_sends_the_original_ten_with_trailing_space,
+    count_and_interval_are_honoured,
+    count_above_the_limit_is_invalid_argument,
+    count_at_the_limit_is_served_in_full,
+    interval_above_sixty_seconds_is_invalid_argument,
+    dropping_the_stream_stops_the_producer,
+    a_deadline_ends_a_slow_stream_with_deadline_exceeded,
+);

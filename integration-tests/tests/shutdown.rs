@@ -1,16 +1,15 @@
 //! Graceful shutdown: in-flight calls get the grace, then the rest are ended.
 
 use connect_proto::RequestMessage;
-use integration_tests::{PROMPTLY, TestServer};
+use integration_tests::{PROMPTLY, TestServer, Transport, on_both_transports};
 use tonic::Code;
 
 fn slow_stream(count: u32, interval_ms: u32) -> RequestMessage {
     RequestMessage { request_data: "x".into(), count, interval_ms }
 }
 
-#[tokio::test]
-async fn an_in_flight_stream_finishes_within_the_grace() {
-    let mut server = TestServer::start_with_args(&["--shutdown-grace", "5s"]).await;
+async fn an_in_flight_stream_finishes_within_the_grace(transport: Transport) {
+    let mut server = TestServer::start_over(transport, &["--shutdown-grace", "5s"]).await;
     let mut client = server.client().await;
     let mut stream = client.server_stream_rpc(slow_stream(5, 50)).await.unwrap().into_inner();
     assert_eq!(stream.message().await.unwrap().unwrap().response_data, "Hello, x: server(1) ");
@@ -25,9 +24,8 @@ async fn an_in_flight_stream_finishes_within_the_grace() {
     tokio::time::timeout(PROMPTLY, server.join()).await.expect("drained").unwrap();
 }
 
-#[tokio::test]
-async fn a_stream_outlasting_the_grace_ends_with_unavailable() {
-    let mut server = TestServer::start_with_args(&["--shutdown-grace", "200ms"]).await;
+async fn a_stream_outlasting_the_grace_ends_with_unavailable(transport: Transport) {
+    let mut server = TestServer::start_over(transport, &["--shutdown-grace", "200ms"]).await;
     let mut client = server.client().await;
     let mut stream = client.server_stream_rpc(slow_stream(100, 1000)).await.unwrap().into_inner();
     assert_eq!(stream.message().await.unwrap().unwrap().response_data, "Hello, x: server(1) ");
@@ -40,19 +38,16 @@ async fn a_stream_outlasting_the_grace_ends_with_unavailable() {
     assert_eq!(server.stats.snapshot().streams_open, 0);
 }
 
-#[tokio::test]
-async fn no_new_connection_is_accepted_once_shutdown_starts() {
-    let mut server = TestServer::start().await;
-    let url = server.url();
+async fn no_new_connection_is_accepted_once_shutdown_starts(transport: Transport) {
+    let mut server = TestServer::start_over(transport, &[]).await;
     server.begin_shutdown();
     tokio::time::timeout(PROMPTLY, server.join()).await.expect("stopped").unwrap();
-    let connected = connect_proto::ConnectServiceClient::connect(url).await;
+    let connected = server.try_channel().await;
     assert!(connected.is_err(), "the listener should be closed");
 }
 
-#[tokio::test]
-async fn a_bidi_stream_outlasting_the_grace_ends_with_unavailable() {
-    let mut server = TestServer::start_with_args(&["--shutdown-grace", "100ms"]).await;
+async fn a_bidi_stream_outlasting_the_grace_ends_with_unavailable(transport: Transport) {
+    let mut server = TestServer::start_over(transport, &["--shutdown-grace", "100ms"]).await;
     let mut client = server.client().await;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let mut replies =
@@ -66,3 +61,10 @@ async fn a_bidi_stream_outlasting_the_grace_ends_with_unavailable() {
     drop(tx);
     tokio::time::timeout(PROMPTLY, server.join()).await.expect("stopped").unwrap();
 }
+
+on_both_transports!(
+    an_in_flight_stream_finishes_within_the_grace,
+    a_stream_outlasting_the_grace_ends_with_unavailable,
+    no_new_connection_is_accepted_once_shutdown_starts,
+    a_bidi_stream_outlasting_the_grace_ends_with_unavailable,
+);
