@@ -5,7 +5,7 @@
 //! Run: `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run grpc_timeout`
 #![no_main]
 
-use connect_server::deadline::parse_grpc_timeout;
+use connect_server::grpc::deadline::parse_grpc_timeout;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,7 +16,7 @@ use std::{
 
 use bytes::{Buf, Bytes};
 use connect_proto::ConnectServiceServer;
-use connect_server::{Connect, service::Limits};
+use connect_server::service::{Connect, Limits};
 use http_body_util::{BodyExt, Full};
 use libfuzzer_sys::fuzz_target;
 use tokio::runtime::Runtime;

@@ -49,10 +49,3 @@ pub struct LimitArgs {
     #[arg(long, env = "CONNECT_MAX_CONNECTION_AGE_GRACE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub max_connection_age_grace: Duration,
 }
-
-impl LimitArgs {
-    /// How long a connection may exist at most: its age plus the grace.
-    pub(crate) fn connection_lifetime(&self) -> Duration {
-        self.max_connection_age.saturating_add(self.max_connection_age_grace)
-    }
-}

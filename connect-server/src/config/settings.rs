@@ -6,9 +6,15 @@ use std::time::Duration;
 
 use super::{Config, MetricsAddr};
 use crate::{
-    service::{BearerAuth, Limits},
-    transport::{Tls, TransportSettings, http2_builder},
+    service::{BearerAuth, Limits, MessageLimits},
+    transport::{ConnectionRules, Http2Limits, Tls, TransportSettings},
 };
+
+/// TLS as the flags ask for it, or `None`.
+fn tls(config: &Config) -> anyhow::Result<Option<Tls>> {
+    let server_config = config.tls.server_config()?;
+    Ok(server_config.map(|server_config| Tls::new(server_config, config.tls.tls_handshake_timeout)))
+}
 
 /// Everything the server needs from its configuration.
 #[derive(Debug, Clone)]
@@ -19,10 +25,8 @@ pub(crate) struct Settings {
     pub(crate) max_connections: usize,
     /// The per-call limits of the handlers.
     pub(crate) calls: Limits,
-    /// Largest message received, in bytes.
-    pub(crate) max_recv_message_size: usize,
-    /// Largest message sent, in bytes.
-    pub(crate) max_send_message_size: usize,
+    /// Largest messages received and sent.
+    pub(crate) messages: MessageLimits,
     /// The `ConnectService` token check.
     pub(crate) auth: BearerAuth,
     /// `--server-id`, when given.
@@ -50,14 +54,20 @@ impl Settings {
     /// Reads the files the flags name and checks what clap cannot.
     pub(crate) fn build(config: &Config) -> anyhow::Result<Self> {
         let limits = &config.limits;
-        let transport = TransportSettings {
-            http2: http2_builder(limits),
-            tls: Tls::from_args(&config.tls)?,
+        let transport = TransportSettings::new(ConnectionRules {
+            http2: Http2Limits {
+                max_concurrent_streams: limits.max_concurrent_streams,
+                max_local_error_reset_streams: limits.max_local_error_reset_streams,
+                max_pending_accept_reset_streams: limits.max_pending_accept_reset_streams,
+                keepalive_interval: limits.keepalive_interval,
+                keepalive_timeout: limits.keepalive_timeout,
+            },
+            tls: tls(config)?,
             handshake_timeout: config.handshake_timeout,
             idle_timeout: non_zero(config.idle_timeout),
             max_age: limits.max_connection_age,
-            lifetime: limits.connection_lifetime(),
-        };
+            max_age_grace: limits.max_connection_age_grace,
+        });
         Ok(Self {
             transport,
             max_connections: config.max_connections,
@@ -66,9 +76,11 @@ impl Settings {
                 max_interval_ms: config.max_interval_ms,
                 max_client_stream_bytes: config.max_client_stream_bytes,
             },
-            max_recv_message_size: limits.max_recv_message_size,
-            max_send_message_size: limits.max_send_message_size,
-            auth: BearerAuth::from_args(&config.auth)?,
+            messages: MessageLimits {
+                max_recv: limits.max_recv_message_size,
+                max_send: limits.max_send_message_size,
+            },
+            auth: BearerAuth::new(config.auth.token()?),
             server_id: config.server_id.clone(),
             busy_poll: config.busy_poll,
             metrics_addr: config.metrics_addr,

@@ -76,7 +76,7 @@ impl ConnectServer {
         let hard_stop = CancellationToken::new();
         let health = Health::serving();
         let service = Connect::new(settings.calls, Arc::clone(&stats), hard_stop.clone());
-        let (dispatch, others) = routes(&settings, service, &health)?;
+        let (dispatch, others) = routes(service, settings.messages, settings.auth.clone(), &health)?;
         let metrics_endpoint = match settings.metrics_addr {
             MetricsAddr::Off => None,
             MetricsAddr::At(addr) => Some(MetricsEndpoint::bind(addr)?),

@@ -43,6 +43,16 @@ pub struct Limits {
     pub max_client_stream_bytes: usize,
 }
 
+/// The largest messages, in bytes, a call may receive and send; larger ones
+/// end it with `OUT_OF_RANGE`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageLimits {
+    /// Largest message received.
+    pub(crate) max_recv: usize,
+    /// Largest message sent.
+    pub(crate) max_send: usize,
+}
+
 /// The service implementation, cheap to clone into each worker.
 #[derive(Debug, Clone)]
 pub struct Connect {

@@ -18,29 +18,29 @@ use http::{Request, Response};
 use tonic::{body::Body, codec::CompressionEncoding, server::NamedService, service::Routes};
 use tower::{Layer, Service};
 
-use super::{BearerAuth, Connect, Health};
-use crate::config::Settings;
+use super::{BearerAuth, Connect, Health, MessageLimits};
 
 /// `ConnectService` as served (the auth check is in [`Dispatch`]).
 type ConnectRoute = ConnectServiceServer<Connect>;
 
 /// `ConnectService` accepting and answering gzip and zstd, within the message size limits.
-fn connect_service(settings: &Settings, service: Connect) -> ConnectRoute {
+fn connect_service(messages: MessageLimits, service: Connect) -> ConnectRoute {
     ConnectServiceServer::new(service)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
         // Responses are compressed only for clients that ask (`grpc-accept-encoding`).
         .send_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(settings.max_recv_message_size)
-        .max_encoding_message_size(settings.max_send_message_size)
+        .max_decoding_message_size(messages.max_recv)
+        .max_encoding_message_size(messages.max_send)
 }
 
 /// Every service of one listener: the layer that takes `ConnectService` calls
 /// to their service, and tonic's router with the others.
 pub(crate) fn routes(
-    settings: &Settings,
     service: Connect,
+    messages: MessageLimits,
+    auth: BearerAuth,
     health: &Health,
 ) -> anyhow::Result<(DispatchLayer, Routes)> {
     let reflection = || {
@@ -52,7 +52,7 @@ pub(crate) fn routes(
     let others = Routes::new(health.service())
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
-    let dispatch = DispatchLayer { connect: connect_service(settings, service), auth: settings.auth.clone() };
+    let dispatch = DispatchLayer { connect: connect_service(messages, service), auth };
     Ok((dispatch, others))
 }
 

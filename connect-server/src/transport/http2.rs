@@ -7,6 +7,7 @@ use std::{
     convert::Infallible,
     future::{Future, poll_fn},
     pin::pin,
+    time::Duration,
 };
 
 use http::{Request, Response};
@@ -19,11 +20,24 @@ use tokio::{
 use tower::Service;
 
 use super::{coarse_timer::CoarseTimer, drain::DrainWatch, wake_at::WakeAt};
-use crate::config::LimitArgs;
+/// What HTTP/2 allows one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Http2Limits {
+    /// Most concurrent streams (calls).
+    pub(crate) max_concurrent_streams: u32,
+    /// Most streams the server may reset for client errors before it closes the connection.
+    pub(crate) max_local_error_reset_streams: usize,
+    /// Most streams a client may reset before they are accepted, before the connection closes.
+    pub(crate) max_pending_accept_reset_streams: usize,
+    /// How often to ping the peer.
+    pub(crate) keepalive_interval: Duration,
+    /// How long a ping may go unanswered.
+    pub(crate) keepalive_timeout: Duration,
+}
 
-/// hyper's HTTP/2 server builder with the limits of `limits` (the age is
-/// enforced per connection, by [`serve`] and the connection's lifetime tap).
-pub(crate) fn builder(limits: &LimitArgs) -> http2::Builder<TokioExecutor> {
+/// hyper's HTTP/2 server builder with `limits` (the age is enforced per
+/// connection, by [`serve`] and the connection's lifetime tap).
+pub(crate) fn builder(limits: Http2Limits) -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
         .timer(CoarseTimer::default())

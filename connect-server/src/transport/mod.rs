@@ -30,7 +30,7 @@ pub(crate) use busy_poll::alongside as with_busy_polling;
 pub(crate) use connections::ConnectionCalls;
 pub use connections::Connections;
 pub(crate) use drain::Drain;
-pub(crate) use http2::{ConnectionService, builder as http2_builder};
+pub(crate) use http2::{ConnectionService, Http2Limits};
 pub(crate) use listener::bind_tcp;
 pub use listener::{Accept, Listener, MemoryConnector, MemoryListener, TcpIo};
 pub(crate) use tls::Tls;
@@ -54,7 +54,24 @@ use self::{
 #[derive(Debug, Clone)]
 pub(crate) struct TransportSettings {
     /// hyper's HTTP/2 builder, with the limits applied.
-    pub(crate) http2: Builder<TokioExecutor>,
+    http2: Builder<TokioExecutor>,
+    /// TLS, when on.
+    tls: Option<Tls>,
+    /// How long a new connection may take to send the HTTP/2 preface.
+    handshake_timeout: Duration,
+    /// How long a connection may have no call in flight; `None`: for ever.
+    idle_timeout: Option<Duration>,
+    /// When a connection is asked to go away (GOAWAY).
+    max_age: Duration,
+    /// When its socket fails: the age plus the grace.
+    lifetime: Duration,
+}
+
+/// The rules for every connection, as the flags give them.
+#[derive(Debug)]
+pub(crate) struct ConnectionRules {
+    /// What HTTP/2 allows one connection.
+    pub(crate) http2: Http2Limits,
     /// TLS, when on.
     pub(crate) tls: Option<Tls>,
     /// How long a new connection may take to send the HTTP/2 preface.
@@ -63,8 +80,22 @@ pub(crate) struct TransportSettings {
     pub(crate) idle_timeout: Option<Duration>,
     /// When a connection is asked to go away (GOAWAY).
     pub(crate) max_age: Duration,
-    /// When its socket fails: the age plus the grace.
-    pub(crate) lifetime: Duration,
+    /// How long its calls may still run after that.
+    pub(crate) max_age_grace: Duration,
+}
+
+impl TransportSettings {
+    /// How connections are served under `rules`.
+    pub(crate) fn new(rules: ConnectionRules) -> Self {
+        Self {
+            http2: http2::builder(rules.http2),
+            tls: rules.tls,
+            handshake_timeout: rules.handshake_timeout,
+            idle_timeout: rules.idle_timeout,
+            max_age: rules.max_age,
+            lifetime: rules.max_age.saturating_add(rules.max_age_grace),
+        }
+    }
 }
 
 /// Serves every connection `listener` accepts until `drain` starts, then
