@@ -5,8 +5,8 @@
 //! everything generated lives at the top of [`connect`].
 //!
 //! It also holds the vocabulary the server and the client share: the names
-//! of status codes ([`codes`]), the four RPC kinds and the method table
-//! ([`methods`]).
+//! of status codes ([`codes`]), gRPC's message framing ([`framing`]), the four
+//! RPC kinds and the method table ([`methods`]).
 
 /// The generated messages, `connect_service_client` and `connect_service_server`.
 pub mod connect {
@@ -15,6 +15,7 @@ pub mod connect {
 }
 
 pub mod codes;
+pub mod framing;
 pub mod methods;
 
 pub use methods::RpcKind;

@@ -19,7 +19,7 @@ use pin_project_lite::pin_project;
 use tonic::Code;
 use tower::{Layer, Service};
 
-use connect_proto::methods;
+use connect_proto::{framing::FrameCounter, methods};
 
 use super::{
     call::{Call, Method},
@@ -27,7 +27,7 @@ use super::{
     stats::Stats,
 };
 use crate::{
-    grpc::{content_type, deadline, frames::FrameCounter, status},
+    grpc::{content_type, deadline, status},
     transport::ConnectionCalls,
 };
 

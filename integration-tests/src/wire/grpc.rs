@@ -1,15 +1,14 @@
 //! gRPC length-prefixed messages: a flag byte, a 4-byte length, the payload.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use connect_proto::RequestMessage;
+use bytes::{Bytes, BytesMut};
+use connect_proto::{RequestMessage, framing};
 use prost::Message;
 
 /// One gRPC length-prefixed message: flag byte, declared length, then `payload`
 /// (the declared length may lie, for hostile-input tests).
 pub fn grpc_frame(compressed: bool, declared_len: u32, payload: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(5 + payload.len());
-    frame.put_u8(u8::from(compressed));
-    frame.put_u32(declared_len);
+    let mut frame = BytesMut::with_capacity(framing::PREFIX_LEN + payload.len());
+    frame.extend_from_slice(&framing::prefix(compressed, declared_len));
     frame.extend_from_slice(payload);
     frame.freeze()
 }

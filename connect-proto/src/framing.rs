@@ -1,10 +1,37 @@
-//! Counting gRPC messages in a body: each message is a 5-byte prefix (a
-//! compressed flag and a big-endian `u32` length) followed by that many bytes.
-//! Data chunks split messages anywhere, so the counter keeps its place.
+//! gRPC's length-prefixed messages: a compressed flag, a big-endian `u32`
+//! length, then that many bytes. One definition for the server's message
+//! counts, the load generator's decoder and the tests' hand-made frames.
+
+/// Bytes before each message: the compressed flag and the length.
+pub const PREFIX_LEN: usize = 5;
+
+/// The prefix of a message of `len` bytes.
+pub fn prefix(compressed: bool, len: u32) -> [u8; PREFIX_LEN] {
+    let [a, b, c, d] = len.to_be_bytes();
+    [u8::from(compressed), a, b, c, d]
+}
+
+/// One whole message, as it lies in a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Whether the sender compressed it (`grpc-encoding`).
+    pub compressed: bool,
+    /// Its bytes.
+    pub payload: &'a [u8],
+}
+
+/// The whole message at the front of `data` and the bytes after it; `None`
+/// while `data` holds less than a whole message.
+pub fn split(data: &[u8]) -> Option<(Message<'_>, &[u8])> {
+    let (prefix, rest) = data.split_first_chunk::<PREFIX_LEN>()?;
+    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+    let (payload, rest) = rest.split_at_checked(usize::try_from(len).ok()?)?;
+    Some((Message { compressed: prefix[0] != 0, payload }, rest))
+}
 
 /// Where a byte stream is within the gRPC length-prefixed framing.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FrameCounter {
+pub struct FrameCounter {
     /// Bytes of the current prefix seen so far (0..5).
     prefix_seen: u8,
     /// The length being assembled from the prefix.
@@ -15,7 +42,7 @@ pub(crate) struct FrameCounter {
 
 impl FrameCounter {
     /// Consumes `data`; returns how many messages began in it.
-    pub(crate) fn feed(&mut self, mut data: &[u8]) -> u64 {
+    pub fn feed(&mut self, mut data: &[u8]) -> u64 {
         let mut started = 0;
         while !data.is_empty() {
             if self.payload_left > 0 {
@@ -57,10 +84,21 @@ mod tests {
     use super::*;
 
     fn frame(payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![0];
-        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        let mut out = prefix(false, payload.len() as u32).to_vec();
         out.extend_from_slice(payload);
         out
+    }
+
+    #[test]
+    fn splits_whole_messages_only() {
+        let mut data = frame(b"hello");
+        data.extend(prefix(true, 3));
+        data.extend(b"ab");
+        let (first, rest) = split(&data).expect("a whole message");
+        assert_eq!(first, Message { compressed: false, payload: b"hello" });
+        assert_eq!(rest.len(), 7);
+        assert_eq!(split(rest), None);
+        assert_eq!(split(&data[..4]), None);
     }
 
     #[test]
