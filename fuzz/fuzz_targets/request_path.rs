@@ -16,7 +16,7 @@ use std::{
 
 use bytes::{Buf, Bytes};
 use connect_proto::ConnectServiceServer;
-use connect_server::service::{Connect, Limits};
+use connect_server::service::{Handlers, Limits};
 use http_body_util::{BodyExt, Full};
 use libfuzzer_sys::fuzz_target;
 use tokio::runtime::Runtime;
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let path = PATHS[usize::from(selector) % PATHS.len()];
     let encoding = ENCODINGS[usize::from(selector / 4) % ENCODINGS.len()];
     runtime().block_on(async {
-        let service = ConnectServiceServer::new(Connect::new(LIMITS, Arc::default(), CancellationToken::new()))
+        let service = ConnectServiceServer::new(Handlers::new(LIMITS, Arc::default(), CancellationToken::new()))
             .max_decoding_message_size(64 * 1024);
         let mut request = http::Request::post(path)
             .header("content-type", "application/grpc")

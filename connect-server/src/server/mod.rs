@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Config, MetricsAddr, Settings},
-    service::{Connect, DispatchLayer, Health, routes},
+    service::{DispatchLayer, Handlers, Health, routes},
     telemetry::{Metrics, MetricsEndpoint, Stats},
     transport::{Connections, Drain, Listener},
 };
@@ -75,7 +75,7 @@ impl ConnectServer {
         let stats = Arc::new(Stats::default());
         let hard_stop = CancellationToken::new();
         let health = Health::serving();
-        let service = Connect::new(settings.calls, Arc::clone(&stats), hard_stop.clone());
+        let service = Handlers::new(settings.calls, Arc::clone(&stats), hard_stop.clone());
         let (dispatch, others) = routes(service, settings.messages, settings.auth.clone(), &health)?;
         let metrics_endpoint = match settings.metrics_addr {
             MetricsAddr::Off => None,

@@ -70,9 +70,10 @@ pub(super) async fn start<L: Listener>(server: &ConnectServer, listeners: Vec<L>
             .name(format!("connect-worker-{index}"))
             .spawn(move || {
                 // A panic must still count as this worker ending, or `wait` would wait forever.
-                let result =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| run(&server.shared, listener, ready)))
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("worker {index} panicked")));
+                let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    run_worker(&server.shared, listener, ready)
+                }))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("worker {index} panicked")));
                 // The receiver lives until every worker has reported; nothing to do if it is gone.
                 let _ = done.send(result);
             })
@@ -105,7 +106,7 @@ impl Workers {
 }
 
 /// Runs one worker to completion on the calling thread.
-fn run<L: Listener>(
+fn run_worker<L: Listener>(
     shared: &Arc<Shared>,
     listener: L,
     ready: mpsc::UnboundedSender<()>,
@@ -120,14 +121,14 @@ fn run<L: Listener>(
         // Accepting from here on: the first poll of `serve` accepts.
         let _ = ready.send(());
         drop(ready);
-        serve(shared, listener, served_by).await;
+        serve_worker(shared, listener, served_by).await;
         Ok(())
     })
 }
 
 /// Serves one listener until the drain starts and its connections are done,
 /// or the grace is over.
-async fn serve<A>(shared: &Shared, listener: A, served_by: http::HeaderValue)
+async fn serve_worker<A>(shared: &Shared, listener: A, served_by: http::HeaderValue)
 where
     A: transport::Accept<Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>,
 {
@@ -137,7 +138,7 @@ where
     let serving = with_busy_polling(
         settings.busy_poll,
         shared.metrics.busy_poll_seconds(),
-        transport::serve(
+        transport::serve_listener(
             listener,
             &shared.connections,
             |calls| service.on_connection(calls),

@@ -53,15 +53,15 @@ pub(crate) struct MessageLimits {
     pub(crate) max_send: usize,
 }
 
-/// The service implementation, cheap to clone into each worker.
+/// The `ConnectService` handlers; cheap to clone into each worker.
 #[derive(Debug, Clone)]
-pub struct Connect {
+pub struct Handlers {
     limits: Limits,
     stats: Arc<Stats>,
     hard_stop: CancellationToken,
 }
 
-impl Connect {
+impl Handlers {
     /// A service that counts into `stats` and ends its streams when `hard_stop` is cancelled.
     pub fn new(limits: Limits, stats: Arc<Stats>, hard_stop: CancellationToken) -> Self {
         Self { limits, stats, hard_stop }
@@ -114,7 +114,7 @@ fn invalid_field(field: &str, description: String) -> Status {
 }
 
 #[tonic::async_trait]
-impl ConnectService for Connect {
+impl ConnectService for Handlers {
     async fn unary_rpc(&self, request: Request<RequestMessage>) -> Result<Response<ResponseMessage>, Status> {
         self.stats.record_call(RpcKind::Unary);
         if let Some(code) = request.metadata().get(ECHO_STATUS) {
@@ -239,8 +239,8 @@ mod tests {
     const DEFAULT_LIMITS: Limits =
         Limits { max_stream_count: 1_000_000, max_interval_ms: 60_000, max_client_stream_bytes: 4 << 20 };
 
-    fn service() -> Connect {
-        Connect::new(DEFAULT_LIMITS, Arc::default(), CancellationToken::new())
+    fn service() -> Handlers {
+        Handlers::new(DEFAULT_LIMITS, Arc::default(), CancellationToken::new())
     }
 
     #[tokio::test]

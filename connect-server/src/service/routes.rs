@@ -18,13 +18,13 @@ use http::{Request, Response};
 use tonic::{body::Body, codec::CompressionEncoding, server::NamedService, service::Routes};
 use tower::{Layer, Service};
 
-use super::{BearerAuth, Connect, Health, MessageLimits};
+use super::{BearerAuth, Handlers, Health, MessageLimits};
 
 /// `ConnectService` as served (the auth check is in [`Dispatch`]).
-type ConnectRoute = ConnectServiceServer<Connect>;
+type ConnectRoute = ConnectServiceServer<Handlers>;
 
 /// `ConnectService` accepting and answering gzip and zstd, within the message size limits.
-fn connect_service(messages: MessageLimits, service: Connect) -> ConnectRoute {
+fn connect_service(messages: MessageLimits, service: Handlers) -> ConnectRoute {
     ConnectServiceServer::new(service)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
@@ -38,7 +38,7 @@ fn connect_service(messages: MessageLimits, service: Connect) -> ConnectRoute {
 /// Every service of one listener: the layer that takes `ConnectService` calls
 /// to their service, and tonic's router with the others.
 pub(crate) fn routes(
-    service: Connect,
+    service: Handlers,
     messages: MessageLimits,
     auth: BearerAuth,
     health: &Health,
@@ -82,7 +82,7 @@ pub(crate) struct Dispatch<S> {
 
 /// Whether `path` names a `ConnectService` method (`/ConnectService/...`).
 fn is_connect_path(path: &str) -> bool {
-    let name = <ConnectServiceServer<Connect> as NamedService>::NAME;
+    let name = <ConnectServiceServer<Handlers> as NamedService>::NAME;
     path.strip_prefix('/').and_then(|rest| rest.strip_prefix(name)).is_some_and(|rest| rest.starts_with('/'))
 }
 

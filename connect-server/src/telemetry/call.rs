@@ -11,7 +11,7 @@ use tonic::Code;
 
 use connect_proto::codes;
 
-use super::{layer::Shared, metrics::MethodMetrics};
+use super::{layer::LayerShared, metrics::MethodMetrics};
 use crate::transport::ConnectionCalls;
 
 /// The log target of the per-call lines, so `RUST_LOG=connect_server::access=off` silences just them.
@@ -43,7 +43,7 @@ pub(crate) struct Call {
     started: Instant,
     deadline: Option<Instant>,
     /// The layer's counters and server id.
-    shared: Arc<Shared>,
+    shared: Arc<LayerShared>,
     /// The connection: its peer for the log line, its call count for the idle timeout.
     connection: Option<Arc<ConnectionCalls>>,
     done: bool,
@@ -56,7 +56,7 @@ impl Call {
         connection: Option<Arc<ConnectionCalls>>,
         request_id: HeaderValue,
         deadline: Option<Instant>,
-        shared: Arc<Shared>,
+        shared: Arc<LayerShared>,
     ) -> Self {
         if let Method::Known(metrics) = &method {
             metrics.started.inc();

@@ -41,12 +41,12 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
     // One Arc: the stack is cloned for every connection.
-    shared: Arc<Shared>,
+    shared: Arc<LayerShared>,
 }
 
 /// What every call of a layer shares.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct LayerShared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) served_by: HeaderValue,
@@ -56,7 +56,7 @@ impl ObserveLayer {
     /// A layer counting into `metrics` and `stats` (cancelled and deadline-exceeded calls),
     /// naming the server `served_by`.
     pub fn new(metrics: Arc<Metrics>, stats: Arc<Stats>, served_by: HeaderValue) -> Self {
-        Self { shared: Arc::new(Shared { metrics, stats, served_by }) }
+        Self { shared: Arc::new(LayerShared { metrics, stats, served_by }) }
     }
 }
 

@@ -54,7 +54,7 @@ pub(crate) fn builder(limits: Http2Limits) -> http2::Builder<TokioExecutor> {
 
 /// Serves HTTP/2 on `io` until the client or the server closes it; at the
 /// drain or at `age_limit`, the connection is asked to go away and its calls finish.
-pub(crate) async fn serve<IO, S: ConnectionService>(
+pub(crate) async fn serve_http2<IO, S: HttpService>(
     io: IO,
     service: S,
     http2: &http2::Builder<TokioExecutor>,
@@ -82,7 +82,7 @@ pub(crate) async fn serve<IO, S: ConnectionService>(
 /// What serving a connection asks of its service: a tower service for hyper's
 /// requests that never fails, whose future and response body can move to the
 /// connection's task. (One name for the bounds every function here repeats.)
-pub(crate) trait ConnectionService:
+pub(crate) trait HttpService:
     Service<
         Request<Incoming>,
         Response = Response<Self::ResponseBody>,
@@ -97,7 +97,7 @@ pub(crate) trait ConnectionService:
         + 'static;
 }
 
-impl<S, B> ConnectionService for S
+impl<S, B> HttpService for S
 where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,

@@ -30,7 +30,7 @@ pub(crate) use busy_poll::alongside as with_busy_polling;
 pub(crate) use connections::ConnectionCalls;
 pub use connections::Connections;
 pub(crate) use drain::Drain;
-pub(crate) use http2::{ConnectionService, Http2Limits};
+pub(crate) use http2::{Http2Limits, HttpService};
 pub(crate) use listener::bind_tcp;
 pub use listener::{Accept, Listener, MemoryConnector, MemoryListener, TcpIo};
 pub(crate) use tls::Tls;
@@ -101,7 +101,7 @@ impl TransportSettings {
 /// Serves every connection `listener` accepts until `drain` starts, then
 /// waits until the open connections have finished. `make_service` makes the
 /// service of one connection.
-pub(crate) async fn serve<A, M, S>(
+pub(crate) async fn serve_listener<A, M, S>(
     mut listener: A,
     connections: &Connections,
     make_service: M,
@@ -110,7 +110,7 @@ pub(crate) async fn serve<A, M, S>(
 ) where
     A: Accept<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static>,
     M: Fn(&Arc<ConnectionCalls>) -> S,
-    S: ConnectionService,
+    S: HttpService,
 {
     let tasks = TaskTracker::new();
     loop {
@@ -158,7 +158,7 @@ async fn serve_connection<IO, S>(
     drain: drain::DrainWatch,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: ConnectionService,
+    S: HttpService,
 {
     let _permit = permit;
     let opened = calls.opened();
@@ -170,10 +170,10 @@ async fn serve_connection<IO, S>(
     let io = Tapped::new(io, taps);
     let age_limit = opened + settings.max_age;
     match &settings.tls {
-        None => http2::serve(io, service, &settings.http2, age_limit, drain).await,
+        None => http2::serve_http2(io, service, &settings.http2, age_limit, drain).await,
         Some(tls) => {
             if let Some(stream) = tls.handshake(io).await {
-                http2::serve(stream, service, &settings.http2, age_limit, drain).await;
+                http2::serve_http2(stream, service, &settings.http2, age_limit, drain).await;
             }
         }
     }
