@@ -1,20 +1,33 @@
 //! The `ConnectService` command-line client, as a library.
 //!
-//! `connect-client` (the binary) parses a [`cli::Cli`] and hands it to
-//! [`run`]; tests call the same functions against an in-process server.
+//! `connect-client` (the binary) parses a [`Cli`] and hands it to [`run`];
+//! tests call the same functions against an in-process server. The flags are
+//! read once, in [`cli`], into settings; below that:
+//!
+//! - [`commands`]: what each command does, printing through an [`Output`];
+//! - [`call`]: what one call carries (metadata, token, deadline, retries);
+//! - [`channel`]: how the client reaches the server (TLS, balancing, waiting);
+//! - [`bench`]: the load generator, on its own HTTP/2 caller;
+//! - [`error`] and [`output`]: how the client fails and where it prints.
 
-pub mod balance;
 pub mod bench;
+pub mod call;
+pub mod channel;
 pub mod cli;
 pub mod commands;
-pub mod connection;
-pub mod exit;
-pub mod metadata;
-pub mod probe;
-pub mod repeat;
-pub mod retry;
+pub mod error;
+pub mod output;
 
 pub use cli::Cli;
-pub use commands::run;
-pub use connection::Client;
-pub use exit::{ClientError, code_name};
+pub use error::ClientError;
+pub use output::Output;
+
+/// Runs the command `cli` describes, printing to stdout and stderr.
+pub async fn run(cli: Cli) -> Result<(), ClientError> {
+    run_with_output(cli, &Output::stdio()).await
+}
+
+/// Runs the command `cli` describes, printing to `output`.
+pub async fn run_with_output(cli: Cli, output: &Output) -> Result<(), ClientError> {
+    commands::run(cli.settings()?, output).await
+}

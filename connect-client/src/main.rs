@@ -1,9 +1,9 @@
 //! `connect-client`: calls `ConnectService` from the command line (see `--help`).
 //!
 //! Exit codes: 0 success, 1 the RPC failed (its status is printed), 2 bad
-//! usage caught while parsing the flags, 3 the server could not be reached,
-//! 4 any other error (including flags that only fail once used, such as an
-//! invalid `--addr`).
+//! usage (flags clap refuses, or that cannot be used together), 3 the server
+//! could not be reached, 4 any other error (including flags that only fail
+//! once used, such as an invalid `--addr`).
 
 use std::process::ExitCode;
 

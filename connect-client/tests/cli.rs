@@ -15,8 +15,8 @@ async fn start_server(args: &[&str]) -> (String, u16) {
     argv.extend_from_slice(args);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = ConnectServer::new(Config::parse_from(argv));
-    tokio::spawn(server.serve(listener, std::future::pending()));
+    let server = ConnectServer::new(Config::parse_from(argv)).expect("valid flags");
+    tokio::spawn(server.serve(vec![listener], std::future::pending()));
     (format!("http://127.0.0.1:{port}"), port)
 }
 

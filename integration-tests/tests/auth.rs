@@ -1,7 +1,7 @@
 //! Bearer-token auth: `ConnectService` needs the token, health and reflection stay open.
 
 use clap::Parser;
-use connect_client::{Cli, ClientError, connection};
+use connect_client::{Cli, ClientError, call};
 use connect_proto::RequestMessage;
 use integration_tests::{TestServer, request};
 use tonic::{Code, Request, Status};
@@ -72,8 +72,8 @@ async fn health_and_reflection_stay_open() {
     let mut health = HealthClient::new(server.channel().await);
     let status = health.check(HealthCheckRequest { service: "ConnectService".into() }).await.unwrap();
     assert_eq!(status.get_ref().status(), ServingStatus::Serving);
-    let services = connect_client::probe::list_services(
-        connection::call_channel(server.channel().await, &connection::CallOptions::default()).unwrap(),
+    let services = connect_client::commands::probe::list_services(
+        call::call_channel(server.channel().await, &call::CallOptions::default()).unwrap(),
         None,
     )
     .await
@@ -92,9 +92,9 @@ async fn client_token_flag_is_sent() {
     assert_eq!(error.to_string(), "RPC failed: UNAUTHENTICATED: invalid bearer token");
     assert!(matches!(error, ClientError::Rpc(_)));
 
-    let mut client = connection::client(
+    let mut client = call::client(
         server.channel().await,
-        &connection::CallOptions { token: Some(TOKEN.to_owned()), ..Default::default() },
+        &call::CallOptions { token: Some(TOKEN.to_owned()), ..Default::default() },
     )
     .unwrap();
     assert_eq!(client.unary_rpc(request("lib")).await.unwrap().into_inner().response_data, "Hello, lib");

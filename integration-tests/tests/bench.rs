@@ -1,28 +1,32 @@
 //! `connect-client bench`: every call counted, messages counted per RPC kind,
 //! failures counted by status code and turned into exit code 1.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use clap::Parser;
 use connect_client::{
     Cli, ClientError,
-    bench::{BenchOptions, Report, runner},
-    cli::Command,
+    bench::{BenchSettings, Report, runner},
+    commands::Action,
 };
 use integration_tests::{PROMPTLY, TestServer};
 use tokio::net::TcpListener;
 
-fn options(args: &[&str]) -> BenchOptions {
-    let mut argv = vec!["connect-client", "bench"];
+/// The bench run `connect-client --addr {url} bench {args}` asks for.
+fn settings(url: &str, args: &[&str]) -> BenchSettings {
+    let mut argv = vec!["connect-client", "--addr", url, "bench"];
     argv.extend_from_slice(args);
-    match Cli::parse_from(argv).command {
-        Command::Bench(options) => options,
+    match Cli::parse_from(argv).settings().expect("usable flags").action {
+        Action::Bench(settings) => *settings,
         other => panic!("parsed as {other:?}"),
     }
 }
 
 async fn bench(server: &TestServer, args: &[&str]) -> Report {
-    runner::run(&[server.url()], Duration::from_secs(5), None, None, &options(args)).await.expect("bench ran")
+    runner::run(&settings(&server.url(), args)).await.expect("bench ran")
 }
 
 #[tokio::test]
@@ -86,9 +90,8 @@ async fn calls_to_a_server_that_never_answers_end_deadline_exceeded() {
             held.push(call);
         }
     });
-    let options = options(&["--requests", "2", "--concurrency", "2"]);
-    let addrs = [url];
-    let run = runner::run(&addrs, Duration::from_secs(5), Some(Duration::from_millis(100)), None, &options);
+    let settings = settings(&url, &["--timeout", "100ms", "--requests", "2", "--concurrency", "2"]);
+    let run = runner::run(&settings);
     let report = tokio::time::timeout(PROMPTLY, run).await.expect("the client gives up").expect("bench ran");
     assert_eq!(report.tally.ok, 0);
     assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"DEADLINE_EXCEEDED", &2)]);
@@ -97,10 +100,8 @@ async fn calls_to_a_server_that_never_answers_end_deadline_exceeded() {
 #[tokio::test]
 async fn an_address_without_a_scheme_works_as_for_the_other_commands() {
     let server = TestServer::start().await;
-    let addrs = [server.addr.to_string()];
-    let report = runner::run(&addrs, Duration::from_secs(5), None, None, &options(&["--requests", "3"]))
-        .await
-        .expect("bench ran");
+    let report =
+        runner::run(&settings(&server.addr.to_string(), &["--requests", "3"])).await.expect("bench ran");
     assert_eq!(report.tally.ok, 3);
 }
 
@@ -117,9 +118,7 @@ async fn plain_http_errors_are_counted_as_grpc_clients_read_them() {
             respond.send_response(response, true).unwrap();
         }
     });
-    let report = runner::run(&addrs, Duration::from_secs(5), None, None, &options(&["--requests", "4"]))
-        .await
-        .expect("bench ran");
+    let report = runner::run(&settings(&addrs[0], &["--requests", "4"])).await.expect("bench ran");
     assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"UNAVAILABLE", &4)]);
 }
 
@@ -145,15 +144,7 @@ async fn an_unreachable_server_is_a_connect_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     drop(listener);
-    let error = runner::run(
-        std::slice::from_ref(&url),
-        Duration::from_secs(5),
-        None,
-        None,
-        &options(&["--requests", "1"]),
-    )
-    .await
-    .expect_err("nothing listens");
+    let error = runner::run(&settings(&url, &["--requests", "1"])).await.expect_err("nothing listens");
     assert!(matches!(&error, ClientError::Connect { addr, .. } if *addr == url), "{error:?}");
     assert_eq!(error.exit_code(), std::process::ExitCode::from(3));
 }
@@ -161,10 +152,90 @@ async fn an_unreachable_server_is_a_connect_error() {
 #[tokio::test]
 async fn sends_the_bearer_token_and_counts_rejections_without_it() {
     let server = TestServer::start_with_args(&["--auth-token", "s3cret"]).await;
-    let urls = [server.url()];
-    let args = options(&["--requests", "6", "--concurrency", "2"]);
-    let with = runner::run(&urls, Duration::from_secs(5), None, Some("s3cret"), &args).await.expect("ran");
+    let url = server.url();
+    let args = ["--requests", "6", "--concurrency", "2"];
+    let with =
+        runner::run(&settings(&url, &[&["--token", "s3cret"], &args[..]].concat())).await.expect("ran");
     assert_eq!((with.tally.ok, with.tally.failed()), (6, 0));
-    let without = runner::run(&urls, Duration::from_secs(5), None, None, &args).await.expect("ran");
+    let without = runner::run(&settings(&url, &args)).await.expect("ran");
     assert_eq!(without.tally.errors.iter().collect::<Vec<_>>(), vec![(&"UNAUTHENTICATED", &6)]);
+}
+
+/// Serves `listener` as an HTTP/2 server that answers every call OK at once
+/// (trailers-only) and keeps the request headers of each.
+fn answer_ok(listener: TcpListener) -> Arc<Mutex<Vec<http::HeaderMap>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let kept = Arc::clone(&kept);
+            tokio::spawn(async move {
+                let mut connection = h2::server::handshake(tcp).await.unwrap();
+                while let Some(Ok((request, mut respond))) = connection.accept().await {
+                    kept.lock().unwrap().push(request.headers().clone());
+                    let response = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("grpc-status", "0")
+                        .body(())
+                        .unwrap();
+                    respond.send_response(response, true).unwrap();
+                }
+            });
+        }
+    });
+    seen
+}
+
+#[tokio::test]
+async fn sends_the_header_flags_on_every_call() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = answer_ok(listener);
+    let args =
+        ["-H", "x-bench-run: 42", "-H", "trace-bin: AAEC/w==", "--requests", "5", "--concurrency", "2"];
+    let report = runner::run(&settings(&url, &args)).await.expect("bench ran");
+    assert_eq!((report.tally.ok, report.tally.failed()), (5, 0));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 5);
+    for headers in seen.iter() {
+        assert_eq!(headers.get("x-bench-run").unwrap(), "42");
+        assert_eq!(headers.get("trace-bin").unwrap(), "AAEC/w");
+        assert_eq!(headers.get("content-type").unwrap(), "application/grpc");
+    }
+}
+
+#[tokio::test]
+async fn wait_for_ready_waits_for_a_server_that_is_not_up_yet() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("http://{addr}");
+    let args = ["--wait-for-ready", "--connect-timeout", "10s", "--requests", "3"];
+    let settings = settings(&url, &args);
+    let run = tokio::spawn(async move { runner::run(&settings).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!run.is_finished(), "bench waits instead of failing");
+    let seen = answer_ok(TcpListener::bind(addr).await.expect("rebind the same address"));
+    let report = tokio::time::timeout(PROMPTLY, run).await.expect("bench ends").unwrap().expect("bench ran");
+    assert_eq!((report.tally.ok, report.tally.failed()), (3, 0));
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn refuses_the_global_flags_it_cannot_honour() {
+    for (flags, message) in [
+        (
+            ["--retries", "2"],
+            "error: bench does not retry calls: --retries would hide the failures it measures",
+        ),
+        (
+            ["--compress", "gzip"],
+            "error: bench sends and reads uncompressed messages only: --compress would not be honoured",
+        ),
+    ] {
+        let mut argv = vec!["connect-client", "--addr", "http://127.0.0.1:1"];
+        argv.extend_from_slice(&flags);
+        argv.extend_from_slice(&["bench", "--requests", "1"]);
+        let error = connect_client::run(Cli::parse_from(argv)).await.expect_err("refused");
+        assert_eq!(error.to_string(), message);
+        assert_eq!(error.exit_code(), std::process::ExitCode::from(2));
+    }
 }

@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use clap::Parser;
-use connect_client::connection;
+use connect_client::call;
 use connect_client::{
-    balance::{self, Options},
-    repeat::{self, RepeatArgs},
-    retry::{RetryArgs, RetryPolicy},
+    Output,
+    call::retry::{RetryPolicy, RetrySettings},
+    channel::{self, Options},
+    commands::repeat::{self, RepeatSettings},
 };
 use connect_server::Config;
 use integration_tests::{PROMPTLY, TestServer};
@@ -26,18 +27,20 @@ async fn a_replica_that_comes_back_is_used_again() {
         wait_until: None,
         failed_attempts: watch::Sender::new(0),
     };
-    let connected = balance::connect_addrs(&[steady.url(), leaving.url()], &options).await.expect("connect");
-    let client = connection::client(connected.channel, &connection::CallOptions::default()).unwrap();
-    let retry = RetryArgs {
+    let connected = channel::connect_addrs(&[steady.url(), leaving.url()], &options).await.expect("connect");
+    let client = call::client(connected.channel, &call::CallOptions::default()).unwrap();
+    let retry = RetrySettings {
         retries: 5,
-        retry_backoff: Duration::from_millis(5),
-        retry_max_backoff: Duration::from_millis(20),
+        backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
     };
     let policy = RetryPolicy::new(&retry, connected.reprobe);
-    let batch = RepeatArgs { repeat: 10, tally: None };
+    let batch = RepeatSettings { repeat: 10, tally: None };
 
     leaving.stop().await.expect("stop");
-    let while_gone = repeat::unary(&client, None, &policy, "People", &batch).await.expect("no call lost");
+    let while_gone = repeat::unary(&client, None, &policy, "People", &batch, &Output::stdio())
+        .await
+        .expect("no call lost");
     assert_eq!(while_gone.ok(), 10);
 
     let listener = TcpListener::bind(addr).await.expect("rebind the same address");
@@ -47,7 +50,9 @@ async fn a_replica_that_comes_back_is_used_again() {
     let mut calls = 10;
     while back.stats.snapshot().unary == 0 {
         assert!(Instant::now() < deadline, "the replica was not put back within PROMPTLY");
-        let outcome = repeat::unary(&client, None, &policy, "People", &batch).await.expect("calls succeed");
+        let outcome = repeat::unary(&client, None, &policy, "People", &batch, &Output::stdio())
+            .await
+            .expect("calls succeed");
         assert_eq!(outcome.ok(), 10);
         calls += 10;
         tokio::time::sleep(Duration::from_millis(10)).await;

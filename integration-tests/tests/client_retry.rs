@@ -4,22 +4,18 @@
 use std::time::Duration;
 
 use clap::Parser;
-use connect_client::connection;
+use connect_client::call;
 use connect_client::{
-    Cli, ClientError,
-    balance::{self, Options},
-    repeat::{self, Outcome, RepeatArgs},
-    retry::{RetryArgs, RetryPolicy},
+    Cli, ClientError, Output,
+    call::retry::{RetryPolicy, RetrySettings},
+    channel::{self, Options},
+    commands::repeat::{self, Outcome, RepeatSettings},
 };
 use integration_tests::TestServer;
 use tonic::Code;
 
-fn retry_args(retries: u32) -> RetryArgs {
-    RetryArgs {
-        retries,
-        retry_backoff: Duration::from_millis(5),
-        retry_max_backoff: Duration::from_millis(20),
-    }
+fn retry_args(retries: u32) -> RetrySettings {
+    RetrySettings { retries, backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(20) }
 }
 
 fn options() -> Options {
@@ -36,18 +32,20 @@ fn options() -> Options {
 async fn a_replica_that_dies_loses_no_call() {
     let live = TestServer::start().await;
     let doomed = TestServer::start().await;
-    let connected = balance::connect_addrs(&[live.url(), doomed.url()], &options()).await.expect("connect");
-    let client = connection::client(connected.channel, &connection::CallOptions::default()).unwrap();
+    let connected = channel::connect_addrs(&[live.url(), doomed.url()], &options()).await.expect("connect");
+    let client = call::client(connected.channel, &call::CallOptions::default()).unwrap();
     let policy = RetryPolicy::new(&retry_args(5), connected.reprobe);
-    let args = RepeatArgs { repeat: 20, tally: None };
-    let before =
-        repeat::unary(&client, None, &policy, "People", &args).await.expect("calls before the death");
+    let args = RepeatSettings { repeat: 20, tally: None };
+    let before = repeat::unary(&client, None, &policy, "People", &args, &Output::stdio())
+        .await
+        .expect("calls before the death");
     assert_eq!(before.ok(), 20);
     let served_by_doomed = doomed.stats.snapshot().unary;
     assert!(served_by_doomed > 0, "both replicas were in rotation");
 
     doomed.stop().await.expect("doomed replica stops");
-    let after = repeat::unary(&client, None, &policy, "People", &args).await.expect("no call lost");
+    let after =
+        repeat::unary(&client, None, &policy, "People", &args, &Output::stdio()).await.expect("no call lost");
 
     assert_eq!(after.ok(), 20);
     assert_eq!(after.failed, 0);
@@ -63,16 +61,23 @@ async fn unavailable_is_retried_exactly_retries_times() {
     let server = TestServer::start().await;
     let url = server.url();
     server.stop().await.expect("stop");
-    let connected = balance::connect_addrs(std::slice::from_ref(&url), &options()).await;
+    let connected = channel::connect_addrs(std::slice::from_ref(&url), &options()).await;
     // Nothing listens any more: without --wait-for-ready, connecting fails at once.
     assert!(matches!(connected, Err(ClientError::Connect { .. })), "{connected:?}");
 
     // A lazy channel lets the call itself meet the refusal, as after a restart.
     let channel = tonic::transport::Endpoint::from_shared(url).expect("url").connect_lazy();
-    let client = connection::client(channel, &connection::CallOptions::default()).unwrap();
+    let client = call::client(channel, &call::CallOptions::default()).unwrap();
     let policy = RetryPolicy::new(&retry_args(3), None);
-    let result =
-        repeat::unary(&client, None, &policy, "People", &RepeatArgs { repeat: 1, tally: None }).await;
+    let result = repeat::unary(
+        &client,
+        None,
+        &policy,
+        "People",
+        &RepeatSettings { repeat: 1, tally: None },
+        &Output::stdio(),
+    )
+    .await;
 
     match result {
         Err(ClientError::Rpc(status)) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
@@ -107,11 +112,12 @@ async fn invalid_argument_is_not_retried() {
 #[tokio::test]
 async fn outcome_counts_successes_per_header_value() {
     let server = TestServer::start().await;
-    let client = connection::client(server.channel().await, &connection::CallOptions::default()).unwrap();
+    let client = call::client(server.channel().await, &call::CallOptions::default()).unwrap();
     let policy = RetryPolicy::new(&retry_args(0), None);
-    let args = RepeatArgs { repeat: 7, tally: Some("x-no-such-header".to_owned()) };
+    let args = RepeatSettings { repeat: 7, tally: Some("x-no-such-header".to_owned()) };
 
-    let outcome = repeat::unary(&client, None, &policy, "People", &args).await.expect("7 calls");
+    let outcome =
+        repeat::unary(&client, None, &policy, "People", &args, &Output::stdio()).await.expect("7 calls");
 
     let expected = Outcome { tally: [(repeat::NO_HEADER.to_owned(), 7)].into(), failed: 0, retries: 0 };
     assert_eq!(outcome, expected);

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use clap::Parser;
-use connect_client::connection;
+use connect_client::call;
 use connect_client::{
-    ClientError,
-    balance::{self, Options},
-    repeat::{self, RepeatArgs},
-    retry::{RetryArgs, RetryPolicy},
+    ClientError, Output,
+    call::retry::{RetryPolicy, RetrySettings},
+    channel::{self, Options},
+    commands::repeat::{self, RepeatSettings},
 };
 use connect_server::Config;
 use integration_tests::{PROMPTLY, TestServer};
@@ -50,7 +50,7 @@ async fn connecting_waits_for_a_server_that_is_still_starting() {
     let (socket, url) = starting_server();
     let options = options(true);
     let mut attempts = options.failed_attempts.subscribe();
-    let connecting = tokio::spawn(async move { balance::connect_addrs(&[url], &options).await });
+    let connecting = tokio::spawn(async move { channel::connect_addrs(&[url], &options).await });
 
     // Twice refused: the client is waiting, not failing.
     tokio::time::timeout(PROMPTLY, attempts.wait_for(|n| *n >= 2))
@@ -74,7 +74,7 @@ async fn without_it_connecting_fails_at_once() {
     let (_socket, url) = starting_server();
     let options = options(false);
 
-    let result = balance::connect_addrs(&[url], &options).await;
+    let result = channel::connect_addrs(&[url], &options).await;
 
     assert!(matches!(result, Err(ClientError::Connect { .. })), "{result:?}");
     assert_eq!(*options.failed_attempts.borrow(), 1);
@@ -85,17 +85,25 @@ async fn a_call_waits_for_a_server_that_is_still_starting() {
     let (socket, url) = starting_server();
     // A lazy channel, as after the server went away: the call itself meets the refusals.
     let channel = tonic::transport::Endpoint::from_shared(url).expect("url").connect_lazy();
-    let client = connection::client(channel, &connection::CallOptions::default()).unwrap();
-    let args = RetryArgs {
+    let client = call::client(channel, &call::CallOptions::default()).unwrap();
+    let args = RetrySettings {
         retries: 0,
-        retry_backoff: Duration::from_millis(5),
-        retry_max_backoff: Duration::from_millis(20),
+        backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
     };
     let policy = RetryPolicy::new(&args, None).wait_for_ready(Some(Duration::from_secs(10)));
     let calling = {
         let policy = policy.clone();
         tokio::spawn(async move {
-            repeat::unary(&client, None, &policy, "People", &RepeatArgs { repeat: 1, tally: None }).await
+            repeat::unary(
+                &client,
+                None,
+                &policy,
+                "People",
+                &RepeatSettings { repeat: 1, tally: None },
+                &Output::stdio(),
+            )
+            .await
         })
     };
 
@@ -118,7 +126,7 @@ async fn a_name_that_does_not_resolve_is_waited_for_too() {
     let mut options = options(true);
     options.wait_until = Some(Instant::now() + Duration::from_millis(300));
     let attempts = options.failed_attempts.subscribe();
-    let result = balance::connect_addrs(&["http://replicas.invalid:50051".to_owned()], &options).await;
+    let result = channel::connect_addrs(&["http://replicas.invalid:50051".to_owned()], &options).await;
     let Err(ClientError::Connect { reason, .. }) = result else { panic!("connected to nothing: {result:?}") };
     assert!(reason.starts_with("no replica reachable"), "{reason}");
     assert!(*attempts.borrow() >= 2, "tried {} times", *attempts.borrow());

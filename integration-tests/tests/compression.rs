@@ -2,7 +2,7 @@
 //! responses for clients that ask.
 
 use clap::Parser;
-use connect_client::{Cli, cli::Compression, connection};
+use connect_client::{Cli, call};
 use connect_proto::RequestMessage;
 use integration_tests::{TestServer, request};
 use tonic::codec::CompressionEncoding;
@@ -58,9 +58,9 @@ async fn client_compress_flag() {
     let cli =
         Cli::parse_from(["connect-client", "--addr", &server.url(), "--compress", "zstd", "unary", "z"]);
     connect_client::run(cli).await.expect("zstd call");
-    let mut client = connection::client(
+    let mut client = call::client(
         server.channel().await,
-        &connection::CallOptions { compress: Some(Compression::Gzip), ..Default::default() },
+        &call::CallOptions { compress: Some(CompressionEncoding::Gzip), ..Default::default() },
     )
     .unwrap();
     let response = client.unary_rpc(request("g")).await.unwrap();

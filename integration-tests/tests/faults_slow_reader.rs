@@ -27,6 +27,10 @@ async fn never_read_stream_is_bounded_and_ended_by_its_deadline() {
     );
     let (response, _send) = send_keep_open(&mut client, request, body, true).await;
     // Not reading: the producer fills the window and the channel, then must stop at the deadline.
+    // (Open first: the call is counted a moment before its stream opens, on the server's thread.)
+    tokio::time::timeout(PROMPTLY, server.stats.wait_until(|s| s.streams_open == 1))
+        .await
+        .expect("the stream opened");
     let snapshot = tokio::time::timeout(
         PROMPTLY,
         server.stats.wait_until(|s| s.streams_open == 0 && s.server_stream == 1),

@@ -2,7 +2,7 @@
 //! without the proto file, as grpcurl and friends do.
 
 use clap::Parser;
-use connect_client::{Cli, connection, probe};
+use connect_client::{Cli, call, commands::probe};
 use integration_tests::TestServer;
 use prost::Message as _;
 use prost_types::FileDescriptorProto;
@@ -82,7 +82,7 @@ async fn list_command_lists_services() {
     let cli = Cli::parse_from(["connect-client", "--addr", &server.url(), "list"]);
     connect_client::run(cli).await.expect("list command");
     let mut names = probe::list_services(
-        connection::call_channel(server.channel().await, &connection::CallOptions::default()).unwrap(),
+        call::call_channel(server.channel().await, &call::CallOptions::default()).unwrap(),
         None,
     )
     .await

@@ -76,7 +76,14 @@ async fn plaintext_client_is_refused_by_tls_server() {
     let server = TestServer::start_tls(&certs, false, &[]).await;
     if let Ok(channel) = Channel::from_shared(server.url()).unwrap().connect().await {
         let status = ConnectServiceClient::new(channel).unary_rpc(request("plain")).await.unwrap_err();
-        assert_transport_failure(&status);
+        // A client that reads the server's TLS alert before the connection closes takes the
+        // record for an HTTP/2 frame, and tonic reports that as an h2 protocol error.
+        let read_the_alert = status.code() == Code::Internal
+            && status.message() == "h2 protocol error: http2 error"
+            && std::error::Error::source(&status).is_some();
+        if !read_the_alert {
+            assert_transport_failure(&status);
+        }
     }
     assert_eq!(server.stats.snapshot().unary, 0, "no call got through");
 

@@ -1,4 +1,4 @@
-//! `connect-client bench`: a load generator for `ConnectService`.
+//! `connect-client bench`: how fast the server answers, measured by a load generator.
 //!
 //! It opens `--connections` HTTP/2 connections spread over one thread per
 //! core (each thread its own single-threaded runtime, so a call never leaves
@@ -6,32 +6,25 @@
 //! records each call's latency in an HDR histogram and counts failures by
 //! status code. Any failed call makes the exit code non-zero.
 
-pub mod options;
-pub mod progress;
+mod plan;
+mod progress;
 pub mod report;
 pub mod runner;
-pub mod wire;
+pub mod settings;
+mod wire;
 
-use std::time::Duration;
-
-pub use options::{BenchOptions, Rpc};
 pub use report::Report;
+pub use settings::BenchSettings;
 
-use crate::exit::ClientError;
+use crate::{error::ClientError, output::Output};
 
-/// Runs the benchmark against `addrs` and prints its report to stdout.
-pub async fn run(
-    addrs: &[String],
-    connect_timeout: Duration,
-    timeout: Option<Duration>,
-    token: Option<&str>,
-    options: BenchOptions,
-) -> Result<(), ClientError> {
-    let report = runner::run(addrs, connect_timeout, timeout, token, &options).await?;
-    if options.json {
-        println!("{}", report.json());
+/// Runs the benchmark and prints its report to `output`.
+pub(crate) async fn run(settings: &BenchSettings, output: &Output) -> Result<(), ClientError> {
+    let report = runner::run_with_output(settings, output).await?;
+    if settings.json {
+        output.line(report.json());
     } else {
-        print!("{}", report.table());
+        output.text(&report.table());
     }
     match report.tally.failed() {
         0 => Ok(()),

@@ -1,7 +1,6 @@
 //! The live progress bar, drawn on stderr only when it is a terminal.
 
 use std::{
-    io::IsTerminal as _,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -11,12 +10,14 @@ use std::{
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::output::Output;
+
 /// How often the bar is redrawn.
 const TICK: Duration = Duration::from_millis(200);
 
 /// What the bar measures progress against.
 #[derive(Debug, Clone, Copy)]
-pub enum Goal {
+pub(super) enum Goal {
     /// A run of this long in all (warm-up included).
     Time(Duration),
     /// This many calls in all (warm-up excluded).
@@ -25,12 +26,12 @@ pub enum Goal {
 
 /// Measured calls completed (warm-up excluded), one counter per load thread so
 /// threads never share a cache line.
-pub type Counters = Arc<[Arc<AtomicU64>]>;
+pub(super) type Counters = Arc<[Arc<AtomicU64>]>;
 
 /// Redraws a bar until dropped (the caller selects it against the run); does
 /// nothing but wait when stderr is not a terminal, so pipes and CI logs stay clean.
-pub async fn show(goal: Goal, counters: Counters) {
-    if !std::io::stderr().is_terminal() {
+pub(super) async fn show(goal: Goal, counters: Counters, output: &Output) {
+    if !output.shows_progress() {
         return std::future::pending().await;
     }
     let (length, template) = match goal {
@@ -60,12 +61,10 @@ pub async fn show(goal: Goal, counters: Counters) {
 
 /// A drop guard that clears the bar line, so the report starts on a clean line.
 #[derive(Debug)]
-pub struct ClearOnDrop;
+pub(super) struct ClearOnDrop<'a>(pub(super) &'a Output);
 
-impl Drop for ClearOnDrop {
+impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
-        if std::io::stderr().is_terminal() {
-            eprint!("\r\x1b[2K");
-        }
+        self.0.clear_progress();
     }
 }

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
-use super::options::Rpc;
+use connect_proto::RpcKind;
 
 /// Highest latency the histogram holds, in microseconds (one hour); longer calls are clamped.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -74,7 +74,7 @@ impl Tally {
 #[derive(Debug, Clone)]
 pub struct Report {
     /// The RPC called.
-    pub rpc: Rpc,
+    pub rpc: RpcKind,
     /// The servers' addresses, comma-separated.
     pub addr: String,
     /// Connections used.
@@ -183,7 +183,7 @@ mod tests {
 
     fn report(tally: Tally) -> Report {
         Report {
-            rpc: Rpc::ServerStream,
+            rpc: RpcKind::ServerStream,
             addr: "http://127.0.0.1:1".into(),
             connections: 2,
             concurrency: 8,

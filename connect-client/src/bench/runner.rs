@@ -11,45 +11,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use connect_proto::RequestMessage;
+use connect_proto::{RpcKind, codes::canonical_name};
 use futures::future::join_all;
 use tonic::Status;
 
 use super::{
-    options::{BenchOptions, DEFAULT_DURATION, Rpc},
+    plan::{Plan, plan},
     progress::{self, ClearOnDrop, Counters, Goal},
     report::{Report, Tally},
+    settings::BenchSettings,
     wire::{self, CallTemplate, Connection},
 };
-use crate::exit::ClientError;
+use crate::{call::DEADLINE_SLACK, error::ClientError, output::Output};
 
 /// How long past the end of the run a call still in flight may take before
 /// the client gives up on it (a backstop for a server that stopped answering).
 const END_GRACE: Duration = Duration::from_secs(5);
-/// How long past its `--timeout` a call may take before the client ends it
-/// itself, if the server has not (as the other commands do).
-const DEADLINE_SLACK: Duration = Duration::from_secs(1);
-
-/// Everything a call loop needs to know, shared read-only by every thread.
-#[derive(Debug)]
-struct Settings {
-    /// The servers; connection `c` goes to `addrs[c % addrs.len()]`.
-    addrs: Vec<String>,
-    connect_timeout: Duration,
-    rpc: Rpc,
-    connections: usize,
-    concurrency: usize,
-    threads: usize,
-    warmup: Duration,
-    duration: Option<Duration>,
-    /// Time between two calls of one loop, when `--rate` is set.
-    interval: Option<Duration>,
-    /// `--timeout`, sent as `grpc-timeout`; the client gives up a little after it.
-    timeout: Option<Duration>,
-    messages_per_call: u32,
-    /// One per address (each with its own `:authority`), like `addrs`.
-    templates: Vec<CallTemplate>,
-}
 
 /// State the threads coordinate through.
 #[derive(Debug)]
@@ -65,91 +42,56 @@ struct Shared {
 }
 
 /// What one thread hands back.
+#[derive(Debug)]
 struct ThreadResult {
     tally: Tally,
     started: Option<Instant>,
     last_done: Option<Instant>,
 }
 
-/// Runs the benchmark described by `options` against `addrs` (connections
-/// spread over them in turn) and returns what it measured.
-pub async fn run(
-    addrs: &[String],
-    connect_timeout: Duration,
-    timeout: Option<Duration>,
-    token: Option<&str>,
-    options: &BenchOptions,
+/// Runs the benchmark `settings` describe (connections spread over the
+/// addresses in turn) and returns what it measured.
+pub async fn run(settings: &BenchSettings) -> Result<Report, ClientError> {
+    run_with_output(settings, &Output::stdio()).await
+}
+
+/// [`run`], drawing its progress bar (on a terminal) through `output`.
+pub(crate) async fn run_with_output(
+    settings: &BenchSettings,
+    output: &Output,
 ) -> Result<Report, ClientError> {
-    let duration = match (options.duration, options.requests) {
-        (None, None) => Some(DEFAULT_DURATION),
-        (duration, _) => duration,
-    };
-    let concurrency = options.concurrency.get();
-    let messages_per_call = options.messages_per_call();
-    let data = "x".repeat(options.data_size);
-    let requests = match options.rpc {
-        Rpc::Unary => vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }],
-        Rpc::ServerStream => {
-            vec![RequestMessage { request_data: data, count: messages_per_call, interval_ms: 0 }]
-        }
-        Rpc::ClientStream | Rpc::Bidi => {
-            vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }; messages_per_call as usize]
-        }
-    };
-    // `host:port` as the other commands take it, once for the connections and the templates.
-    let addrs: Vec<String> = addrs.iter().map(|addr| crate::balance::url(addr)).collect();
-    if addrs.is_empty() {
-        return Err(ClientError::Other("no server address".into()));
-    }
-    let templates = addrs
-        .iter()
-        .map(|addr| CallTemplate::new(addr, options.rpc.method(), &requests, timeout, token))
-        .collect::<Result<_, _>>()?;
-    let settings = Arc::new(Settings {
-        addrs,
-        connect_timeout,
-        rpc: options.rpc,
-        connections: options.connections.get(),
-        concurrency,
-        threads: options.thread_count().get(),
-        warmup: options.warmup,
-        duration,
-        interval: options.rate.map(|rate| Duration::from_secs_f64(concurrency as f64 / rate)),
-        timeout,
-        messages_per_call,
-        templates,
-    });
+    let duration = settings.measured_duration();
+    let plan = Arc::new(plan(settings, duration)?);
     let shared = Arc::new(Shared {
-        connected: Barrier::new(settings.threads),
+        connected: Barrier::new(plan.threads),
         failure: Mutex::new(None),
         started: Mutex::new(None),
-        remaining: options.requests.map(|n| AtomicI64::new(i64::try_from(n).unwrap_or(i64::MAX))),
+        remaining: settings.requests.map(|n| AtomicI64::new(i64::try_from(n).unwrap_or(i64::MAX))),
     });
-    let counters: Counters = (0..settings.threads).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let counters: Counters = (0..plan.threads).map(|_| Arc::new(AtomicU64::new(0))).collect();
 
-    let mut handles = Vec::with_capacity(settings.threads);
-    for index in 0..settings.threads {
-        let (settings, shared, counter) =
-            (Arc::clone(&settings), Arc::clone(&shared), Arc::clone(&counters[index]));
+    let mut handles = Vec::with_capacity(plan.threads);
+    for index in 0..plan.threads {
+        let (plan, shared, counter) = (Arc::clone(&plan), Arc::clone(&shared), Arc::clone(&counters[index]));
         let handle = std::thread::Builder::new()
             .name(format!("bench-{index}"))
-            .spawn(move || run_thread(index, &settings, &shared, &counter))
+            .spawn(move || run_thread(index, &plan, &shared, &counter))
             .map_err(|error| ClientError::Other(format!("cannot start a load thread: {error}")))?;
         handles.push(handle);
     }
     let joined = tokio::task::spawn_blocking(move || {
         handles.into_iter().map(|handle| handle.join()).collect::<Vec<_>>()
     });
-    let goal = match (duration, options.requests) {
-        (Some(duration), _) => Goal::Time(options.warmup + duration),
+    let goal = match (duration, settings.requests) {
+        (Some(duration), _) => Goal::Time(settings.warmup + duration),
         (None, Some(requests)) => Goal::Calls(requests),
         (None, None) => unreachable!("a duration is set when requests is not"),
     };
     let results = {
-        let _clear = ClearOnDrop;
+        let _clear = ClearOnDrop(output);
         tokio::select! {
             joined = joined => joined.map_err(|error| ClientError::Other(format!("load threads lost: {error}")))?,
-            () = progress::show(goal, counters) => unreachable!("the progress bar never ends"),
+            () = progress::show(goal, counters, output) => unreachable!("the progress bar never ends"),
         }
     };
 
@@ -164,23 +106,23 @@ pub async fn run(
         started = started.or(result.started);
         last_done = last_done.max(result.last_done);
     }
-    let measured_from = started.map(|at| at + settings.warmup);
+    let measured_from = started.map(|at| at + plan.warmup);
     let elapsed = match (measured_from, last_done) {
         (Some(from), Some(to)) => to.saturating_duration_since(from),
         _ => Duration::ZERO,
     };
     Ok(Report {
-        rpc: settings.rpc,
-        addr: settings.addrs.join(","),
-        connections: settings.connections,
-        concurrency: settings.concurrency,
+        rpc: plan.rpc,
+        addr: plan.addrs.join(","),
+        connections: plan.connections,
+        concurrency: plan.concurrency,
         elapsed,
         tally,
     })
 }
 
 /// One load thread: opens its connections, waits for the others, runs its call loops.
-fn run_thread(index: usize, settings: &Settings, shared: &Shared, counter: &AtomicU64) -> ThreadResult {
+fn run_thread(index: usize, plan: &Plan, shared: &Shared, counter: &AtomicU64) -> ThreadResult {
     let idle = ThreadResult { tally: Tally::default(), started: None, last_done: None };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -191,12 +133,11 @@ fn run_thread(index: usize, settings: &Settings, shared: &Shared, counter: &Atom
         }
     };
     // Connection `c` belongs to thread `c % threads`; call loop `j` uses connection `j % connections`.
-    let mine: Vec<usize> = (0..settings.connections).filter(|c| c % settings.threads == index).collect();
-    let connected =
-        runtime
-            .block_on(join_all(mine.iter().map(|&c| {
-                wire::connect(&settings.addrs[c % settings.addrs.len()], settings.connect_timeout)
-            })));
+    let mine: Vec<usize> = (0..plan.connections).filter(|c| c % plan.threads == index).collect();
+    let connected = runtime.block_on(join_all(mine.iter().map(|&c| {
+        let server = c % plan.addrs.len();
+        wire::connect(&plan.addrs[server], &plan.targets[server], plan.connect_timeout, plan.wait_until)
+    })));
     let mut clients = Vec::with_capacity(connected.len());
     for client in connected {
         match client {
@@ -216,12 +157,12 @@ fn run_thread(index: usize, settings: &Settings, shared: &Shared, counter: &Atom
 
     let tally = RefCell::new(Tally::default());
     let last_done = RefCell::new(None);
-    let loops = (0..settings.concurrency).filter_map(|j| {
-        let connection = j % settings.connections;
+    let loops = (0..plan.concurrency).filter_map(|j| {
+        let connection = j % plan.connections;
         let slot = mine.iter().position(|&c| c == connection)?;
         let client = clients[slot].clone();
-        let template = &settings.templates[connection % settings.addrs.len()];
-        Some(call_loop(j, client, template, settings, shared, started, counter, &tally, &last_done))
+        let template = &plan.templates[connection % plan.addrs.len()];
+        Some(call_loop(j, client, template, plan, shared, started, counter, &tally, &last_done))
     });
     runtime.block_on(join_all(loops));
     ThreadResult { tally: tally.into_inner(), started: Some(started), last_done: last_done.into_inner() }
@@ -240,41 +181,26 @@ async fn call_loop(
     index: usize,
     mut client: Connection,
     template: &CallTemplate,
-    settings: &Settings,
+    plan: &Plan,
     shared: &Shared,
     started: Instant,
     counter: &AtomicU64,
     tally: &RefCell<Tally>,
     last_done: &RefCell<Option<Instant>>,
 ) {
-    let measured_from = started + settings.warmup;
-    let end = settings.duration.map(|duration| measured_from + duration);
+    let measured_from = started + plan.warmup;
+    let end = plan.duration.map(|duration| measured_from + duration);
     // Loops start staggered over one interval so a fixed rate does not arrive in bursts.
-    let mut due = settings
-        .interval
-        .map(|interval| started + interval.mul_f64(index as f64 / settings.concurrency as f64));
+    let mut due =
+        plan.interval.map(|interval| started + interval.mul_f64(index as f64 / plan.concurrency as f64));
     // One timer for the loop, reset only when the give-up time changes (with
     // `--timeout`, every call): a timer per call would cost the load generator.
     let backstop = tokio::time::sleep_until((started + END_GRACE).into());
     tokio::pin!(backstop);
     loop {
-        let call_started = match (&mut due, settings.interval) {
-            (Some(due), Some(interval)) => {
-                let at = *due;
-                *due += interval;
-                if end.is_some_and(|end| at >= end) {
-                    // Not due before the end: no waiting past it (a low rate would).
-                    break;
-                }
-                wait_until(at).await;
-                // Latency counts from when the call was due, so a slow server cannot hide its queue.
-                at
-            }
-            _ => Instant::now(),
-        };
-        if end.is_some_and(|end| call_started >= end) {
+        let Some(call_started) = next_start(&mut due, plan.interval, end).await else {
             break;
-        }
+        };
         let measured = call_started >= measured_from;
         if measured
             && let Some(remaining) = &shared.remaining
@@ -284,7 +210,7 @@ async fn call_loop(
         }
         let give_up_at = [
             end.map(|end| end + END_GRACE),
-            settings.timeout.map(|timeout| call_started + timeout + DEADLINE_SLACK),
+            plan.timeout.map(|timeout| call_started + timeout + DEADLINE_SLACK),
         ]
         .into_iter()
         .flatten()
@@ -296,11 +222,11 @@ async fn call_loop(
                 }
                 tokio::select! {
                     biased;
-                    outcome = call(&mut client, template, settings) => outcome,
+                    outcome = call(&mut client, template, plan) => outcome,
                     () = &mut backstop => Err(Status::deadline_exceeded("no answer from the server (client-side backstop)")),
                 }
             }
-            None => call(&mut client, template, settings).await,
+            None => call(&mut client, template, plan).await,
         };
         let done = Instant::now();
         if measured {
@@ -308,23 +234,43 @@ async fn call_loop(
             let mut tally = tally.borrow_mut();
             match outcome {
                 Ok(messages) => tally.record_ok(done - call_started, messages),
-                Err(status) => tally.record_error(crate::exit::code_name(status.code())),
+                Err(status) => tally.record_error(canonical_name(status.code())),
             }
             *last_done.borrow_mut() = Some(done);
         }
     }
 }
 
+/// When the next call of a loop starts: now, or when it is due with `--rate`
+/// (`due` then moves on by one interval); none once the run is over.
+async fn next_start(
+    due: &mut Option<Instant>,
+    interval: Option<Duration>,
+    end: Option<Instant>,
+) -> Option<Instant> {
+    let start = match (due, interval) {
+        (Some(due), Some(interval)) => {
+            let at = *due;
+            *due += interval;
+            if end.is_some_and(|end| at >= end) {
+                // Not due before the end: no waiting past it (a low rate would).
+                return None;
+            }
+            wait_until(at).await;
+            // Latency counts from when the call was due, so a slow server cannot hide its queue.
+            at
+        }
+        _ => Instant::now(),
+    };
+    if end.is_some_and(|end| start >= end) { None } else { Some(start) }
+}
+
 /// Makes one call; returns the messages it carried (requests sent, for client-stream).
-async fn call(
-    connection: &mut Connection,
-    template: &CallTemplate,
-    settings: &Settings,
-) -> Result<u64, Status> {
+async fn call(connection: &mut Connection, template: &CallTemplate, plan: &Plan) -> Result<u64, Status> {
     let received = wire::call(connection, template).await?;
-    Ok(match settings.rpc {
-        Rpc::ClientStream => settings.messages_per_call.into(),
-        Rpc::Unary | Rpc::ServerStream | Rpc::Bidi => received,
+    Ok(match plan.rpc {
+        RpcKind::ClientStream => plan.messages_per_call.into(),
+        RpcKind::Unary | RpcKind::ServerStream | RpcKind::Bidi => received,
     })
 }
 

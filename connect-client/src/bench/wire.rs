@@ -11,37 +11,51 @@
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use connect_proto::{RequestMessage, ResponseMessage};
+use connect_proto::{RequestMessage, ResponseMessage, framing};
 use h2::{RecvStream, client::SendRequest};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
 use prost::Message as _;
-use tokio::net::TcpStream;
+use tokio::{net::TcpStream, time::Instant};
 use tonic::{Code, Status};
 
-use crate::exit::{ClientError, one_line};
+use crate::{
+    call::metadata::{Header, add_headers},
+    channel::{Target, invalid, wait_before_retry},
+    error::{ClientError, one_line},
+};
 
 /// Flow-control windows large enough that the load generator never waits for WINDOW_UPDATEs.
 const STREAM_WINDOW: u32 = 1 << 20;
 /// See [`STREAM_WINDOW`].
 const CONNECTION_WINDOW: u32 = 1 << 24;
-/// Bytes of a gRPC message prefix: compressed flag and big-endian length.
-const PREFIX: usize = 5;
 
 /// One HTTP/2 connection to the server, cheap to clone into each call loop.
-pub type Connection = SendRequest<Bytes>;
+pub(super) type Connection = SendRequest<Bytes>;
 
-/// Opens an HTTP/2 connection to `addr` (`http://host:port`) and drives it on the current runtime.
-pub async fn connect(addr: &str, connect_timeout: Duration) -> Result<Connection, ClientError> {
-    let failed = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
-    let invalid = |reason: &str| ClientError::Other(format!("invalid --addr {addr:?}: {reason}"));
-    let uri: Uri = addr.parse().map_err(|error: http::uri::InvalidUri| invalid(&error.to_string()))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(invalid("bench supports plain-text http:// addresses only"));
+/// Opens an HTTP/2 connection to `target` (whose URL is `addr`) and drives it
+/// on the current runtime; with `wait_until` (`--wait-for-ready`), tries again
+/// until then while the server cannot be reached.
+pub(super) async fn connect(
+    addr: &str,
+    target: &Target,
+    connect_timeout: Duration,
+    wait_until: Option<Instant>,
+) -> Result<Connection, ClientError> {
+    loop {
+        match connect_once(addr, target, connect_timeout).await {
+            Err(ClientError::Connect { .. }) if wait_before_retry(wait_until).await => {}
+            result => return result,
+        }
     }
-    let host = uri.host().ok_or_else(|| invalid("no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(80);
-    let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect((host, port)))
+}
+
+async fn connect_once(
+    addr: &str,
+    target: &Target,
+    connect_timeout: Duration,
+) -> Result<Connection, ClientError> {
+    let failed = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
+    let tcp = tokio::time::timeout(connect_timeout, TcpStream::connect((target.host.as_str(), target.port)))
         .await
         .map_err(|_| failed(format!("timed out after {connect_timeout:?}")))?
         .map_err(|error| failed(one_line(&error)))?;
@@ -60,27 +74,38 @@ pub async fn connect(addr: &str, connect_timeout: Duration) -> Result<Connection
     Ok(send)
 }
 
+/// The target of `addr` (a URL), which bench can reach: plain-text `http://` only.
+pub(super) fn bench_target(addr: &str) -> Result<Target, ClientError> {
+    let target = Target::parse(addr)?;
+    if target.uri.scheme_str() != Some("http") {
+        return Err(invalid(addr, "bench supports plain-text http:// addresses only"));
+    }
+    Ok(target)
+}
+
 /// What every call of a run sends: the method's URI, the headers and the request frames.
 #[derive(Debug, Clone)]
-pub struct CallTemplate {
+pub(super) struct CallTemplate {
     uri: Uri,
     headers: HeaderMap,
     frames: Vec<Bytes>,
 }
 
 impl CallTemplate {
-    /// A template for calling `method` with `messages`, under an optional deadline,
-    /// with an optional bearer token.
-    pub fn new(
+    /// A template for calling `method` at `addr` with `messages`, under an
+    /// optional deadline, with the `-H` headers and an optional bearer token.
+    /// Everything is encoded here once, so a call only clones it.
+    pub(super) fn new(
         addr: &str,
         method: &str,
         messages: &[RequestMessage],
         timeout: Option<Duration>,
-        token: Option<&str>,
+        extra: &[Header],
+        authorization: Option<&HeaderValue>,
     ) -> Result<Self, ClientError> {
-        let uri = format!("{}/ConnectService/{method}", addr.trim_end_matches('/')).parse().map_err(
-            |error: http::uri::InvalidUri| ClientError::Other(format!("invalid --addr {addr:?}: {error}")),
-        )?;
+        let uri = format!("{}/ConnectService/{method}", addr.trim_end_matches('/'))
+            .parse()
+            .map_err(|error: http::uri::InvalidUri| invalid(addr, &error.to_string()))?;
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -91,13 +116,7 @@ impl CallTemplate {
                 .map_err(|error| ClientError::Other(format!("bad timeout: {error}")))?;
             headers.insert("grpc-timeout", value);
         }
-        if let Some(token) = token {
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| ClientError::Other("--token must be printable ASCII".into()))?;
-            // Never indexed by HPACK, as tonic's client does for credentials.
-            value.set_sensitive(true);
-            headers.insert(header::AUTHORIZATION, value);
-        }
+        add_headers(&mut headers, extra, authorization);
         Ok(Self { uri, headers, frames: messages.iter().map(frame).collect() })
     }
 
@@ -111,18 +130,17 @@ impl CallTemplate {
 }
 
 /// Encodes `message` as one length-prefixed gRPC frame.
-pub fn frame(message: &RequestMessage) -> Bytes {
+pub(super) fn frame(message: &RequestMessage) -> Bytes {
     let length = message.encoded_len();
-    let mut buf = BytesMut::with_capacity(PREFIX + length);
-    buf.extend_from_slice(&[0]);
-    buf.extend_from_slice(&u32::try_from(length).unwrap_or(u32::MAX).to_be_bytes());
+    let mut buf = BytesMut::with_capacity(framing::PREFIX_LEN + length);
+    buf.extend_from_slice(&framing::prefix(false, u32::try_from(length).unwrap_or(u32::MAX)));
     // The buffer has exactly the room the message needs, so encoding cannot fail.
     let _ = message.encode(&mut buf);
     buf.freeze()
 }
 
 /// Makes one call on `connection`; returns how many response messages it received.
-pub async fn call(connection: &mut Connection, template: &CallTemplate) -> Result<u64, Status> {
+pub(super) async fn call(connection: &mut Connection, template: &CallTemplate) -> Result<u64, Status> {
     // Waits while the connection is at the server's limit of concurrent streams.
     std::future::poll_fn(|cx| connection.poll_ready(cx)).await.map_err(h2_status)?;
     let (response, mut body) = connection.send_request(template.request(), false).map_err(h2_status)?;
@@ -165,8 +183,7 @@ fn code_for_http_status(status: http::StatusCode) -> Code {
 ///
 /// Messages are decoded where they lie in each chunk, into one reused
 /// `ResponseMessage`: only a message split across chunks is copied, and no
-/// message allocates. (At millions of messages a second, a copy and a
-/// `String` per message made the load generator the bottleneck.)
+/// message allocates, so the load generator does not become the bottleneck.
 async fn read_messages(stream: &mut RecvStream) -> Result<u64, Status> {
     let mut pending = BytesMut::new();
     let mut message = ResponseMessage::default();
@@ -197,14 +214,11 @@ async fn read_messages(stream: &mut RecvStream) -> Result<u64, Status> {
 /// `data` at the first incomplete one; returns how many it decoded.
 fn decode_complete(data: &mut &[u8], message: &mut ResponseMessage) -> Result<u64, Status> {
     let mut decoded = 0;
-    while let Some((prefix, rest)) = data.split_first_chunk::<PREFIX>() {
-        if prefix[0] != 0 {
+    while let Some((framed, rest)) = framing::split(data) {
+        if framed.compressed {
             return Err(Status::internal("compressed response, but none was asked for"));
         }
-        let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-        let Some((body, rest)) = rest.split_at_checked(length) else {
-            break;
-        };
+        let body = framed.payload;
         message.clear();
         message.merge(body).map_err(|error| Status::internal(format!("undecodable response: {error}")))?;
         decoded += 1;

@@ -1,48 +1,32 @@
-//! The flags of `connect-client bench`.
+//! The flags of `connect-client bench`, and which global flags it honours.
+//!
+//! bench honours `-H` (sent on every call), `--token`, `--timeout`,
+//! `--connect-timeout` and `--wait-for-ready` (each connection waits for the
+//! server); it refuses `--retries` and `--compress`, which it cannot honour
+//! without changing what it measures.
 
 use std::{num::NonZeroUsize, time::Duration};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use connect_proto::RpcKind;
 
-/// How long a run lasts when neither `--duration` nor `--requests` is given.
-pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+use super::Cli;
+use crate::{bench::BenchSettings, error::ClientError};
 
-/// Which RPC the benchmark calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Rpc {
-    /// `UnaryRPC`: one request, one response.
-    Unary,
-    /// `ServerStreamRPC`: one request, `--count` responses.
-    ServerStream,
-    /// `ClientStreamRPC`: `--count` requests, one response.
-    ClientStream,
-    /// `BidiStreamRPC`: `--count` requests and as many responses.
-    Bidi,
-}
+/// Why bench refuses `--retries`.
+pub(crate) const NO_RETRIES: &str =
+    "bench does not retry calls: --retries would hide the failures it measures";
 
-impl Rpc {
-    /// The method name as it appears on the wire.
-    pub fn method(self) -> &'static str {
-        match self {
-            Self::Unary => "UnaryRPC",
-            Self::ServerStream => "ServerStreamRPC",
-            Self::ClientStream => "ClientStreamRPC",
-            Self::Bidi => "BidiStreamRPC",
-        }
-    }
-
-    /// Whether a call carries more than one message, so messages/s means something.
-    pub fn is_stream(self) -> bool {
-        self != Self::Unary
-    }
-}
+/// Why bench refuses `--compress`.
+pub(crate) const NO_COMPRESSION: &str =
+    "bench sends and reads uncompressed messages only: --compress would not be honoured";
 
 /// Load-generator settings; every flag can also be set by its environment variable.
 #[derive(Debug, Clone, Args)]
-pub struct BenchOptions {
+pub struct BenchArgs {
     /// Which RPC to call.
-    #[arg(long, value_enum, env = "CONNECT_BENCH_RPC", default_value_t = Rpc::Unary)]
-    pub rpc: Rpc,
+    #[arg(long, value_enum, env = "CONNECT_BENCH_RPC", default_value_t = RpcKind::Unary)]
+    pub rpc: RpcKind,
 
     /// HTTP/2 connections to open (over the `--addr` servers in turn); calls are spread evenly over them.
     #[arg(long, env = "CONNECT_BENCH_CONNECTIONS", default_value = "1")]
@@ -88,17 +72,33 @@ pub struct BenchOptions {
     pub json: bool,
 }
 
-impl BenchOptions {
-    /// Messages each streaming call carries, with 0 read as the server's default of 10.
-    pub fn messages_per_call(&self) -> u32 {
-        if self.count == 0 { 10 } else { self.count }
-    }
-
-    /// How many threads drive the load: `--threads`, else one per core but no more than connections.
-    pub fn thread_count(&self) -> NonZeroUsize {
-        self.threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
-            cores.min(self.connections)
+impl BenchArgs {
+    /// The run these flags and the global ones in `cli` ask for.
+    pub(super) fn settings(self, cli: &Cli) -> Result<BenchSettings, ClientError> {
+        if cli.retry.retries > 0 {
+            return Err(ClientError::Usage(NO_RETRIES.into()));
+        }
+        if cli.compress.is_some() {
+            return Err(ClientError::Usage(NO_COMPRESSION.into()));
+        }
+        Ok(BenchSettings {
+            addrs: cli.addr.clone(),
+            connect_timeout: cli.connect_timeout,
+            timeout: cli.timeout,
+            wait_for_ready: cli.wait_for_ready(),
+            token: cli.token.clone(),
+            headers: cli.headers.clone(),
+            rpc: self.rpc,
+            connections: self.connections,
+            concurrency: self.concurrency,
+            duration: self.duration,
+            requests: self.requests,
+            rate: self.rate,
+            data_size: self.data_size,
+            count: self.count,
+            warmup: self.warmup,
+            threads: self.threads,
+            json: self.json,
         })
     }
 }
@@ -108,7 +108,7 @@ impl BenchOptions {
 const MIN_RATE: f64 = 0.001;
 
 /// Parses `1000`, `1000/s` or `2.5/s` as calls per second.
-pub fn parse_rate(text: &str) -> Result<f64, String> {
+fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.strip_suffix("/s").unwrap_or(text);
     match number.trim().parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate >= MIN_RATE => Ok(rate),
@@ -120,7 +120,31 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    fn usage_error(args: &[&str]) -> String {
+        let argv = ["connect-client"].iter().chain(args);
+        let error = Cli::try_parse_from(argv).expect("valid flags").settings().expect_err("refused");
+        assert_eq!(error.exit_code(), std::process::ExitCode::from(2));
+        error.to_string()
+    }
+
+    #[test]
+    fn bench_refuses_retries_and_compression() {
+        assert_eq!(usage_error(&["--retries", "2", "bench"]), format!("error: {NO_RETRIES}"));
+        assert_eq!(usage_error(&["bench", "--compress", "gzip"]), format!("error: {NO_COMPRESSION}"));
+    }
+
+    #[test]
+    fn bench_takes_headers_and_wait_for_ready() {
+        let argv = ["connect-client", "-H", "x-run: 7", "--wait-for-ready", "--timeout", "3s", "bench"];
+        let settings = Cli::try_parse_from(argv).expect("valid").settings().expect("usable");
+        let crate::commands::Action::Bench(bench) = settings.action else { panic!("not bench") };
+        assert_eq!(bench.headers[0].name, "x-run");
+        assert_eq!(bench.wait_for_ready, Some(Duration::from_secs(3)));
+    }
 
     #[test]
     fn rate_accepts_a_plain_number_or_per_second() {

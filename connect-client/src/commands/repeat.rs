@@ -7,37 +7,23 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use crate::connection::Client;
-use clap::Args;
-use tokio::time::Instant;
-
+use super::calls::retried_unary;
 use crate::{
-    commands::{request, with_deadline},
-    exit::ClientError,
-    retry::RetryPolicy,
+    call::{Client, retry::RetryPolicy},
+    error::ClientError,
+    output::Output,
 };
 
 /// What the tally shows for a response without the header.
 pub const NO_HEADER: &str = "(none)";
 
-/// Flags for repeating the unary call.
-#[derive(Debug, Clone, Args)]
-pub struct RepeatArgs {
-    /// Make the unary call this many times over one channel, one after another, printing a summary instead of each response.
-    #[arg(long, env = "CONNECT_REPEAT", default_value_t = 1, global = true,
-          value_parser = clap::value_parser!(u32).range(1..))]
+/// How many calls to make and which response header to tally.
+#[derive(Debug, Clone)]
+pub struct RepeatSettings {
+    /// How many unary calls to make, one after another.
     pub repeat: u32,
-
-    /// Count the unary calls per value of this response header (e.g. `x-served-by`) and print the table.
-    #[arg(long, env = "CONNECT_TALLY", global = true)]
+    /// The response header whose values are counted (e.g. `x-served-by`).
     pub tally: Option<String>,
-}
-
-impl RepeatArgs {
-    /// Whether the unary command should run in repeat mode.
-    pub fn active(&self) -> bool {
-        self.repeat > 1 || self.tally.is_some()
-    }
 }
 
 /// What a run of repeated calls gave.
@@ -59,26 +45,20 @@ impl Outcome {
 }
 
 /// Makes `args.repeat` unary calls with `data`, each with its own `timeout`;
-/// prints the tally and a summary line, and fails with the last error if any call failed.
+/// prints the tally and a summary line to `output`, and fails with the last
+/// error if any call failed.
 pub async fn unary(
     client: &Client,
     timeout: Option<Duration>,
     policy: &RetryPolicy,
     data: &str,
-    args: &RepeatArgs,
+    args: &RepeatSettings,
+    output: &Output,
 ) -> Result<Outcome, ClientError> {
     let mut outcome = Outcome::default();
     let mut last_error = None;
     for _ in 0..args.repeat {
-        let deadline = timeout.map(|timeout| Instant::now() + timeout);
-        let result = policy
-            .run(deadline, |left| {
-                let mut client = client.clone();
-                let call = with_deadline(request(data.to_owned()), left);
-                async move { client.unary_rpc(call).await }
-            })
-            .await;
-        match result {
+        match retried_unary(client, timeout, policy, data).await {
             Ok(response) => {
                 let value = args
                     .tally
@@ -96,41 +76,48 @@ pub async fn unary(
         }
     }
     outcome.retries = policy.retried();
-    print_outcome(&outcome, args);
+    print_outcome(&outcome, args, output);
     match last_error {
-        Some(status) => Err(status.into()),
+        Some(status) => Err(ClientError::from_call(status)),
         None => Ok(outcome),
     }
 }
 
 /// Prints the table (`{value} {calls} {share}%`, one line per value) and the summary line
 /// `calls: N ok: N failed: N retries: N`.
-fn print_outcome(outcome: &Outcome, args: &RepeatArgs) {
+fn print_outcome(outcome: &Outcome, args: &RepeatSettings, output: &Output) {
     let ok = outcome.ok();
     if let Some(key) = &args.tally {
         let width = outcome.tally.keys().map(String::len).chain([key.len()]).max().unwrap_or(0);
-        println!("{key:<width$}  {:>7}  {:>6}", "calls", "share");
+        output.line(format_args!("{key:<width$}  {:>7}  {:>6}", "calls", "share"));
         for (value, calls) in &outcome.tally {
             // Shares are of the successful calls; precision loss is irrelevant at these counts.
             #[allow(clippy::cast_precision_loss)]
             let share = 100.0 * *calls as f64 / ok.max(1) as f64;
-            println!("{value:<width$}  {calls:>7}  {share:>5.1}%");
+            output.line(format_args!("{value:<width$}  {calls:>7}  {share:>5.1}%"));
         }
     }
-    println!("calls: {} ok: {ok} failed: {} retries: {}", args.repeat, outcome.failed, outcome.retries);
+    output.line(format_args!(
+        "calls: {} ok: {ok} failed: {} retries: {}",
+        args.repeat, outcome.failed, outcome.retries
+    ));
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
-    use crate::Cli;
+    use super::*;
 
     #[test]
-    fn repeat_must_be_at_least_one() {
-        let error = Cli::try_parse_from(["connect-client", "--repeat", "0", "unary"]).unwrap_err();
-        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
-        let cli = Cli::try_parse_from(["connect-client", "--repeat", "1", "unary"]).expect("1 is fine");
-        assert!(!cli.repeat.active());
+    fn the_table_shows_each_value_its_calls_and_share() {
+        let output = Output::capture();
+        let outcome = Outcome { tally: [("a".into(), 3), ("bb".into(), 1)].into(), failed: 1, retries: 2 };
+        print_outcome(&outcome, &RepeatSettings { repeat: 5, tally: Some("x-served-by".into()) }, &output);
+        assert_eq!(
+            output.stdout(),
+            "x-served-by    calls   share\n\
+             a                  3   75.0%\n\
+             bb                 1   25.0%\n\
+             calls: 5 ok: 4 failed: 1 retries: 2\n"
+        );
     }
 }

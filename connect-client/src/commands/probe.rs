@@ -1,4 +1,4 @@
-//! The operator commands: `health` (grpc.health.v1) and `list` (gRPC reflection).
+//! The operator commands, which ask the server about itself: `health` (grpc.health.v1) and `list` (gRPC reflection).
 
 use std::time::Duration;
 
@@ -11,18 +11,25 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-use crate::{commands::with_deadline, connection::CallChannel, exit::ClientError};
+use crate::{
+    call::{CallChannel, with_deadline},
+    error::ClientError,
+    output::Output,
+};
 
 /// Prints the health status of `service` (`""`: the server); fails unless `SERVING`.
 pub async fn health(
     channel: CallChannel,
     service: String,
     timeout: Option<Duration>,
+    output: &Output,
 ) -> Result<(), ClientError> {
-    let response =
-        HealthClient::new(channel).check(with_deadline(HealthCheckRequest { service }, timeout)).await?;
+    let response = HealthClient::new(channel)
+        .check(with_deadline(HealthCheckRequest { service }, timeout))
+        .await
+        .map_err(ClientError::from_call)?;
     let status = response.get_ref().status();
-    println!("{}", status.as_str_name());
+    output.line(status.as_str_name());
     match status {
         ServingStatus::Serving => Ok(()),
         other => Err(ClientError::NotServing(other.as_str_name().to_owned())),
@@ -30,11 +37,15 @@ pub async fn health(
 }
 
 /// Prints the name of every service the server offers, one per line, sorted.
-pub async fn list(channel: CallChannel, timeout: Option<Duration>) -> Result<(), ClientError> {
+pub async fn list(
+    channel: CallChannel,
+    timeout: Option<Duration>,
+    output: &Output,
+) -> Result<(), ClientError> {
     let mut names = list_services(channel, timeout).await?;
     names.sort();
     for name in names {
-        println!("{name}");
+        output.line(name);
     }
     Ok(())
 }
@@ -51,14 +62,16 @@ pub async fn list_services(
     let requests = futures::stream::iter([request]);
     let mut responses = ServerReflectionClient::new(channel)
         .server_reflection_info(with_deadline(requests, timeout))
-        .await?
+        .await
+        .map_err(ClientError::from_call)?
         .into_inner();
-    match responses.message().await?.and_then(|response| response.message_response) {
+    let response = responses.message().await.map_err(ClientError::from_call)?;
+    match response.and_then(|response| response.message_response) {
         Some(MessageResponse::ListServicesResponse(list)) => {
             Ok(list.service.into_iter().map(|service| service.name).collect())
         }
         Some(MessageResponse::ErrorResponse(error)) => {
-            Err(Status::new(Code::from(error.error_code), error.error_message).into())
+            Err(ClientError::from_call(Status::new(Code::from(error.error_code), error.error_message)))
         }
         _ => Err(ClientError::Other("reflection answered without a service list".into())),
     }

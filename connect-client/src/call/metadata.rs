@@ -1,4 +1,4 @@
-//! Call metadata on the command line: `-H 'key: value'` adds request headers
+//! Call metadata: `-H 'key: value'` and the bearer token add request headers
 //! to every call, and `-v` prints the response's headers and trailers to
 //! stderr, one per line, as `header {key}: {value}` and `trailer {key}: {value}`
 //! (the values as they travel: `-bin` values base64, `grpc-message`
@@ -21,6 +21,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, combinators::MapFrame};
 use tower::Service;
+
+use crate::{error::ClientError, output::Output};
 
 /// Suffix of metadata keys whose values are binary, base64 on the wire.
 const BINARY_SUFFIX: &str = "-bin";
@@ -68,20 +70,54 @@ pub fn parse_header(text: &str) -> Result<Header, String> {
     Ok(Header { name, value })
 }
 
-/// A transport that adds the `-H` headers to each call and, with `-v`, prints the response metadata.
-#[derive(Debug, Clone)]
+/// The `authorization` value for `token`, sensitive so HPACK never indexes it
+/// (as tonic's client does for credentials).
+pub(crate) fn bearer(token: &str) -> Result<HeaderValue, ClientError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| ClientError::Other("--token must be printable ASCII".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// A transport that adds the `-H` headers and the token to each call and,
+/// with `-v`, prints the response metadata.
+#[derive(Clone)]
 pub struct CallMetadata<S> {
     inner: S,
     headers: Arc<[Header]>,
-    verbose: bool,
+    authorization: Option<HeaderValue>,
+    /// Where `-v` prints; none without `-v`.
+    verbose: Option<Output>,
+}
+
+impl<S> std::fmt::Debug for CallMetadata<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallMetadata")
+            .field("headers", &self.headers)
+            .field("bearer", &self.authorization.is_some())
+            .field("verbose", &self.verbose.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> CallMetadata<S> {
-    /// Wraps `inner`, sending `headers` on every call and printing metadata when `verbose`.
-    pub fn new(inner: S, headers: Vec<Header>, verbose: bool) -> Self {
-        Self { inner, headers: headers.into(), verbose }
+    /// Wraps `inner`, sending `headers` and `authorization` on every call and
+    /// printing the response metadata to `verbose`, if any.
+    pub(crate) fn new(
+        inner: S,
+        headers: Vec<Header>,
+        authorization: Option<HeaderValue>,
+        verbose: Option<Output>,
+    ) -> Self {
+        Self { inner, headers: headers.into(), authorization, verbose }
     }
 }
+
+/// What a response body does with each frame: with `-v`, prints the trailers.
+pub type FrameHook = Box<dyn FnMut(Frame<Bytes>) -> Frame<Bytes> + Send + Sync>;
+
+/// A response body that prints its trailers when they arrive, with `-v`.
+pub type PrintTrailers<B> = MapFrame<B, FrameHook>;
 
 impl<S, B> Service<Request<tonic::body::Body>> for CallMetadata<S>
 where
@@ -98,42 +134,41 @@ where
     }
 
     fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
-        for header in self.headers.iter() {
-            request.headers_mut().append(header.name.clone(), header.value.clone());
-        }
-        let verbose = self.verbose;
+        add_headers(request.headers_mut(), &self.headers, self.authorization.as_ref());
+        let verbose = self.verbose.clone();
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
-            if verbose {
-                // With `grpc-status` already in the headers, they are the trailers.
-                let kind = if response.headers().contains_key("grpc-status") { "trailer" } else { "header" };
-                print_metadata(kind, response.headers());
-            }
-            let on_frame: fn(Frame<Bytes>) -> Frame<Bytes> = if verbose { print_trailers } else { unchanged };
+            let on_frame: FrameHook = match verbose {
+                Some(output) => {
+                    // With `grpc-status` already in the headers, they are the trailers.
+                    let kind =
+                        if response.headers().contains_key("grpc-status") { "trailer" } else { "header" };
+                    output.metadata(kind, response.headers());
+                    Box::new(move |frame| print_trailers(&output, frame))
+                }
+                None => Box::new(|frame| frame),
+            };
             Ok(response.map(|inner| inner.map_frame(on_frame)))
         })
     }
 }
 
-fn print_metadata(kind: &str, headers: &HeaderMap) {
-    for (key, value) in headers {
-        eprintln!("{kind} {key}: {}", String::from_utf8_lossy(value.as_bytes()));
+/// Adds the `-H` headers to `headers`, then the token, which replaces any
+/// `authorization` given with `-H`.
+pub(crate) fn add_headers(headers: &mut HeaderMap, extra: &[Header], authorization: Option<&HeaderValue>) {
+    for header in extra {
+        headers.append(header.name.clone(), header.value.clone());
+    }
+    if let Some(value) = authorization {
+        headers.insert(http::header::AUTHORIZATION, value.clone());
     }
 }
 
-/// A response body that prints its trailers when they arrive, with `-v`
-/// (a plain `fn`, so the type can be named in [`CallMetadata`]'s `Service` impl).
-pub type PrintTrailers<B> = MapFrame<B, fn(Frame<Bytes>) -> Frame<Bytes>>;
-
-fn print_trailers(frame: Frame<Bytes>) -> Frame<Bytes> {
+fn print_trailers(output: &Output, frame: Frame<Bytes>) -> Frame<Bytes> {
     if let Some(trailers) = frame.trailers_ref() {
-        print_metadata("trailer", trailers);
+        output.metadata("trailer", trailers);
     }
-    frame
-}
-
-fn unchanged(frame: Frame<Bytes>) -> Frame<Bytes> {
     frame
 }
 

@@ -26,24 +26,20 @@ use std::{
     time::Duration,
 };
 
-use clap::Args;
 use tokio::{sync::Notify, time::Instant};
 use tonic::{Code, Status};
 
-/// Flags for retrying idempotent calls.
-#[derive(Debug, Clone, Args)]
-pub struct RetryArgs {
-    /// How many times to retry an idempotent call (unary; server stream before its first response) that failed with UNAVAILABLE.
-    #[arg(long, env = "CONNECT_RETRIES", default_value_t = 0, global = true)]
+use crate::{error::is_transport_failure, output::Output};
+
+/// How many times to retry, and how long to pause between retries.
+#[derive(Debug, Clone)]
+pub struct RetrySettings {
+    /// How many times to retry an idempotent call that failed with UNAVAILABLE.
     pub retries: u32,
-
     /// Pause before the first retry; doubled for each next one (with ±20% jitter).
-    #[arg(long, env = "CONNECT_RETRY_BACKOFF", default_value = "50ms", value_parser = humantime::parse_duration, global = true)]
-    pub retry_backoff: Duration,
-
+    pub backoff: Duration,
     /// Longest pause between two retries.
-    #[arg(long, env = "CONNECT_RETRY_MAX_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
-    pub retry_max_backoff: Duration,
+    pub max_backoff: Duration,
 }
 
 /// How a command retries its calls; clones share the retry counter.
@@ -55,19 +51,27 @@ pub struct RetryPolicy {
     retried: Arc<AtomicU64>,
     reprobe: Option<Arc<Notify>>,
     wait_for_ready: Option<Duration>,
+    output: Output,
 }
 
 impl RetryPolicy {
-    /// The policy from the flags; `reprobe` (from a balanced channel) is nudged after each failure.
-    pub fn new(args: &RetryArgs, reprobe: Option<Arc<Notify>>) -> Self {
+    /// The policy of `settings`; `reprobe` (from a balanced channel) is nudged
+    /// after each failure. Retries are reported on stderr.
+    pub fn new(settings: &RetrySettings, reprobe: Option<Arc<Notify>>) -> Self {
         Self {
-            retries: args.retries,
-            initial: args.retry_backoff,
-            max: args.retry_max_backoff,
+            retries: settings.retries,
+            initial: settings.backoff,
+            max: settings.max_backoff,
             retried: Arc::default(),
             reprobe,
             wait_for_ready: None,
+            output: Output::stdio(),
         }
+    }
+
+    /// The same policy, reporting its retries to `output`.
+    pub fn with_output(self, output: Output) -> Self {
+        Self { output, ..self }
     }
 
     /// With `--wait-for-ready`: a call keeps retrying retryable failures for
@@ -83,7 +87,7 @@ impl RetryPolicy {
     }
 
     /// The pause before retry `retry` (1 for the first), jitter included.
-    pub fn backoff(&self, retry: u32) -> Duration {
+    pub(crate) fn backoff(&self, retry: u32) -> Duration {
         let doubled = self.initial.saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)));
         doubled.min(self.max).mul_f64(0.8 + 0.4 * fastrand::f64())
     }
@@ -117,12 +121,7 @@ impl RetryPolicy {
                 return Err(status);
             }
             retry += 1;
-            // One line per retry on stderr, so scripts can count them.
-            eprintln!(
-                "retry {retry} in {pause:.0?} after {}: {}",
-                crate::exit::code_name(status.code()),
-                status.message()
-            );
+            self.output.retry(retry, pause, &status);
             self.retried.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(pause).await;
         }
@@ -130,6 +129,6 @@ impl RetryPolicy {
 }
 
 /// Whether a failed idempotent call may be tried again (see the module docs).
-pub fn is_retryable(status: &Status) -> bool {
-    status.code() == Code::Unavailable || crate::exit::is_transport_failure(status)
+pub(crate) fn is_retryable(status: &Status) -> bool {
+    status.code() == Code::Unavailable || is_transport_failure(status)
 }

@@ -1,0 +1,95 @@
+//! A run's plan: the addresses parsed and every call's headers and request
+//! frames encoded once, before any connection opens, so a call only clones them.
+
+use std::time::Duration;
+
+use connect_proto::{RequestMessage, RpcKind};
+
+use super::{
+    settings::BenchSettings,
+    wire::{self, CallTemplate},
+};
+use crate::{
+    call::metadata::bearer,
+    channel::{Target, url},
+    error::ClientError,
+};
+
+/// Everything a call loop needs to know, shared read-only by every thread.
+#[derive(Debug)]
+pub(super) struct Plan {
+    /// The servers' URLs; connection `c` goes to `addrs[c % addrs.len()]`.
+    pub(super) addrs: Vec<String>,
+    /// Each of `addrs`, parsed.
+    pub(super) targets: Vec<Target>,
+    pub(super) connect_timeout: Duration,
+    /// With `--wait-for-ready`: connections are retried until then.
+    pub(super) wait_until: Option<tokio::time::Instant>,
+    pub(super) rpc: RpcKind,
+    pub(super) connections: usize,
+    pub(super) concurrency: usize,
+    pub(super) threads: usize,
+    pub(super) warmup: Duration,
+    pub(super) duration: Option<Duration>,
+    /// Time between two calls of one loop, when `--rate` is set.
+    pub(super) interval: Option<Duration>,
+    /// `--timeout`, sent as `grpc-timeout`; the client gives up a little after it.
+    pub(super) timeout: Option<Duration>,
+    pub(super) messages_per_call: u32,
+    /// One per address (each with its own `:authority`), like `addrs`.
+    pub(super) templates: Vec<CallTemplate>,
+}
+
+/// The run's plan: the addresses parsed and every call's headers and
+/// request frames encoded once, before any connection opens.
+pub(super) fn plan(settings: &BenchSettings, duration: Option<Duration>) -> Result<Plan, ClientError> {
+    let concurrency = settings.concurrency.get();
+    let messages_per_call = settings.messages_per_call();
+    let data = "x".repeat(settings.data_size);
+    let requests = match settings.rpc {
+        RpcKind::Unary => vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }],
+        RpcKind::ServerStream => {
+            vec![RequestMessage { request_data: data, count: messages_per_call, interval_ms: 0 }]
+        }
+        RpcKind::ClientStream | RpcKind::Bidi => {
+            vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }; messages_per_call as usize]
+        }
+    };
+    // `host:port` as the other commands take it, once for the connections and the templates.
+    let addrs: Vec<String> = settings.addrs.iter().map(|addr| url(addr)).collect();
+    if addrs.is_empty() {
+        return Err(ClientError::Other("no server address".into()));
+    }
+    let targets = addrs.iter().map(|addr| wire::bench_target(addr)).collect::<Result<_, _>>()?;
+    let authorization = settings.token.as_deref().map(bearer).transpose()?;
+    let method = settings.rpc.method();
+    let templates = addrs
+        .iter()
+        .map(|addr| {
+            CallTemplate::new(
+                addr,
+                method,
+                &requests,
+                settings.timeout,
+                &settings.headers,
+                authorization.as_ref(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Plan {
+        addrs,
+        targets,
+        connect_timeout: settings.connect_timeout,
+        wait_until: settings.wait_for_ready.map(|budget| tokio::time::Instant::now() + budget),
+        rpc: settings.rpc,
+        connections: settings.connections.get(),
+        concurrency,
+        threads: settings.thread_count().get(),
+        warmup: settings.warmup,
+        duration,
+        interval: settings.rate.map(|rate| Duration::from_secs_f64(concurrency as f64 / rate)),
+        timeout: settings.timeout,
+        messages_per_call,
+        templates,
+    })
+}

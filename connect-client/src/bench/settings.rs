@@ -1,0 +1,72 @@
+//! What a benchmark run does, made once from the command line.
+
+use std::{num::NonZeroUsize, time::Duration};
+
+use connect_proto::RpcKind;
+
+use crate::call::metadata::Header;
+
+/// How long a run lasts when neither a duration nor a number of requests is given.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// Everything a benchmark run needs.
+#[derive(Debug, Clone)]
+pub struct BenchSettings {
+    /// The servers (`--addr`); connection `c` goes to the `c % len`-th.
+    pub addrs: Vec<String>,
+    /// Most time one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// Each call's deadline, sent as `grpc-timeout`.
+    pub timeout: Option<Duration>,
+    /// With `--wait-for-ready`: how long to keep trying to connect from the start.
+    pub wait_for_ready: Option<Duration>,
+    /// Bearer token sent on every call.
+    pub token: Option<String>,
+    /// `-H` request metadata sent on every call.
+    pub headers: Vec<Header>,
+    /// Which RPC to call.
+    pub rpc: RpcKind,
+    /// HTTP/2 connections to open.
+    pub connections: NonZeroUsize,
+    /// Calls in flight at once, in all.
+    pub concurrency: NonZeroUsize,
+    /// How long to measure, after the warm-up.
+    pub duration: Option<Duration>,
+    /// How many calls to measure, after the warm-up, instead of a duration.
+    pub requests: Option<u64>,
+    /// Calls per second to aim at in all; unlimited when absent.
+    pub rate: Option<f64>,
+    /// Bytes of `request_data` in each request.
+    pub data_size: usize,
+    /// Messages per streaming call; 0 means 10.
+    pub count: u32,
+    /// How long to run before measuring.
+    pub warmup: Duration,
+    /// Threads driving the connections (default: one per core, at most one per connection).
+    pub threads: Option<NonZeroUsize>,
+    /// Print one JSON object instead of the table.
+    pub json: bool,
+}
+
+impl BenchSettings {
+    /// Messages each streaming call carries, with 0 read as the server's default of 10.
+    pub fn messages_per_call(&self) -> u32 {
+        if self.count == 0 { 10 } else { self.count }
+    }
+
+    /// How many threads drive the load: `--threads`, else one per core but no more than connections.
+    pub fn thread_count(&self) -> NonZeroUsize {
+        self.threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+            cores.min(self.connections)
+        })
+    }
+
+    /// How long the run measures: the duration given, else the default unless a number of requests is given.
+    pub fn measured_duration(&self) -> Option<Duration> {
+        match (self.duration, self.requests) {
+            (None, None) => Some(DEFAULT_DURATION),
+            (duration, _) => duration,
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The command line of `connect-client`: the only module that sees the flags.
+//! [`Cli::settings`] turns them into the settings everything else takes, once.
+
+mod bench;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use connect_proto::RequestMessage;
+use tonic::codec::CompressionEncoding;
+
+pub use bench::BenchArgs;
+
+use crate::{
+    call::{
+        CallOptions,
+        metadata::{Header, parse_header},
+        retry::RetrySettings,
+    },
+    channel::{ChannelSettings, TlsFiles},
+    commands::{Action, Settings, repeat::RepeatSettings},
+    error::ClientError,
+    output::Output,
+};
+
+/// Calls `ConnectService`; every option can also be set by its environment variable.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "connect-client", version, about = "Command-line client for ConnectService")]
+pub struct Cli {
+    /// Server address; repeat it (or separate with commas) to balance calls over several replicas.
+    #[arg(
+        long,
+        env = "CONNECT_SERVER",
+        default_value = "http://localhost:50051",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub addr: Vec<String>,
+
+    /// Deadline for the call, sent as `grpc-timeout` (e.g. `500ms`, `5s`).
+    #[arg(long, env = "CONNECT_TIMEOUT", value_parser = humantime::parse_duration, global = true)]
+    pub timeout: Option<Duration>,
+
+    /// Most time to spend connecting to the server.
+    #[arg(long, env = "CONNECT_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub connect_timeout: Duration,
+
+    /// CA certificate (PEM) to trust for `https://` addresses (there are no built-in roots).
+    #[arg(long, env = "CONNECT_CA", global = true)]
+    pub ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mTLS; needs `--key`.
+    #[arg(long, env = "CONNECT_CERT", requires = "key", global = true)]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the client certificate.
+    #[arg(long, env = "CONNECT_KEY", requires = "cert", global = true)]
+    pub key: Option<PathBuf>,
+
+    /// Bearer token sent as `authorization: Bearer <token>` on ConnectService calls.
+    #[arg(long, env = "CONNECT_AUTH_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+
+    /// Compress requests with this encoding (responses are then asked for compressed the same way).
+    #[arg(long, env = "CONNECT_COMPRESS", value_enum, global = true)]
+    pub compress: Option<Compression>,
+    /// Balancing over several replicas and waiting for them.
+    #[command(flatten)]
+    pub balance: BalanceArgs,
+
+    /// Retrying idempotent calls.
+    #[command(flatten)]
+    pub retry: RetryArgs,
+
+    /// Repeating the unary call and tallying a response header.
+    #[command(flatten)]
+    pub repeat: RepeatArgs,
+    /// Request metadata `key: value` (repeatable); `-bin` keys take base64 values.
+    #[arg(short = 'H', long = "header", value_name = "KEY: VALUE", value_parser = parse_header, global = true)]
+    pub headers: Vec<Header>,
+
+    /// Print the response headers and trailers to stderr (`header k: v`, `trailer k: v`).
+    #[arg(short, long, env = "CONNECT_VERBOSE", global = true)]
+    pub verbose: bool,
+
+    /// What to call.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The calls the client can make.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// One request, one response.
+    Unary {
+        /// The request data.
+        #[arg(default_value = "People")]
+        data: String,
+    },
+    /// One request, a stream of responses.
+    ServerStream {
+        /// The request data.
+        #[arg(default_value = "People")]
+        data: String,
+        /// How many responses to ask for (0: the server's default of 10).
+        #[arg(long, default_value_t = 0)]
+        count: u32,
+        /// Pause between responses, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u32,
+    },
+    /// A stream of requests (the arguments, or one per stdin line), one response.
+    ClientStream {
+        /// The request data; read from stdin, one message per line, when empty.
+        data: Vec<String>,
+    },
+    /// Sends stdin lines as requests and prints each reply as it arrives.
+    Bidi,
+    /// Asks `grpc.health.v1` for a service's status and prints it; exits 1 unless `SERVING`.
+    Health {
+        /// The service to ask about; empty: the whole server.
+        #[arg(default_value = "")]
+        service: String,
+    },
+    /// Lists the server's services through gRPC reflection.
+    List,
+    /// Load-tests the server and reports throughput and latency (see `bench --help`).
+    Bench(BenchArgs),
+}
+
+/// Message compression the client can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+impl From<Compression> for CompressionEncoding {
+    fn from(compression: Compression) -> Self {
+        match compression {
+            Compression::Gzip => Self::Gzip,
+            Compression::Zstd => Self::Zstd,
+        }
+    }
+}
+
+/// Flags for balancing over several replicas.
+#[derive(Debug, Clone, Args)]
+pub struct BalanceArgs {
+    /// How often to re-resolve DNS names and re-probe replicas when balancing over several (0: never).
+    #[arg(long, env = "CONNECT_RESOLVE_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub resolve_interval: Duration,
+
+    /// Keep trying to connect until the deadline (`--timeout`, else `--connect-timeout`) instead of failing at once.
+    #[arg(long, env = "CONNECT_WAIT_FOR_READY", global = true)]
+    pub wait_for_ready: bool,
+}
+
+/// Flags for retrying idempotent calls.
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
+    /// How many times to retry an idempotent call (unary; server stream before its first response) that failed with UNAVAILABLE.
+    #[arg(long, env = "CONNECT_RETRIES", default_value_t = 0, global = true)]
+    pub retries: u32,
+
+    /// Pause before the first retry; doubled for each next one (with ±20% jitter).
+    #[arg(long, env = "CONNECT_RETRY_BACKOFF", default_value = "50ms", value_parser = humantime::parse_duration, global = true)]
+    pub retry_backoff: Duration,
+
+    /// Longest pause between two retries.
+    #[arg(long, env = "CONNECT_RETRY_MAX_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub retry_max_backoff: Duration,
+}
+
+/// Flags for repeating the unary call.
+#[derive(Debug, Clone, Args)]
+pub struct RepeatArgs {
+    /// Make the unary call this many times over one channel, one after another, printing a summary instead of each response.
+    #[arg(long, env = "CONNECT_REPEAT", default_value_t = 1, global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+
+    /// Count the unary calls per value of this response header (e.g. `x-served-by`) and print the table.
+    #[arg(long, env = "CONNECT_TALLY", global = true)]
+    pub tally: Option<String>,
+}
+
+impl Cli {
+    /// With `--wait-for-ready`, how long to keep trying to connect: the
+    /// call's deadline, else the connect timeout.
+    fn wait_for_ready(&self) -> Option<Duration> {
+        self.balance.wait_for_ready.then(|| self.timeout.unwrap_or(self.connect_timeout))
+    }
+
+    /// The settings these flags ask for; fails (exit 2) on flags that cannot
+    /// be used together, which clap cannot tell.
+    pub fn settings(self) -> Result<Settings, ClientError> {
+        let wait_for_ready = self.wait_for_ready();
+        let action = match self.command.clone() {
+            Command::Bench(args) => Action::Bench(Box::new(args.settings(&self)?)),
+            Command::Unary { data } if self.repeat.repeat > 1 || self.repeat.tally.is_some() => {
+                Action::Repeat(data, RepeatSettings { repeat: self.repeat.repeat, tally: self.repeat.tally })
+            }
+            Command::Unary { data } => Action::Unary(data),
+            Command::ServerStream { data, count, interval_ms } => {
+                Action::ServerStream(RequestMessage { request_data: data, count, interval_ms })
+            }
+            Command::ClientStream { data } => Action::ClientStream(data),
+            Command::Bidi => Action::Bidi,
+            Command::Health { service } => Action::Health(service),
+            Command::List => Action::List,
+        };
+        Ok(Settings {
+            channel: ChannelSettings {
+                addrs: self.addr,
+                tls: TlsFiles { ca: self.ca, cert: self.cert, key: self.key },
+                connect_timeout: self.connect_timeout,
+                resolve_interval: self.balance.resolve_interval,
+                wait_for_ready,
+            },
+            call: CallOptions {
+                headers: self.headers,
+                verbose: self.verbose,
+                token: self.token,
+                compress: self.compress.map(CompressionEncoding::from),
+                output: Output::stdio(),
+            },
+            timeout: self.timeout,
+            retry: RetrySettings {
+                retries: self.retry.retries,
+                backoff: self.retry.retry_backoff,
+                max_backoff: self.retry.retry_max_backoff,
+            },
+            action,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(args: &[&str]) -> Action {
+        let argv = ["connect-client"].iter().chain(args);
+        Cli::try_parse_from(argv).expect("valid flags").settings().expect("usable flags").action
+    }
+
+    #[test]
+    fn repeat_must_be_at_least_one() {
+        let error = Cli::try_parse_from(["connect-client", "--repeat", "0", "unary"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(matches!(action(&["--repeat", "1", "unary"]), Action::Unary(data) if data == "People"));
+    }
+
+    #[test]
+    fn repeat_or_tally_repeats_the_unary_call() {
+        let Action::Repeat(data, repeat) = action(&["--tally", "x-served-by", "unary", "Ann"]) else {
+            panic!("not repeated")
+        };
+        assert_eq!((data.as_str(), repeat.repeat, repeat.tally.as_deref()), ("Ann", 1, Some("x-served-by")));
+    }
+}

@@ -1,0 +1,94 @@
+//! What the client does once its flags are read: one module per command or
+//! group of commands, each taking settings and an [`Output`], never the flags.
+
+pub mod calls;
+pub mod probe;
+pub mod repeat;
+
+use std::time::Duration;
+
+use connect_proto::RequestMessage;
+
+use crate::{
+    bench::BenchSettings,
+    call::{
+        self, CallOptions,
+        retry::{RetryPolicy, RetrySettings},
+    },
+    channel::{self, ChannelSettings},
+    error::ClientError,
+    output::Output,
+};
+use repeat::RepeatSettings;
+
+/// Everything a command needs, made once from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where and how to connect.
+    pub channel: ChannelSettings,
+    /// What every call carries.
+    pub call: CallOptions,
+    /// Each call's deadline, sent as `grpc-timeout`.
+    pub timeout: Option<Duration>,
+    /// How idempotent calls are retried.
+    pub retry: RetrySettings,
+    /// What to do.
+    pub action: Action,
+}
+
+/// What a command does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// One `UnaryRPC` with this `request_data`.
+    Unary(String),
+    /// `UnaryRPC` with this `request_data`, repeated and tallied.
+    Repeat(String, RepeatSettings),
+    /// One `ServerStreamRPC`.
+    ServerStream(RequestMessage),
+    /// One `ClientStreamRPC` with these requests; from stdin when empty.
+    ClientStream(Vec<String>),
+    /// One `BidiStreamRPC` with stdin's lines.
+    Bidi,
+    /// A health check of this service (`""`: the server).
+    Health(String),
+    /// The services reflection lists.
+    List,
+    /// The load generator.
+    Bench(Box<BenchSettings>),
+}
+
+/// Runs the command `settings` describe, writing what it prints to `output`.
+pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError> {
+    // The benchmark opens its own connections and sets each call's deadline itself.
+    if let Action::Bench(bench) = settings.action {
+        return crate::bench::run(&bench, output).await;
+    }
+    let connected = channel::connect(&settings.channel).await?;
+    let policy = RetryPolicy::new(&settings.retry, connected.reprobe.clone())
+        .wait_for_ready(settings.channel.wait_for_ready)
+        .with_output(output.clone());
+    let channel = connected.channel;
+    let options = CallOptions { output: output.clone(), ..settings.call };
+    let timeout = settings.timeout;
+    let mut client = call::client(channel.clone(), &options)?;
+    if let Action::Repeat(data, repeat) = &settings.action {
+        // Each repeated call has its own deadline, so the whole run is not bounded by one.
+        return repeat::unary(&client, timeout, &policy, data, repeat, output).await.map(drop);
+    }
+    let command = async {
+        match settings.action {
+            Action::Health(service) => {
+                probe::health(call::call_channel(channel, &options)?, service, timeout, output).await
+            }
+            Action::List => probe::list(call::call_channel(channel, &options)?, timeout, output).await,
+            Action::Unary(data) => calls::unary(&mut client, timeout, &policy, data, output).await,
+            Action::ServerStream(message) => {
+                calls::server_stream(&mut client, timeout, &policy, message, output).await
+            }
+            Action::ClientStream(data) => calls::client_stream(&mut client, timeout, data, output).await,
+            Action::Bidi => calls::bidi(&mut client, timeout, output).await,
+            Action::Repeat(..) | Action::Bench(_) => unreachable!("handled above"),
+        }
+    };
+    call::with_backstop(timeout, command).await
+}
