@@ -7,7 +7,7 @@
 //! - [`commands`]: what each command does, printing through an [`Output`];
 //! - [`call`]: what one call carries (metadata, token, deadline, retries);
 //! - [`channel`]: how the client reaches the server (TLS, balancing, waiting);
-//! - [`bench`]: the load generator, on its own HTTP/2 caller;
+//! - [`bench`](mod@bench): the load generator, on its own HTTP/2 caller;
 //! - [`error`] and [`output`]: how the client fails and where it prints.
 
 pub mod bench;

@@ -6,7 +6,7 @@
 //! DNS name that resolves to several addresses, the client opens a balanced
 //! channel instead (tonic's `Channel::balance_channel`, power-of-two-choices
 //! over one connection per replica) and keeps its replica set current from a
-//! background task ([`tracker`]) that, every `--resolve-interval`:
+//! background task (`tracker`) that, every `--resolve-interval`:
 //!
 //! - re-resolves each name, so replicas added to or removed from DNS (a
 //!   Kubernetes headless Service) come and go;

@@ -1,5 +1,5 @@
 //! Configuring the server: its flags and environment variables ([`Config`]
-//! and the headings of its help), turned once into the [`Settings`] that the
+//! and the headings of its help), turned once into the `Settings` that the
 //! rest of the server runs with. Nothing below this module sees a flag.
 
 mod auth;

@@ -5,8 +5,8 @@
 //! waking sleeping threads. A worker that sleeps in `epoll_wait` between a
 //! response and the next request pays a wake-up on every request; on a
 //! virtual machine that is a halted vCPU woken by an interrupt, tens of
-//! microseconds (measured here: 80 us per unloaded call with sleeping
-//! workers, 46 us with busy polling). So once two reads have come less than
+//! microseconds (the README's Performance section has the figures). So once
+//! two reads have come less than
 //! `window` apart, the worker yields in a loop for as long as reads keep
 //! coming within `window`: tokio's current-thread scheduler then polls the
 //! sockets with a zero timeout and serves the next request at once.

@@ -169,7 +169,7 @@ impl AsyncWrite for TcpIo {
     /// into its write buffer when writes are not vectored (256 bytes when they
     /// are), and a frame it does not copy ends the batch. Copying lets one write
     /// carry the short responses of many streams instead of a `writev` per
-    /// stream (the figures are in BENCHMARKS.md).
+    /// stream (the README's Performance section has the figures).
     fn is_write_vectored(&self) -> bool {
         false
     }
