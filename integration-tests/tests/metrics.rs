@@ -57,10 +57,8 @@ fn handled(method: &str, kind: &str, code: &str) -> String {
     format!("grpc_server_handled_total{{grpc_code=\"{code}\",{}}}", labels(method, kind))
 }
 
-#[tokio::test]
-async fn counts_a_known_sequence_of_calls() {
-    let server = TestServer::start_with_args(&["--metrics-addr", "127.0.0.1:0"]).await;
-    let metrics_addr = server.metrics_addr.expect("metrics endpoint started");
+/// Makes the calls whose counts `counts_a_known_sequence_of_calls` checks.
+async fn make_known_calls(server: &TestServer) {
     let mut client = server.client().await;
 
     // UnaryRPC: two OK, one failing with INVALID_ARGUMENT.
@@ -111,6 +109,13 @@ async fn counts_a_known_sequence_of_calls() {
 
     // The cancelled call is counted when the server sees the reset; the rest already are.
     timeout(PROMPTLY, server.stats.wait_until(|s| s.cancelled == 1 && s.streams_open == 0)).await.unwrap();
+}
+
+#[tokio::test]
+async fn counts_a_known_sequence_of_calls() {
+    let server = TestServer::start_with_args(&["--metrics-addr", "127.0.0.1:0"]).await;
+    let metrics_addr = server.metrics_addr.expect("metrics endpoint started");
+    make_known_calls(&server).await;
 
     let (status_line, body) = http_get(metrics_addr, "/metrics").await;
     assert_eq!(status_line, "HTTP/1.1 200 OK");

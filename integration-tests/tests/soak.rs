@@ -74,81 +74,102 @@ fn maybe_deadline<T>(request: &mut tonic::Request<T>, rng: &mut Rng) {
 async fn one_call(client: &mut ConnectServiceClient<Channel>, rng: &mut Rng, tally: &Tally) {
     let abandon = rng.below(5) == 0;
     match rng.below(4) {
-        0 => {
-            let mut req = tonic::Request::new(request("soak"));
-            maybe_deadline(&mut req, rng);
-            tally.record(
-                client.unary_rpc(req).await.map(|r| assert_eq!(r.into_inner().response_data, "Hello, soak")),
-            );
-        }
-        1 => {
-            let count = 1 + rng.below(50) as u32;
-            let mut req = tonic::Request::new(RequestMessage {
-                request_data: "soak".into(),
-                count,
-                interval_ms: rng.below(3) as u32,
-            });
-            maybe_deadline(&mut req, rng);
-            let stop_after = if abandon { Some(rng.below(u64::from(count))) } else { None };
-            let result = async {
-                let mut stream = client.server_stream_rpc(req).await?.into_inner();
-                let mut received = 0u64;
-                while let Some(_message) = stream.message().await? {
-                    received += 1;
-                    if Some(received) == stop_after {
-                        return Err(tonic::Status::cancelled("abandoned"));
-                    }
-                }
-                assert_eq!(received, u64::from(count), "OK means complete");
-                Ok(())
-            }
-            .await;
-            match result {
-                Err(status) if status.code() == Code::Cancelled && stop_after.is_some() => {
-                    tally.cancelled_by_us.fetch_add(1, Ordering::Relaxed);
-                }
-                other => tally.record(other),
-            }
-        }
-        2 => {
-            let parts = 1 + rng.below(20) as usize;
-            let messages = tokio_stream::iter((0..parts).map(|i| request(&i.to_string())));
-            let mut req = tonic::Request::new(messages);
-            maybe_deadline(&mut req, rng);
-            if abandon {
-                // Give up after 1 ms: the call is dropped mid-way (RST_STREAM).
-                let _ = tokio::time::timeout(Duration::from_millis(1), client.client_stream_rpc(req)).await;
-                tally.cancelled_by_us.fetch_add(1, Ordering::Relaxed);
-            } else {
-                tally.record(client.client_stream_rpc(req).await.map(|_| ()));
+        0 => unary(client, rng, tally).await,
+        1 => server_stream(client, rng, tally, abandon).await,
+        2 => client_stream(client, rng, tally, abandon).await,
+        _ => bidi(client, rng, tally, abandon).await,
+    }
+}
+
+/// One unary call, maybe with a deadline.
+async fn unary(client: &mut ConnectServiceClient<Channel>, rng: &mut Rng, tally: &Tally) {
+    let mut req = tonic::Request::new(request("soak"));
+    maybe_deadline(&mut req, rng);
+    tally
+        .record(client.unary_rpc(req).await.map(|r| assert_eq!(r.into_inner().response_data, "Hello, soak")));
+}
+
+/// One server stream, maybe with a deadline, maybe abandoned part-way.
+async fn server_stream(
+    client: &mut ConnectServiceClient<Channel>,
+    rng: &mut Rng,
+    tally: &Tally,
+    abandon: bool,
+) {
+    let count = 1 + rng.below(50) as u32;
+    let mut req = tonic::Request::new(RequestMessage {
+        request_data: "soak".into(),
+        count,
+        interval_ms: rng.below(3) as u32,
+    });
+    maybe_deadline(&mut req, rng);
+    let stop_after = if abandon { Some(rng.below(u64::from(count))) } else { None };
+    let result = async {
+        let mut stream = client.server_stream_rpc(req).await?.into_inner();
+        let mut received = 0u64;
+        while let Some(_message) = stream.message().await? {
+            received += 1;
+            if Some(received) == stop_after {
+                return Err(tonic::Status::cancelled("abandoned"));
             }
         }
-        _ => {
-            let parts = 1 + rng.below(20) as usize;
-            let messages = tokio_stream::iter((0..parts).map(|i| request(&i.to_string())));
-            let mut req = tonic::Request::new(messages);
-            maybe_deadline(&mut req, rng);
-            let result = async {
-                let mut stream = client.bidi_stream_rpc(req).await?.into_inner();
-                let mut received = 0;
-                while let Some(item) = stream.next().await {
-                    item?;
-                    received += 1;
-                    if abandon && received == 1 {
-                        return Err(tonic::Status::cancelled("abandoned"));
-                    }
-                }
-                assert_eq!(received, parts, "OK means complete");
-                Ok(())
-            }
-            .await;
-            match result {
-                Err(status) if status.code() == Code::Cancelled && abandon => {
-                    tally.cancelled_by_us.fetch_add(1, Ordering::Relaxed);
-                }
-                other => tally.record(other),
+        assert_eq!(received, u64::from(count), "OK means complete");
+        Ok(())
+    }
+    .await;
+    match result {
+        Err(status) if status.code() == Code::Cancelled && stop_after.is_some() => {
+            tally.cancelled_by_us.fetch_add(1, Ordering::Relaxed);
+        }
+        other => tally.record(other),
+    }
+}
+
+/// One client stream, maybe with a deadline, maybe dropped mid-way.
+async fn client_stream(
+    client: &mut ConnectServiceClient<Channel>,
+    rng: &mut Rng,
+    tally: &Tally,
+    abandon: bool,
+) {
+    let parts = 1 + rng.below(20) as usize;
+    let messages = tokio_stream::iter((0..parts).map(|i| request(&i.to_string())));
+    let mut req = tonic::Request::new(messages);
+    maybe_deadline(&mut req, rng);
+    if abandon {
+        // Give up after 1 ms: the call is dropped mid-way (RST_STREAM).
+        let _ = tokio::time::timeout(Duration::from_millis(1), client.client_stream_rpc(req)).await;
+        tally.cancelled_by_us.fetch_add(1, Ordering::Relaxed);
+    } else {
+        tally.record(client.client_stream_rpc(req).await.map(|_| ()));
+    }
+}
+
+/// One bidi stream, maybe with a deadline, maybe abandoned after its first reply.
+async fn bidi(client: &mut ConnectServiceClient<Channel>, rng: &mut Rng, tally: &Tally, abandon: bool) {
+    let parts = 1 + rng.below(20) as usize;
+    let messages = tokio_stream::iter((0..parts).map(|i| request(&i.to_string())));
+    let mut req = tonic::Request::new(messages);
+    maybe_deadline(&mut req, rng);
+    let result = async {
+        let mut stream = client.bidi_stream_rpc(req).await?.into_inner();
+        let mut received = 0;
+        while let Some(item) = stream.next().await {
+            item?;
+            received += 1;
+            if abandon && received == 1 {
+                return Err(tonic::Status::cancelled("abandoned"));
             }
         }
+        assert_eq!(received, parts, "OK means complete");
+        Ok(())
+    }
+    .await;
+    match result {
+        Err(status) if status.code() == Code::Cancelled && abandon => {
+            tally.cancelled_by_us.fetch_add(1, Ordering::Relaxed);
+        }
+        other => tally.record(other),
     }
 }
 
