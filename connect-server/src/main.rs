@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let log = logging::init(config.log_format);
 
     let count = config.workers.unwrap_or_else(connect_server::default_count);
-    let listeners = connect_server::bind(config.addr, count)?;
+    let listeners = connect_server::bind(config.addr, count, config.share_port)?;
     let addr = listeners[0].local_addr()?;
     let server = ConnectServer::new(config)?;
     let serving = server.clone().serve(listeners, shutdown());

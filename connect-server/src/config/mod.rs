@@ -92,6 +92,11 @@ pub struct Config {
     #[arg(long, env = "CONNECT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Join the listeners of another server already on `--addr` (`SO_REUSEPORT`), as a
+    /// hand-over restart does; without it, a port in use is an error.
+    #[arg(long, env = "CONNECT_SHARE_PORT")]
+    pub share_port: bool,
+
     /// Worker threads, each a single-threaded runtime with its own listener
     /// (default: the cores this process may run on, which follows `taskset`).
     #[arg(long, env = "CONNECT_WORKERS")]

@@ -6,8 +6,10 @@
 //! a connection and all of its calls on one thread, and the kernel spreads new
 //! connections over the `SO_REUSEPORT` listeners (cf. tonic issue #1405).
 //!
-//! Note: with `SO_REUSEPORT` a second server started by the same user on the
-//! same port shares it instead of failing with "address in use".
+//! `SO_REUSEPORT` would also let a second server of the same user join the
+//! group and silently take half the new connections, so [`bind`] first makes
+//! sure no other socket holds the port, unless sharing it is asked for
+//! (`--share-port`, for a hand-over restart).
 
 use std::{
     io, net::SocketAddr, num::NonZeroUsize, panic::AssertUnwindSafe, sync::Arc, thread, time::Duration,
@@ -36,14 +38,35 @@ pub fn default_count() -> NonZeroUsize {
 
 /// Binds `count` listeners to `addr`, all with `SO_REUSEPORT` when there are
 /// several. When `addr` has port 0 the first listener picks the port and the
-/// others join it.
-pub fn bind(addr: SocketAddr, count: NonZeroUsize) -> io::Result<Vec<std::net::TcpListener>> {
-    let shared = count.get() > 1;
-    let first = bind_tcp(addr, shared)?;
-    let addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..count.get() {
-        listeners.push(bind_tcp(addr, true)?);
+/// others join it. Unless `share_port`, a port that any other socket holds
+/// (another server's `SO_REUSEPORT` group included) is an error.
+pub fn bind(
+    addr: SocketAddr,
+    count: NonZeroUsize,
+    share_port: bool,
+) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let in_use = |error: io::Error| {
+        if error.kind() == io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("cannot listen on {addr}: address already in use (another process is serving it)")
+        } else {
+            anyhow::anyhow!("cannot listen on {addr}: {error}")
+        }
+    };
+    let mut addr = addr;
+    if !share_port {
+        // A socket without SO_REUSEPORT cannot join any group on the port, so
+        // this bind fails wherever another process already listens.
+        let alone = bind_tcp(addr, false).map_err(in_use)?;
+        if count.get() == 1 {
+            return Ok(vec![alone]);
+        }
+        addr = alone.local_addr()?;
+    }
+    let mut listeners = Vec::with_capacity(count.get());
+    for _ in 0..count.get() {
+        let listener = bind_tcp(addr, true).map_err(in_use)?;
+        addr = listener.local_addr()?;
+        listeners.push(listener);
     }
     Ok(listeners)
 }
@@ -160,10 +183,13 @@ where
 mod tests {
     use super::*;
 
+    fn three() -> NonZeroUsize {
+        NonZeroUsize::new(3).expect("3 is not zero")
+    }
+
     #[test]
     fn binds_every_listener_to_the_port_the_first_one_picked() {
-        let count = NonZeroUsize::new(3).expect("3 is not zero");
-        let listeners = bind("127.0.0.1:0".parse().expect("valid address"), count).expect("bind");
+        let listeners = bind("127.0.0.1:0".parse().expect("valid address"), three(), false).expect("bind");
         let addrs: Vec<_> = listeners.iter().map(|l| l.local_addr().expect("local addr")).collect();
         assert_eq!(addrs.len(), 3);
         assert_ne!(addrs[0].port(), 0);
@@ -174,7 +200,23 @@ mod tests {
     fn a_single_worker_does_not_share_a_taken_port() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = taken.local_addr().expect("local addr");
-        let error = bind(addr, NonZeroUsize::MIN).expect_err("the port is taken");
-        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+        let error = bind(addr, NonZeroUsize::MIN, false).expect_err("the port is taken");
+        assert_eq!(
+            error.to_string(),
+            format!("cannot listen on {addr}: address already in use (another process is serving it)")
+        );
+    }
+
+    #[test]
+    fn another_group_on_the_port_is_refused_unless_sharing_is_asked_for() {
+        let first = bind("127.0.0.1:0".parse().expect("valid address"), three(), false).expect("bind");
+        let addr = first[0].local_addr().expect("local addr");
+        let error = bind(addr, three(), false).expect_err("another group serves the port");
+        assert_eq!(
+            error.to_string(),
+            format!("cannot listen on {addr}: address already in use (another process is serving it)")
+        );
+        let shared = bind(addr, three(), true).expect("asked to share");
+        assert!(shared.iter().all(|listener| listener.local_addr().expect("local addr") == addr));
     }
 }
