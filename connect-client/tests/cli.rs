@@ -268,3 +268,69 @@ async fn an_unreachable_server_is_one_line_and_exit_3() {
     assert!(stderr.starts_with(&format!("cannot connect to {url}: ")), "{stderr}");
     assert!(stderr.contains("Connection refused"), "{stderr}");
 }
+
+/// A CA and a server certificate for `127.0.0.1`, as PEM files in a fresh directory.
+struct Pki {
+    dir: std::path::PathBuf,
+}
+
+impl Pki {
+    fn write(name: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let dir = std::env::temp_dir().join(format!("connect-client-roots-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, format!("{name} CA"));
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let server =
+            CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn https_without_ca_trusts_the_system_roots() {
+    let pki = Pki::write("system");
+    let other = Pki::write("other");
+    let (url, port) =
+        start_server(&["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key")]).await;
+    drop(url);
+    let https = format!("https://127.0.0.1:{port}");
+    // The system's roots as rustls-native-certs reads them: `SSL_CERT_FILE` names the bundle.
+    let with_roots = |bundle: String| {
+        let mut command = command(&https, &["unary"]);
+        command.env("SSL_CERT_FILE", bundle).env_remove("SSL_CERT_DIR").stdin(Stdio::null());
+        command
+    };
+    let trusted = with_roots(pki.path("ca.pem")).output().await.unwrap();
+    assert_eq!(text(&trusted.stdout), "Response from server: Hello, People\n", "{}", text(&trusted.stderr));
+    assert_eq!(trusted.status.code(), Some(0));
+
+    let untrusted = with_roots(other.path("ca.pem")).output().await.unwrap();
+    assert_eq!(untrusted.status.code(), Some(3), "{}", text(&untrusted.stderr));
+    assert!(
+        text(&untrusted.stderr).contains("invalid peer certificate: UnknownIssuer"),
+        "{}",
+        text(&untrusted.stderr)
+    );
+
+    // `--ca` replaces the system's roots.
+    let replaced =
+        with_roots(other.path("ca.pem")).args(["--ca", &pki.path("ca.pem")]).output().await.unwrap();
+    assert_eq!(text(&replaced.stdout), "Response from server: Hello, People\n", "{}", text(&replaced.stderr));
+}

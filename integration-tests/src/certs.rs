@@ -30,6 +30,12 @@ pub struct TestCerts {
 impl TestCerts {
     /// Generates a CA, a server and a client certificate into a new temporary directory.
     pub fn generate() -> Self {
+        Self::generate_with_ca_name("ConnectService test CA")
+    }
+
+    /// As [`generate`](Self::generate), with a CA of its own name (a CA the
+    /// server does not know, rather than one that merely has another key).
+    pub fn generate_with_ca_name(ca_name: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "connect-test-certs-{}-{}",
@@ -40,7 +46,7 @@ impl TestCerts {
 
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "ConnectService test CA");
+        ca_params.distinguished_name.push(DnType::CommonName, ca_name);
         let ca =
             CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca cert");
 

@@ -6,6 +6,7 @@
 pub mod cancel;
 pub mod certs;
 pub mod child;
+pub mod scrape;
 pub mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

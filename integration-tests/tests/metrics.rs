@@ -1,49 +1,19 @@
 //! Prometheus metrics: the go-grpc-prometheus server series, after a known
 //! sequence of calls, read from the `/metrics` endpoint.
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use connect_proto::{RequestMessage, ResponseMessage};
 use http::HeaderValue;
 use integration_tests::{
     PROMPTLY, TestServer, request,
+    scrape::{http_get, samples},
     wire::{CLIENT_STREAM_PATH, UNARY_PATH, client, grpc::request_message},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    sync::mpsc,
-    time::timeout,
-};
+use tokio::{sync::mpsc, time::timeout};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, client::Grpc, codegen::http::uri::PathAndQuery};
-
-/// GETs `path` over HTTP/1.1; returns the status line and the body.
-async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
-/// The samples of an exposition, by `name{labels}`.
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').unwrap();
-            (series.to_owned(), value.parse().unwrap())
-        })
-        .collect()
-}
 
 fn labels(method: &str, kind: &str) -> String {
     format!("grpc_method=\"{method}\",grpc_service=\"ConnectService\",grpc_type=\"{kind}\"")

@@ -9,7 +9,7 @@ use crate::error::ClientError;
 /// The TLS files for `https://` addresses.
 #[derive(Debug, Clone, Default)]
 pub struct TlsFiles {
-    /// CA certificate (PEM) that the server's certificate must chain to.
+    /// CA certificate (PEM) that the server's certificate must chain to, instead of the system's roots.
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM), for mTLS.
     pub cert: Option<PathBuf>,
@@ -34,11 +34,15 @@ impl TlsFiles {
         }
     }
 
+    /// `--ca` when given; otherwise the system's roots (as rustls-native-certs
+    /// finds them: the platform's store, or `SSL_CERT_FILE` / `SSL_CERT_DIR`), so a
+    /// server with a publicly issued certificate needs no flag.
     fn config(&self) -> Result<ClientTlsConfig, ClientError> {
         let mut config = ClientTlsConfig::new();
-        if let Some(ca) = &self.ca {
-            config = config.ca_certificate(Certificate::from_pem(read(ca, "--ca")?));
-        }
+        config = match &self.ca {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(read(ca, "--ca")?)),
+            None => config.with_native_roots(),
+        };
         if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
             config = config.identity(Identity::from_pem(read(cert, "--cert")?, read(key, "--key")?));
         }

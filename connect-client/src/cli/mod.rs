@@ -45,7 +45,7 @@ pub struct Cli {
     #[arg(long, env = "CONNECT_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub connect_timeout: Duration,
 
-    /// CA certificate (PEM) to trust for `https://` addresses (there are no built-in roots).
+    /// CA certificate (PEM) to trust for `https://` addresses, instead of the system's roots.
     #[arg(long, env = "CONNECT_CA", global = true)]
     pub ca: Option<PathBuf>,
 

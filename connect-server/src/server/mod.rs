@@ -71,7 +71,9 @@ impl ConnectServer {
     /// A server with `config`: reads its files (TLS, the token) and binds the
     /// metrics endpoint, so a bad flag fails here, before anything is served.
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        let settings = Settings::build(&config)?;
+        let mut settings = Settings::build(&config)?;
+        let metrics = Arc::new(Metrics::new());
+        settings.transport.count_tls_refusals_into(metrics.tls_handshake_failures());
         let stats = Arc::new(Stats::default());
         let hard_stop = CancellationToken::new();
         let health = Health::serving();
@@ -88,7 +90,7 @@ impl ConnectServer {
                 metrics_endpoint: Mutex::new(metrics_endpoint),
                 settings,
                 stats,
-                metrics: Arc::default(),
+                metrics,
                 health,
                 dispatch,
                 others,

@@ -33,6 +33,8 @@ pub struct Metrics {
     seconds: HistogramVec,
     /// Time workers spent busy polling with no new request bytes (see `busy_poll`).
     busy_poll_seconds: Counter,
+    /// Failed TLS handshakes, by reason.
+    tls_handshake_failures: IntCounterVec,
     /// Label handles of each known method, resolved once.
     methods: [OnceLock<Arc<MethodMetrics>>; METHODS.len()],
 }
@@ -96,9 +98,21 @@ impl Metrics {
                 "Seconds workers spent busy polling (--busy-poll) with no new request bytes.",
             )
             .expect("valid metric definition"),
+            tls_handshake_failures: counter(
+                "connect_tls_handshake_failures_total",
+                "TLS handshakes that failed, by reason.",
+                &["reason"],
+            ),
             methods: Default::default(),
         };
-        for collector in [&metrics.started, &metrics.handled, &metrics.received, &metrics.sent] {
+        let counters = [
+            &metrics.started,
+            &metrics.handled,
+            &metrics.received,
+            &metrics.sent,
+            &metrics.tls_handshake_failures,
+        ];
+        for collector in counters {
             metrics.registry.register(Box::new(collector.clone())).expect("metric names are unique");
         }
         metrics.registry.register(Box::new(metrics.seconds.clone())).expect("metric names are unique");
@@ -140,6 +154,11 @@ impl Metrics {
     /// The counter of time spent busy polling, shared by every worker.
     pub(crate) fn busy_poll_seconds(&self) -> Counter {
         self.busy_poll_seconds.clone()
+    }
+
+    /// The counter of failed TLS handshakes, shared by every worker.
+    pub(crate) fn tls_handshake_failures(&self) -> IntCounterVec {
+        self.tls_handshake_failures.clone()
     }
 
     /// The registry, to add more collectors or serve it.

@@ -24,6 +24,7 @@ mod max_age;
 mod tap;
 mod timeouts;
 mod tls;
+mod tls_refusal;
 mod wake_at;
 
 pub(crate) use busy_poll::alongside as with_busy_polling;
@@ -39,6 +40,7 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper::server::conn::http2::Builder;
 use hyper_util::rt::TokioExecutor;
+use prometheus::IntCounterVec;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::task::TaskTracker;
 
@@ -85,6 +87,13 @@ pub(crate) struct ConnectionRules {
 }
 
 impl TransportSettings {
+    /// Counts failed TLS handshakes into `counter` (label `reason`), when TLS is on.
+    pub(crate) fn count_tls_refusals_into(&mut self, counter: IntCounterVec) {
+        if let Some(tls) = &mut self.tls {
+            tls.count_refusals_into(counter);
+        }
+    }
+
     /// How connections are served under `rules`.
     pub(crate) fn new(rules: ConnectionRules) -> Self {
         Self {
@@ -172,7 +181,7 @@ async fn serve_connection<IO, S>(
     match &settings.tls {
         None => http2::serve_http2(io, service, &settings.http2, age_limit, drain).await,
         Some(tls) => {
-            if let Some(stream) = tls.handshake(io).await {
+            if let Some(stream) = tls.handshake(io, calls.peer()).await {
                 http2::serve_http2(stream, service, &settings.http2, age_limit, drain).await;
             }
         }

@@ -7,8 +7,11 @@
 
 use std::{sync::Arc, time::Duration};
 
+use prometheus::IntCounterVec;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{TlsAcceptor, rustls::ServerConfig, server::TlsStream};
+
+use super::tls_refusal::{Refusal, Refusals};
 
 /// What accepting a TLS connection needs: the rustls acceptor and the handshake timeout.
 #[derive(Clone)]
@@ -17,6 +20,8 @@ pub(crate) struct Tls {
     acceptor: TlsAcceptor,
     /// Most time a handshake may take.
     handshake_timeout: Duration,
+    /// Where failed handshakes are counted and logged.
+    refusals: Refusals,
 }
 
 impl std::fmt::Debug for Tls {
@@ -29,23 +34,33 @@ impl Tls {
     /// Accepts with `config` (ALPN `h2` only), each handshake within `handshake_timeout`.
     pub(crate) fn new(mut config: ServerConfig, handshake_timeout: Duration) -> Self {
         config.alpn_protocols = vec![b"h2".to_vec()];
-        Self { acceptor: TlsAcceptor::from(Arc::new(config)), handshake_timeout }
+        Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            handshake_timeout,
+            refusals: Refusals::default(),
+        }
     }
 
-    /// Runs the server side of the handshake on `io` under its timeout; `None`
-    /// (logged) when it fails or times out.
-    pub(crate) async fn handshake<IO>(&self, io: IO) -> Option<TlsStream<IO>>
+    /// Counts failed handshakes into `counter` (label `reason`).
+    pub(crate) fn count_refusals_into(&mut self, counter: IntCounterVec) {
+        self.refusals.count_into(counter);
+    }
+
+    /// Runs the server side of the handshake with `peer` on `io` under its
+    /// timeout; `None` (counted and logged) when it fails or times out.
+    pub(crate) async fn handshake<IO>(&self, io: IO, peer: &str) -> Option<TlsStream<IO>>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(io)).await {
             Ok(Ok(stream)) => Some(stream),
             Ok(Err(error)) => {
-                tracing::debug!(%error, "TLS handshake failed");
+                self.refusals.record(Refusal::of(&error), peer, &error);
                 None
             }
             Err(_) => {
-                tracing::debug!("TLS handshake timed out");
+                let timeout = humantime::format_duration(self.handshake_timeout);
+                self.refusals.record(Refusal::TimedOut, peer, &format_args!("no handshake within {timeout}"));
                 None
             }
         }

@@ -1,0 +1,197 @@
+//! Failed TLS handshakes are counted by reason in
+//! `connect_tls_handshake_failures_total` (the log line is checked on the
+//! binary, in connect-server's tests): no client certificate, an X.509 v1
+//! one, one from another CA, a plaintext client, a silent one.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+};
+
+use integration_tests::{
+    PROMPTLY, TestServer,
+    certs::{TestCerts, path},
+    scrape::sample,
+    wire::frames::PREFACE,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+use tokio_rustls::{
+    TlsConnector,
+    rustls::{
+        ClientConfig, RootCertStore,
+        pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
+    },
+};
+
+fn failures(reason: &str) -> String {
+    format!("connect_tls_handshake_failures_total{{reason=\"{reason}\"}}")
+}
+
+/// Waits until the server has counted `count` failures for `reason`.
+async fn counted(server: &TestServer, reason: &str, count: f64) {
+    let addr = server.metrics_addr.expect("metrics on");
+    let wait = async {
+        while sample(addr, &failures(reason)).await != count {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(PROMPTLY, wait).await.is_err() {
+        let (_, body) = integration_tests::scrape::http_get(addr, "/metrics").await;
+        let seen: Vec<_> = body.lines().filter(|line| line.starts_with("connect_tls")).collect();
+        panic!("{reason} never counted {count}: {seen:#?}");
+    }
+}
+
+/// Tries a TLS handshake trusting `certs`' CA, presenting `identity` (certificate, key) if given,
+/// and reads once: under TLS 1.3 the server's verdict on a client certificate comes then.
+async fn handshake(certs: &TestCerts, addr: SocketAddr, identity: Option<(&Path, &Path)>) {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(&certs.ca).expect("ca pem")).expect("ca cert");
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some((cert, key)) => {
+            let chain =
+                CertificateDer::pem_file_iter(cert).expect("cert pem").map(|c| c.expect("cert")).collect();
+            let key = PrivateKeyDer::from_pem_file(key).expect("key pem");
+            builder.with_client_auth_cert(chain, key).expect("client identity")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(addr).await.expect("tcp connect");
+    let attempt = async {
+        let name = ServerName::try_from("localhost").expect("name");
+        let mut tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
+        tls.read(&mut [0u8; 1]).await
+    };
+    let result = tokio::time::timeout(PROMPTLY, attempt).await.expect("answered in time");
+    assert!(result.is_err(), "the server accepted the handshake");
+}
+
+async fn mtls_server(certs: &TestCerts, client_ca: &Path) -> TestServer {
+    let mut args = certs.server_args(false);
+    args.extend(["--tls-client-ca".into(), path(client_ca), "--metrics-addr".into(), "127.0.0.1:0".into()]);
+    TestServer::start_with_owned_args(&args).await
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_counted() {
+    let certs = TestCerts::generate();
+    let server = mtls_server(&certs, &certs.ca).await;
+    handshake(&certs, server.addr, None).await;
+    counted(&server, "no_client_certificate", 1.0).await;
+    assert_eq!(sample(server.metrics_addr.unwrap(), &failures("unknown_ca")).await, 0.0, "series exist at 0");
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_counted() {
+    let certs = TestCerts::generate();
+    let other = TestCerts::generate_with_ca_name("Another CA");
+    let server = mtls_server(&certs, &certs.ca).await;
+    handshake(&certs, server.addr, Some((&other.client_cert, &other.client_key))).await;
+    counted(&server, "unknown_ca", 1.0).await;
+}
+
+/// A CA and an X.509 v1 client certificate it signed, made as a user would with
+/// `openssl x509 -req` and no extensions file (OpenSSL then writes version 1).
+struct V1Client {
+    dir: PathBuf,
+}
+
+impl V1Client {
+    fn make() -> Self {
+        let dir = std::env::temp_dir().join(format!("connect-v1-cert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl must be installed (Debian: apt-get install openssl)");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=v1 ca", "-days", "2"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[&["req"], &ec[..], &["-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=v1 client"]]
+                .concat(),
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "2",
+        ]);
+        let text = Command::new("openssl")
+            .args(["x509", "-in", "client.pem", "-noout", "-text"])
+            .current_dir(&dir)
+            .output()
+            .expect("openssl");
+        assert!(String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"), "not a v1 certificate");
+        Self { dir }
+    }
+}
+
+impl Drop for V1Client {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn an_x509_v1_client_certificate_is_counted_as_such() {
+    let certs = TestCerts::generate();
+    let v1 = V1Client::make();
+    let server = mtls_server(&certs, &v1.dir.join("ca.pem")).await;
+    // rustls will not even load a v1 certificate as a client identity; OpenSSL sends it.
+    let addr = server.addr.to_string();
+    let client = tokio::process::Command::new("openssl")
+        .args(["s_client", "-connect", &addr, "-servername", "localhost", "-alpn", "h2"])
+        .args(["-cert", "client.pem", "-key", "client.key", "-CAfile", &path(&certs.ca)])
+        .current_dir(&v1.dir)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = tokio::time::timeout(PROMPTLY, client).await.expect("s_client ends").expect("openssl s_client");
+    assert!(!out.stdout.is_empty(), "s_client ran: {}", String::from_utf8_lossy(&out.stderr));
+    counted(&server, "unsupported_certificate_version", 1.0).await;
+}
+
+#[tokio::test]
+async fn plaintext_and_silent_clients_are_counted() {
+    let certs = TestCerts::generate();
+    let mut args = certs.server_args(false);
+    args.extend(["--tls-handshake-timeout", "200ms", "--metrics-addr", "127.0.0.1:0"].map(String::from));
+    let server = TestServer::start_with_owned_args(&args).await;
+
+    let mut plaintext = TcpStream::connect(server.addr).await.unwrap();
+    plaintext.write_all(PREFACE).await.unwrap();
+    counted(&server, "not_tls", 1.0).await;
+
+    let _silent = TcpStream::connect(server.addr).await.unwrap();
+    counted(&server, "timeout", 1.0).await;
+}
