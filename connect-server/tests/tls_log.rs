@@ -99,7 +99,7 @@ async fn a_client_without_a_certificate_gets_a_warn_line_naming_it() {
     assert_eq!(
         rest,
         format!(
-            "connect_server::transport::tls_refusal: TLS handshake failed peer=\"{peer}\" \
+            "connect_server::tls: TLS handshake failed peer=\"{peer}\" \
              reason=\"no client certificate (mTLS requires one)\" error=peer sent no certificates suppressed=0"
         )
     );

@@ -101,3 +101,16 @@ async fn errors_carry_the_request_id_too() {
     // A call that fails before its first message is trailers-only: the ids come with the status.
     assert_eq!(status.metadata().get("x-request-id").unwrap(), "bad-1");
 }
+
+#[test]
+fn a_server_id_that_is_no_header_value_fails_before_serving() {
+    let config = <connect_server::Config as clap::Parser>::parse_from([
+        "connect-server",
+        "--metrics-addr",
+        "off",
+        "--server-id",
+        "bad\nid",
+    ]);
+    let error = connect_server::ConnectServer::new(config).expect_err("an invalid server id");
+    assert_eq!(error.to_string(), "server id \"bad\\nid\" is not a valid header value");
+}

@@ -195,3 +195,16 @@ async fn plaintext_and_silent_clients_are_counted() {
     let _silent = TcpStream::connect(server.addr).await.unwrap();
     counted(&server, "timeout", 1.0).await;
 }
+
+#[tokio::test]
+async fn a_silent_client_is_a_timeout_whichever_timer_ends_it() {
+    // The preface timeout of the socket is shorter than the TLS handshake timeout
+    // here (as it is by default when both are 10 s: it starts at accept, first).
+    let certs = TestCerts::generate();
+    let mut args = certs.server_args(false);
+    args.extend(["--handshake-timeout", "200ms", "--metrics-addr", "127.0.0.1:0"].map(String::from));
+    let server = TestServer::start_with_owned_args(&args).await;
+    let _silent = TcpStream::connect(server.addr).await.unwrap();
+    counted(&server, "timeout", 1.0).await;
+    assert_eq!(sample(server.metrics_addr.unwrap(), &failures("other")).await, 0.0);
+}

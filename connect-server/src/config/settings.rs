@@ -4,16 +4,20 @@
 
 use std::time::Duration;
 
+use http::HeaderValue;
+use prometheus::IntCounterVec;
+
 use super::{Config, MetricsAddr};
 use crate::{
     service::{BearerAuth, Limits, MessageLimits},
     transport::{ConnectionRules, Http2Limits, Tls, TransportSettings},
 };
 
-/// TLS as the flags ask for it, or `None`.
-fn tls(config: &Config) -> anyhow::Result<Option<Tls>> {
+/// TLS as the flags ask for it, or `None`; failed handshakes count into `refusals`.
+fn tls(config: &Config, refusals: IntCounterVec) -> anyhow::Result<Option<Tls>> {
     let server_config = config.tls.server_config()?;
-    Ok(server_config.map(|server_config| Tls::new(server_config, config.tls.tls_handshake_timeout)))
+    let timeout = config.tls.tls_handshake_timeout;
+    Ok(server_config.map(|server_config| Tls::new(server_config, timeout, refusals)))
 }
 
 /// Everything the server needs from its configuration.
@@ -51,8 +55,13 @@ pub(crate) struct ShutdownSettings {
 }
 
 impl Settings {
-    /// Reads the files the flags name and checks what clap cannot.
-    pub(crate) fn build(config: &Config) -> anyhow::Result<Self> {
+    /// Reads the files the flags name and checks what clap cannot; failed TLS
+    /// handshakes will count into `tls_refusals`.
+    pub(crate) fn build(config: &Config, tls_refusals: IntCounterVec) -> anyhow::Result<Self> {
+        if let Some(id) = &config.server_id {
+            HeaderValue::from_str(id)
+                .map_err(|_| anyhow::anyhow!("server id {id:?} is not a valid header value"))?;
+        }
         let limits = &config.limits;
         let transport = TransportSettings::new(ConnectionRules {
             http2: Http2Limits {
@@ -62,8 +71,8 @@ impl Settings {
                 keepalive_interval: limits.keepalive_interval,
                 keepalive_timeout: limits.keepalive_timeout,
             },
-            tls: tls(config)?,
-            handshake_timeout: config.handshake_timeout,
+            tls: tls(config, tls_refusals)?,
+            preface_timeout: config.handshake_timeout,
             idle_timeout: non_zero(config.idle_timeout),
             max_age: limits.max_connection_age,
             max_age_grace: limits.max_connection_age_grace,

@@ -71,9 +71,8 @@ impl ConnectServer {
     /// A server with `config`: reads its files (TLS, the token) and binds the
     /// metrics endpoint, so a bad flag fails here, before anything is served.
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        let mut settings = Settings::build(&config)?;
         let metrics = Arc::new(Metrics::new());
-        settings.transport.count_tls_refusals_into(metrics.tls_handshake_failures());
+        let settings = Settings::build(&config, metrics.tls_handshake_failures())?;
         let stats = Arc::new(Stats::default());
         let hard_stop = CancellationToken::new();
         let health = Health::serving();
@@ -151,6 +150,7 @@ impl ConnectServer {
                 () = failed.cancelled() => {}
             }
         };
+        let mut workers = workers;
         let serving = workers.wait(&failed);
         let stopping = shutdown::after(shared, signal);
         tokio::pin!(serving, stopping);

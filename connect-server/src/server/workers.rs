@@ -9,7 +9,9 @@
 //! `SO_REUSEPORT` would also let a second server of the same user join the
 //! group and silently take half the new connections, so [`bind`] first makes
 //! sure no other socket holds the port, unless sharing it is asked for
-//! (`--share-port`, for a hand-over restart).
+//! (`--share-port`, for a hand-over restart). The check binds alone, lets go,
+//! then binds the group: two servers started in that same instant could both
+//! pass it, which a restart script does not do.
 
 use std::{
     io, net::SocketAddr, num::NonZeroUsize, panic::AssertUnwindSafe, sync::Arc, thread, time::Duration,
@@ -105,13 +107,24 @@ pub(super) async fn start<L: Listener>(server: &ConnectServer, listeners: Vec<L>
     }
     drop(ready_tx);
     // Each worker reports once and drops its sender; one that fails first only drops it.
-    while ready.recv().await.is_some() {}
-    Ok(Workers { threads, done })
+    let mut accepting = 0;
+    while ready.recv().await.is_some() {
+        accepting += 1;
+    }
+    let mut workers = Workers { threads, done };
+    if accepting < workers.threads.len() {
+        // A worker failed before accepting: its error, not "listening", is the answer.
+        let failed = CancellationToken::new();
+        failed.cancel();
+        workers.wait(&failed).await?;
+        anyhow::bail!("a worker stopped before it accepted");
+    }
+    Ok(workers)
 }
 
 impl Workers {
     /// Waits for every worker to end; the first to fail cancels `failed`, which stops the others.
-    pub(super) async fn wait(mut self, failed: &CancellationToken) -> anyhow::Result<()> {
+    pub(super) async fn wait(&mut self, failed: &CancellationToken) -> anyhow::Result<()> {
         let mut outcome = Ok(());
         while let Some(result) = self.done.recv().await {
             if let Err(error) = result {
@@ -120,7 +133,7 @@ impl Workers {
                 outcome = outcome.and(Err(error));
             }
         }
-        for thread in self.threads {
+        for thread in self.threads.drain(..) {
             // Each thread has already reported its result; joining only reaps it.
             let _ = thread.join();
         }
@@ -144,14 +157,13 @@ fn run_worker<L: Listener>(
         // Accepting from here on: the first poll of `serve` accepts.
         let _ = ready.send(());
         drop(ready);
-        serve_worker(shared, listener, served_by).await;
-        Ok(())
+        serve_worker(shared, listener, served_by).await.context("the listener failed")
     })
 }
 
 /// Serves one listener until the drain starts and its connections are done,
 /// or the grace is over.
-async fn serve_worker<A>(shared: &Shared, listener: A, served_by: http::HeaderValue)
+async fn serve_worker<A>(shared: &Shared, listener: A, served_by: http::HeaderValue) -> io::Result<()>
 where
     A: transport::Accept<Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>,
 {
@@ -171,10 +183,10 @@ where
     );
     tokio::pin!(serving);
     tokio::select! {
-        () = &mut serving => {}
+        result = &mut serving => result,
         () = shared.hard_stop.cancelled() => {
             // The ended streams now send UNAVAILABLE; connections close once they have.
-            let _ = tokio::time::timeout(FINAL_STATUS_WINDOW, &mut serving).await;
+            tokio::time::timeout(FINAL_STATUS_WINDOW, &mut serving).await.unwrap_or(Ok(()))
         }
     }
 }

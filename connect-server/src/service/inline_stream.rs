@@ -3,7 +3,7 @@
 //! A `ServerStreamRPC` with no pause between its responses and few enough
 //! bytes in all to fit the client's initial flow-control window (64 KiB) is
 //! never held up by a slow reader: tonic polls it to the end at once. For
-//! those, a task and a channel ([`crate::producer`]) are pure overhead (they
+//! those, a task and a channel ([`super::producer`]) are pure overhead (they
 //! cost a stream of ten messages more than the messages themselves), so the
 //! responses are made in `poll_next` instead. Everything else about the
 //! stream is the same: it checks the deadline (and the handler the shutdown
@@ -27,14 +27,14 @@ use crate::{grpc::status::with_message_count, telemetry::OpenStream};
 
 /// Total response bytes up to which a stream is made inline: below the
 /// 65,535-byte initial window of HTTP/2, with room for the gRPC framing.
-pub(crate) const MAX_GENERATED_BYTES: u64 = 60 * 1024;
+pub(crate) const MAX_INLINE_BYTES: u64 = 60 * 1024;
 
 /// Whether `count` responses to `data`, with no pause, are made inline.
 pub(crate) fn fits(data: &str, count: u32) -> bool {
     // Per message: the 5-byte gRPC prefix, the field tag and length (up to 4 bytes),
     // the greeting, the data and ": server(" + up to ten digits + ") ".
     let per_message = (5 + 4 + GREETING.len() + data.len() + 21) as u64;
-    per_message * u64::from(count) <= MAX_GENERATED_BYTES
+    per_message * u64::from(count) <= MAX_INLINE_BYTES
 }
 
 /// A response stream of `count` greetings, made as they are polled.

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context as _;
 use axum::{Router, http::header::CONTENT_TYPE, routing::get};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +22,8 @@ pub(crate) struct MetricsEndpoint {
 impl MetricsEndpoint {
     /// Binds `addr`.
     pub(crate) fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
-        let bound = bind_tcp(addr, false).with_context(|| format!("cannot serve metrics on {addr}"))?;
+        let bound = bind_tcp(addr, false)
+            .map_err(|error| anyhow::anyhow!("cannot serve metrics on {addr}: {error}"))?;
         let addr = bound.local_addr()?;
         Ok(Self { listener: bound, addr })
     }

@@ -19,7 +19,8 @@ pub(crate) use endpoint::MetricsEndpoint;
 pub use layer::{Observe, ObserveLayer, ObservedBody, ObservedFuture};
 pub(crate) use logging::LogFormat;
 pub use metrics::Metrics;
-pub use stats::{OpenStream, Stats, StatsSnapshot};
+pub(crate) use stats::OpenStream;
+pub use stats::{Stats, StatsSnapshot};
 
 use std::net::SocketAddr;
 

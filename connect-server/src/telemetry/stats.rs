@@ -140,7 +140,7 @@ impl Stats {
 
 /// An open stream; dropping it closes the stream in [`Stats`].
 #[derive(Debug)]
-pub struct OpenStream(Arc<Stats>);
+pub(crate) struct OpenStream(Arc<Stats>);
 
 impl Drop for OpenStream {
     fn drop(&mut self) {

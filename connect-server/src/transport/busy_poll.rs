@@ -6,12 +6,12 @@
 //! response and the next request pays a wake-up on every request; on a
 //! virtual machine that is a halted vCPU woken by an interrupt, tens of
 //! microseconds (the README's Performance section has the figures). So once
-//! two reads have come less than
-//! `window` apart, the worker yields in a loop for as long as reads keep
-//! coming within `window`: tokio's current-thread scheduler then polls the
-//! sockets with a zero timeout and serves the next request at once.
+//! two reads have come less than `window` apart, the worker yields in a loop
+//! for as long as reads keep coming within `window`: tokio's current-thread
+//! scheduler then polls the sockets with a zero timeout and serves the next
+//! request at once.
 //!
-//! The cost is CPU, and it is bounded: an idle worker sleeps as before,
+//! The cost is CPU, and it is bounded: an idle worker sleeps,
 //! traffic sparser than `window` never starts a spin, and each turn of the
 //! loop offers the core to any other runnable thread (`sched_yield`), so a
 //! load generator or a neighbour on the same core is not starved. A busy

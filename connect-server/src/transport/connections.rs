@@ -65,10 +65,13 @@ impl Connections {
         }
     }
 
-    /// Waits for room for one more connection; `None` once the limit is closed.
-    pub(crate) async fn reserve(&self) -> Option<Reserved> {
-        let permit = Arc::clone(&self.inner.permits).acquire_owned().await.ok()?;
-        Some(Reserved { permit, connections: self.clone() })
+    /// Waits for room for one more connection.
+    pub(crate) async fn reserve(&self) -> Reserved {
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
+            .await
+            .expect("the connection semaphore is never closed");
+        Reserved { permit, connections: self.clone() }
     }
 }
 

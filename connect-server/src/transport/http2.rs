@@ -36,7 +36,7 @@ pub(crate) struct Http2Limits {
 }
 
 /// hyper's HTTP/2 server builder with `limits` (the age is enforced per
-/// connection, by [`serve`] and the connection's lifetime tap).
+/// connection, by [`serve_http2`] and the connection's lifetime tap).
 pub(crate) fn builder(limits: Http2Limits) -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder

@@ -40,7 +40,6 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper::server::conn::http2::Builder;
 use hyper_util::rt::TokioExecutor;
-use prometheus::IntCounterVec;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::task::TaskTracker;
 
@@ -52,32 +51,16 @@ use self::{
     timeouts::{IdleTimeout, PrefaceTimeout},
 };
 
-/// How every connection of a server is served.
-#[derive(Debug, Clone)]
-pub(crate) struct TransportSettings {
-    /// hyper's HTTP/2 builder, with the limits applied.
-    http2: Builder<TokioExecutor>,
-    /// TLS, when on.
-    tls: Option<Tls>,
-    /// How long a new connection may take to send the HTTP/2 preface.
-    handshake_timeout: Duration,
-    /// How long a connection may have no call in flight; `None`: for ever.
-    idle_timeout: Option<Duration>,
-    /// When a connection is asked to go away (GOAWAY).
-    max_age: Duration,
-    /// When its socket fails: the age plus the grace.
-    lifetime: Duration,
-}
-
 /// The rules for every connection, as the flags give them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ConnectionRules {
     /// What HTTP/2 allows one connection.
     pub(crate) http2: Http2Limits,
     /// TLS, when on.
     pub(crate) tls: Option<Tls>,
-    /// How long a new connection may take to send the HTTP/2 preface.
-    pub(crate) handshake_timeout: Duration,
+    /// How long a new connection may take to send the HTTP/2 preface (under
+    /// TLS: the first bytes of its handshake).
+    pub(crate) preface_timeout: Duration,
     /// How long a connection may have no call in flight; `None`: for ever.
     pub(crate) idle_timeout: Option<Duration>,
     /// When a connection is asked to go away (GOAWAY).
@@ -86,37 +69,33 @@ pub(crate) struct ConnectionRules {
     pub(crate) max_age_grace: Duration,
 }
 
-impl TransportSettings {
-    /// Counts failed TLS handshakes into `counter` (label `reason`), when TLS is on.
-    pub(crate) fn count_tls_refusals_into(&mut self, counter: IntCounterVec) {
-        if let Some(tls) = &mut self.tls {
-            tls.count_refusals_into(counter);
-        }
-    }
+/// How every connection of a server is served: the rules, and hyper's
+/// HTTP/2 builder made from them once.
+#[derive(Debug, Clone)]
+pub(crate) struct TransportSettings {
+    rules: ConnectionRules,
+    http2: Builder<TokioExecutor>,
+}
 
+impl TransportSettings {
     /// How connections are served under `rules`.
     pub(crate) fn new(rules: ConnectionRules) -> Self {
-        Self {
-            http2: http2::builder(rules.http2),
-            tls: rules.tls,
-            handshake_timeout: rules.handshake_timeout,
-            idle_timeout: rules.idle_timeout,
-            max_age: rules.max_age,
-            lifetime: rules.max_age.saturating_add(rules.max_age_grace),
-        }
+        Self { http2: http2::builder(rules.http2), rules }
     }
 }
 
 /// Serves every connection `listener` accepts until `drain` starts, then
 /// waits until the open connections have finished. `make_service` makes the
-/// service of one connection.
+/// service of one connection. An error: the listener cannot go on (its open
+/// connections were let finish first).
 pub(crate) async fn serve_listener<A, M, S>(
     mut listener: A,
     connections: &Connections,
     make_service: M,
     settings: &TransportSettings,
     drain: &Drain,
-) where
+) -> io::Result<()>
+where
     A: Accept<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static>,
     M: Fn(&Arc<ConnectionCalls>) -> S,
     S: HttpService,
@@ -135,8 +114,11 @@ pub(crate) async fn serve_listener<A, M, S>(
                 tasks.spawn(serve_connection(io, permit, calls, service, settings.clone(), drain.watch()));
             }
             Err(error) => {
-                tracing::error!(%error, "the listener failed: no more connections on it");
-                break;
+                // The worker's error: the server stops, as for any failed worker.
+                drop(listener);
+                tasks.close();
+                tasks.wait().await;
+                return Err(error);
             }
         }
     }
@@ -144,6 +126,7 @@ pub(crate) async fn serve_listener<A, M, S>(
     drop(listener);
     tasks.close();
     tasks.wait().await;
+    Ok(())
 }
 
 /// The next connection, once there is room for it: at the limit, accepting
@@ -152,7 +135,7 @@ async fn accept<A: Accept>(
     listener: &mut A,
     connections: &Connections,
 ) -> io::Result<(A::Io, Option<SocketAddr>, Permit)> {
-    let reserved = connections.reserve().await.ok_or_else(|| io::Error::other("connection limit closed"))?;
+    let reserved = connections.reserve().await;
     let (io, peer) = listener.accept().await?;
     Ok((io, peer, reserved.open()))
 }
@@ -170,15 +153,17 @@ async fn serve_connection<IO, S>(
     S: HttpService,
 {
     let _permit = permit;
+    let rules = &settings.rules;
     let opened = calls.opened();
-    let idle = settings.idle_timeout.map(|timeout| IdleTimeout::new(Arc::clone(&calls), timeout));
+    let idle = rules.idle_timeout.map(|timeout| IdleTimeout::new(Arc::clone(&calls), timeout));
+    let lifetime = rules.max_age.saturating_add(rules.max_age_grace);
     let taps = (
-        Lifetime::until(opened + settings.lifetime),
-        (PrefaceTimeout::new(opened, settings.handshake_timeout), (idle, NoteReads)),
+        Lifetime::until(opened + lifetime),
+        (PrefaceTimeout::new(opened, rules.preface_timeout), (idle, NoteReads)),
     );
     let io = Tapped::new(io, taps);
-    let age_limit = opened + settings.max_age;
-    match &settings.tls {
+    let age_limit = opened + rules.max_age;
+    match &rules.tls {
         None => http2::serve_http2(io, service, &settings.http2, age_limit, drain).await,
         Some(tls) => {
             if let Some(stream) = tls.handshake(io, calls.peer()).await {

@@ -31,19 +31,19 @@ impl std::fmt::Debug for Tls {
 }
 
 impl Tls {
-    /// Accepts with `config` (ALPN `h2` only), each handshake within `handshake_timeout`.
-    pub(crate) fn new(mut config: ServerConfig, handshake_timeout: Duration) -> Self {
+    /// Accepts with `config` (ALPN `h2` only), each handshake within
+    /// `handshake_timeout`, counting failed ones into `refusals` (label `reason`).
+    pub(crate) fn new(
+        mut config: ServerConfig,
+        handshake_timeout: Duration,
+        refusals: IntCounterVec,
+    ) -> Self {
         config.alpn_protocols = vec![b"h2".to_vec()];
         Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             handshake_timeout,
-            refusals: Refusals::default(),
+            refusals: Refusals::counting_into(refusals),
         }
-    }
-
-    /// Counts failed handshakes into `counter` (label `reason`).
-    pub(crate) fn count_refusals_into(&mut self, counter: IntCounterVec) {
-        self.refusals.count_into(counter);
     }
 
     /// Runs the server side of the handshake with `peer` on `io` under its

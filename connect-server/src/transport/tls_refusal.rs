@@ -16,6 +16,9 @@ use std::{
 use prometheus::IntCounterVec;
 use tokio_rustls::rustls::{self, CertificateError, OtherError};
 
+/// The log target of the refusal lines (`RUST_LOG=connect_server::tls=off` silences them).
+pub(crate) const TLS_LOG_TARGET: &str = "connect_server::tls";
+
 /// Lines logged at once before the rate applies.
 const LOG_BURST: u32 = 10;
 
@@ -71,6 +74,9 @@ impl Refusal {
                 }
                 // tokio-rustls reports a record that is not TLS as invalid data.
                 io::ErrorKind::InvalidData => Self::NotTls,
+                // The preface timeout of the socket below fails the handshake's read: a
+                // client that never started the handshake (it also bounds the TLS one).
+                io::ErrorKind::TimedOut => Self::TimedOut,
                 _ => Self::Other,
             };
         };
@@ -144,7 +150,7 @@ impl Refusal {
 }
 
 /// Where refusals go: the counter and the rate-limited log; clones share both.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Refusals {
     counter: Option<IntCounterVec>,
     bucket: Arc<Mutex<Bucket>>,
@@ -183,11 +189,11 @@ impl Bucket {
 
 impl Refusals {
     /// Counts into `counter`, whose every reason's series exists from now on.
-    pub(crate) fn count_into(&mut self, counter: IntCounterVec) {
+    pub(crate) fn counting_into(counter: IntCounterVec) -> Self {
         for reason in Refusal::ALL {
             counter.with_label_values(&[reason.label()]);
         }
-        self.counter = Some(counter);
+        Self { counter: Some(counter), bucket: Arc::default() }
     }
 
     /// Records a failed handshake from `peer`; `detail` is the library's own words.
@@ -198,6 +204,7 @@ impl Refusals {
         let allowed = self.bucket.lock().unwrap_or_else(PoisonError::into_inner).take(Instant::now());
         if let Some(suppressed) = allowed {
             tracing::warn!(
+                target: TLS_LOG_TARGET,
                 peer,
                 reason = refusal.explain(),
                 error = %detail,
@@ -223,6 +230,10 @@ mod tests {
         assert_eq!(bucket.take(start + Duration::from_millis(500)), None);
         assert_eq!(bucket.take(start + Duration::from_millis(1000)), Some(2));
         assert_eq!(bucket.take(start + Duration::from_millis(1500)), None);
+        // One line a second, steady: the half second before is not lost.
+        assert_eq!(bucket.take(start + Duration::from_millis(2000)), Some(1));
+        assert_eq!(bucket.take(start + Duration::from_millis(2600)), None);
+        assert_eq!(bucket.take(start + Duration::from_millis(3000)), Some(1));
         // A long quiet spell refills the burst, no more.
         let later = start + Duration::from_secs(3600);
         for _ in 0..LOG_BURST {
