@@ -77,10 +77,15 @@ async fn handshake(certs: &TestCerts, addr: SocketAddr, identity: Option<(&Path,
     assert!(result.is_err(), "the server accepted the handshake");
 }
 
-async fn mtls_server(certs: &TestCerts, client_ca: &Path) -> TestServer {
+/// A TLS server with `certs`' certificate, its metrics on, and `extra` flags.
+async fn tls_server(certs: &TestCerts, extra: &[&str]) -> TestServer {
     let mut args = certs.server_args(false);
-    args.extend(["--tls-client-ca".into(), path(client_ca), "--metrics-addr".into(), "127.0.0.1:0".into()]);
+    args.extend(["--metrics-addr", "127.0.0.1:0"].iter().chain(extra).map(|arg| (*arg).to_owned()));
     TestServer::start_with_owned_args(&args).await
+}
+
+async fn mtls_server(certs: &TestCerts, client_ca: &Path) -> TestServer {
+    tls_server(certs, &["--tls-client-ca", &path(client_ca)]).await
 }
 
 #[tokio::test]
@@ -184,9 +189,7 @@ async fn an_x509_v1_client_certificate_is_counted_as_such() {
 #[tokio::test]
 async fn plaintext_and_silent_clients_are_counted() {
     let certs = TestCerts::generate();
-    let mut args = certs.server_args(false);
-    args.extend(["--tls-handshake-timeout", "200ms", "--metrics-addr", "127.0.0.1:0"].map(String::from));
-    let server = TestServer::start_with_owned_args(&args).await;
+    let server = tls_server(&certs, &["--tls-handshake-timeout", "200ms"]).await;
 
     let mut plaintext = TcpStream::connect(server.addr).await.unwrap();
     plaintext.write_all(PREFACE).await.unwrap();
@@ -201,9 +204,7 @@ async fn a_silent_client_is_a_timeout_whichever_timer_ends_it() {
     // The preface timeout of the socket is shorter than the TLS handshake timeout
     // here (as it is by default when both are 10 s: it starts at accept, first).
     let certs = TestCerts::generate();
-    let mut args = certs.server_args(false);
-    args.extend(["--handshake-timeout", "200ms", "--metrics-addr", "127.0.0.1:0"].map(String::from));
-    let server = TestServer::start_with_owned_args(&args).await;
+    let server = tls_server(&certs, &["--handshake-timeout", "200ms"]).await;
     let _silent = TcpStream::connect(server.addr).await.unwrap();
     counted(&server, "timeout", 1.0).await;
     assert_eq!(sample(server.metrics_addr.unwrap(), &failures("other")).await, 0.0);
