@@ -7,7 +7,7 @@
 //!
 //! The rooms, in the order a call goes through them: [`config`] (flags, turned
 //! into settings once), `server` (workers, shutdown), `transport` (accepting,
-//! connection limits, TLS, HTTP/2), `grpc` (the protocol's rules), `service`
+//! connection limits, TLS, HTTP/2), `grpc` (the protocol's rules), `web` (gRPC-Web and Connect, translated into gRPC), `service`
 //! (routes and handlers) and [`telemetry`] (per-call headers, metrics, access
 //! log, counters, logging).
 
@@ -17,8 +17,10 @@ mod server;
 pub mod service;
 pub mod telemetry;
 mod transport;
+mod web;
 
 pub use config::Config;
 pub use server::{ConnectServer, bind, default_count, signal};
 pub use telemetry::{Stats, StatsSnapshot, logging};
 pub use transport::{Accept, Connections, Listener, MemoryConnector, MemoryListener, TcpIo};
+pub use web::Protocol;

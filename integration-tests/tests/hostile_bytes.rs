@@ -1,8 +1,13 @@
-//! Bytes that are not HTTP/2 at all, on a bare TCP socket: the server answers
-//! with its SETTINGS, sees no valid preface and closes the connection, and
-//! keeps serving normal clients.
+//! Bytes that are not HTTP/2 at all, on a bare TCP socket of a gRPC-only
+//! port (`--protocols grpc`, HTTP/2 alone): the server answers with its
+//! SETTINGS, sees no valid preface and closes the connection, and keeps
+//! serving normal clients. (With the web protocols on, the port speaks
+//! HTTP/1.1 too: `hostile_http1.rs`.)
 
 use std::time::{Duration, Instant};
+
+/// HTTP/2 only, as the port is with the web protocols off.
+const GRPC_ONLY: [&str; 2] = ["--protocols", "grpc"];
 
 use integration_tests::{
     PROMPTLY, TestServer, assert_still_serving,
@@ -27,7 +32,7 @@ fn assert_only_server_settings(frames: &[Frame]) {
 
 #[tokio::test]
 async fn http1_request_is_closed() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with_args(&GRPC_ONLY).await;
     expect_closed_after(
         &server,
         b"POST /ConnectService/UnaryRPC HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
@@ -38,7 +43,7 @@ async fn http1_request_is_closed() {
 
 #[tokio::test]
 async fn tls_client_hello_on_plaintext_port_is_closed() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with_args(&GRPC_ONLY).await;
     // The start of a TLS 1.2/1.3 ClientHello record.
     let mut hello = vec![0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03];
     hello.extend(0..32u8);
@@ -48,7 +53,7 @@ async fn tls_client_hello_on_plaintext_port_is_closed() {
 
 #[tokio::test]
 async fn random_bytes_are_closed() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with_args(&GRPC_ONLY).await;
     // A fixed pseudo-random sequence, so a failure reproduces.
     let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     expect_closed_after(&server, &noise).await;
@@ -57,7 +62,7 @@ async fn random_bytes_are_closed() {
 
 #[tokio::test]
 async fn half_sent_preface_is_closed_at_the_handshake_timeout() {
-    let server = TestServer::start_with_args(&["--handshake-timeout", "300ms"]).await;
+    let server = TestServer::start_with_args(&["--handshake-timeout", "300ms", "--protocols", "grpc"]).await;
     let elapsed = expect_closed_after(&server, &PREFACE[..10]).await;
     assert!(elapsed >= Duration::from_millis(250), "closed too early: {elapsed:?}");
     tokio::time::timeout(PROMPTLY, server.connections.wait_until_at_most(0))
@@ -68,7 +73,7 @@ async fn half_sent_preface_is_closed_at_the_handshake_timeout() {
 
 #[tokio::test]
 async fn silent_connection_is_closed_at_the_handshake_timeout() {
-    let server = TestServer::start_with_args(&["--handshake-timeout", "300ms"]).await;
+    let server = TestServer::start_with_args(&["--handshake-timeout", "300ms", "--protocols", "grpc"]).await;
     let elapsed = expect_closed_after(&server, &[]).await;
     assert!(elapsed >= Duration::from_millis(250), "closed too early: {elapsed:?}");
 }

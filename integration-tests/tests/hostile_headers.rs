@@ -14,8 +14,12 @@ fn hello_body() -> Bytes {
     grpc_message(&integration_tests::request("headers").encode_to_vec())
 }
 
-async fn content_type_answer(content_type: Option<&'static str>) {
-    let server = TestServer::start().await;
+/// The body of a 415 from a server with only gRPC on.
+const GRPC_ONLY_415: &str =
+    "unsupported content type; this server accepts application/grpc, application/grpc+proto\n";
+
+async fn content_type_answer(content_type: Option<&'static str>, args: &[&str], text: &str) {
+    let server = TestServer::start_with_args(args).await;
     let mut client = client::h2_connect(server.addr).await;
     let mut request = client::grpc_request(UNARY_PATH);
     match content_type {
@@ -25,7 +29,7 @@ async fn content_type_answer(content_type: Option<&'static str>) {
     let response = client::send(&mut client, request, hello_body()).await;
     assert_eq!(response.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "content-type {content_type:?}");
     assert_eq!(response.grpc_status(), None, "a 415 is plain HTTP, not a gRPC status");
-    assert!(response.body.is_empty());
+    assert_eq!(response.body, text.as_bytes(), "the 415 names what the server accepts");
     assert_eq!(server.stats.snapshot().unary, 0, "the handler must not run");
     // Finished as the response leaves (UNKNOWN, what a gRPC client makes of a 415), never as cancelled.
     assert_eq!(server.stats.snapshot().cancelled, 0, "a 415 is not a cancelled call");
@@ -36,18 +40,52 @@ async fn content_type_answer(content_type: Option<&'static str>) {
 }
 
 #[tokio::test]
-async fn json_content_type_is_http_415() {
-    content_type_answer(Some("application/json")).await;
+async fn json_content_type_is_http_415_when_connect_is_off() {
+    content_type_answer(Some("application/json"), &["--protocols", "grpc"], GRPC_ONLY_415).await;
 }
 
 #[tokio::test]
-async fn grpc_web_content_type_is_http_415() {
-    content_type_answer(Some("application/grpc-web")).await;
+async fn grpc_web_content_type_is_http_415_when_grpc_web_is_off() {
+    content_type_answer(
+        Some("application/grpc-web"),
+        &["--protocols", "grpc,connect"],
+        concat!(
+            "unsupported content type; this server accepts application/grpc, application/grpc+proto, ",
+            "application/proto, application/json, application/connect+proto, application/connect+json\n"
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn missing_content_type_is_http_415() {
-    content_type_answer(None).await;
+    content_type_answer(
+        None,
+        &[],
+        concat!(
+            "unsupported content type; this server accepts application/grpc, application/grpc+proto, ",
+            "application/grpc-web, application/grpc-web+proto, application/grpc-web-text, ",
+            "application/proto, application/json, application/connect+proto, application/connect+json\n"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn grpc_is_http_415_when_it_is_off() {
+    let server = TestServer::start_with_args(&["--protocols", "connect"]).await;
+    let mut client = client::h2_connect(server.addr).await;
+    let response = client::send(&mut client, client::grpc_request(UNARY_PATH), hello_body()).await;
+    assert_eq!(response.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        response.body,
+        concat!(
+            "unsupported content type; this server accepts ",
+            "application/proto, application/json, application/connect+proto, application/connect+json\n"
+        )
+        .as_bytes()
+    );
+    assert_eq!(server.stats.snapshot().unary, 0, "the handler must not run");
 }
 
 #[tokio::test]

@@ -6,11 +6,13 @@ mod auth;
 mod limits;
 mod settings;
 mod tls;
+mod web;
 
 pub use auth::AuthArgs;
 pub use limits::LimitArgs;
 pub(crate) use settings::Settings;
 pub use tls::TlsArgs;
+pub use web::WebArgs;
 
 use std::{fmt, net::SocketAddr, num::NonZeroUsize, str::FromStr, time::Duration};
 
@@ -79,6 +81,10 @@ pub struct Config {
     /// HTTP/2, connection and message limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    /// The protocols served, and CORS.
+    #[command(flatten)]
+    pub web: WebArgs,
 
     /// Name sent in every response's `x-served-by` header; default `hostname:port`.
     #[arg(long, env = "CONNECT_SERVER_ID")]

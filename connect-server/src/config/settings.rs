@@ -10,14 +10,18 @@ use prometheus::IntCounterVec;
 use super::{Config, MetricsAddr};
 use crate::{
     service::{BearerAuth, Limits, MessageLimits},
-    transport::{ConnectionRules, Http2Limits, Tls, TransportSettings},
+    transport::{ConnectionRules, Http1Limits, Http2Limits, Tls, TransportSettings},
+    web::{EdgeLayer, Enabled, WebShared},
 };
 
+/// The largest HTTP/1.1 read buffer, which bounds a request's line and headers.
+const HTTP1_MAX_BUFFER: usize = 64 * 1024;
+
 /// TLS as the flags ask for it, or `None`; failed handshakes count into `refusals`.
-fn tls(config: &Config, refusals: IntCounterVec) -> anyhow::Result<Option<Tls>> {
+fn tls(config: &Config, refusals: IntCounterVec, http1: bool) -> anyhow::Result<Option<Tls>> {
     let server_config = config.tls.server_config()?;
     let timeout = config.tls.tls_handshake_timeout;
-    Ok(server_config.map(|server_config| Tls::new(server_config, timeout, refusals)))
+    Ok(server_config.map(|server_config| Tls::new(server_config, timeout, refusals, http1)))
 }
 
 /// Everything the server needs from its configuration.
@@ -33,6 +37,8 @@ pub(crate) struct Settings {
     pub(crate) messages: MessageLimits,
     /// The `ConnectService` token check.
     pub(crate) auth: BearerAuth,
+    /// The web protocols and CORS, in front of every connection's service.
+    pub(crate) web: EdgeLayer,
     /// `--server-id`, when given.
     pub(crate) server_id: Option<String>,
     /// The busy-polling window; zero: off.
@@ -63,6 +69,13 @@ impl Settings {
                 .map_err(|_| anyhow::anyhow!("server id {id:?} is not a valid header value"))?;
         }
         let limits = &config.limits;
+        let enabled = Enabled::from_list(&config.web.protocols);
+        let http1 = enabled.needs_http1().then_some(Http1Limits {
+            header_timeout: config.handshake_timeout,
+            max_buf_size: HTTP1_MAX_BUFFER,
+        });
+        let messages =
+            MessageLimits { max_recv: limits.max_recv_message_size, max_send: limits.max_send_message_size };
         let transport = TransportSettings::new(ConnectionRules {
             http2: Http2Limits {
                 max_concurrent_streams: limits.max_concurrent_streams,
@@ -71,7 +84,8 @@ impl Settings {
                 keepalive_interval: limits.keepalive_interval,
                 keepalive_timeout: limits.keepalive_timeout,
             },
-            tls: tls(config, tls_refusals)?,
+            http1,
+            tls: tls(config, tls_refusals, http1.is_some())?,
             preface_timeout: config.handshake_timeout,
             idle_timeout: non_zero(config.idle_timeout),
             max_age: limits.max_connection_age,
@@ -85,11 +99,9 @@ impl Settings {
                 max_interval_ms: config.max_interval_ms,
                 max_client_stream_bytes: config.max_client_stream_bytes,
             },
-            messages: MessageLimits {
-                max_recv: limits.max_recv_message_size,
-                max_send: limits.max_send_message_size,
-            },
+            messages,
             auth: BearerAuth::new(config.auth.token()?),
+            web: EdgeLayer::new(WebShared::new(enabled, &config.web.cors_allow_origins, messages)?),
             server_id: config.server_id.clone(),
             busy_poll: config.busy_poll,
             metrics_addr: config.metrics_addr,

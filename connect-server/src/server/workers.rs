@@ -176,7 +176,7 @@ where
         transport::serve_listener(
             listener,
             &shared.connections,
-            |calls| service.on_connection(calls),
+            |calls| settings.web.layer(service.on_connection(calls)),
             &settings.transport,
             &shared.draining,
         ),

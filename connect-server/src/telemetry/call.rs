@@ -12,7 +12,7 @@ use tonic::Code;
 use connect_proto::codes;
 
 use super::{layer::LayerShared, metrics::MethodMetrics};
-use crate::transport::ConnectionCalls;
+use crate::{transport::ConnectionCalls, web::Protocol};
 
 /// The log target of the per-call lines, so `RUST_LOG=connect_server::access=off` silences just them.
 pub(crate) const ACCESS_LOG_TARGET: &str = "connect_server::access";
@@ -39,6 +39,8 @@ impl Method {
 #[derive(Debug)]
 pub(crate) struct Call {
     method: Method,
+    /// The protocol it came by.
+    protocol: Protocol,
     request_id: HeaderValue,
     started: Instant,
     deadline: Option<Instant>,
@@ -53,6 +55,7 @@ impl Call {
     /// Starts a call, counting it as started (and as in flight on its connection).
     pub(crate) fn start(
         method: Method,
+        protocol: Protocol,
         connection: Option<Arc<ConnectionCalls>>,
         request_id: HeaderValue,
         deadline: Option<Instant>,
@@ -64,7 +67,16 @@ impl Call {
         if let Some(connection) = &connection {
             connection.call_started();
         }
-        Self { method, request_id, started: Instant::now(), deadline, shared, connection, done: false }
+        Self {
+            method,
+            protocol,
+            request_id,
+            started: Instant::now(),
+            deadline,
+            shared,
+            connection,
+            done: false,
+        }
     }
 
     /// Counts `messages` more responses sent.
@@ -119,6 +131,7 @@ impl Call {
             code = codes::canonical_name(code),
             // Whole microseconds, so the line reads `0.489`, not `0.48895000000000005`.
             duration_ms = elapsed.as_micros() as f64 / 1000.0,
+            protocol = %Text(self.protocol.name()),
             "rpc finished"
         );
     }

@@ -29,6 +29,7 @@ use super::{
 use crate::{
     grpc::{content_type, deadline, status},
     transport::ConnectionCalls,
+    web::{Arrived, Protocol},
 };
 
 /// The request id header: echoed when the client sends one, generated otherwise.
@@ -104,8 +105,15 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // A call that came by another protocol was translated into gRPC at the edge.
+        let arrived = request.extensions().get::<Arrived>().copied();
+        let protocol = match arrived {
+            Some(Arrived::Via(protocol)) => protocol,
+            Some(Arrived::Unsupported) | None => Protocol::Grpc,
+        };
         // Checked here rather than in a layer of its own: one future less per call.
-        let is_grpc = content_type::is_grpc(request.headers().get(CONTENT_TYPE));
+        let is_grpc = arrived != Some(Arrived::Unsupported)
+            && content_type::is_grpc(request.headers().get(CONTENT_TYPE));
         // A request that is not gRPC is logged but not counted: like grpc-go, whose
         // transport answers it before any interceptor (and so go-grpc-prometheus) runs.
         let method = match methods::lookup(request.uri().path()).filter(|_| is_grpc) {
@@ -121,6 +129,7 @@ where
         }
         let call = Call::start(
             method,
+            protocol,
             self.connection.clone(),
             request_id,
             call_deadline,

@@ -1,9 +1,10 @@
-//! Moving bytes: accepting connections, the limits on them, TLS, and HTTP/2.
+//! Moving bytes: accepting connections, the limits on them, TLS, and HTTP
+//! (HTTP/2, and HTTP/1.1 for the web protocols).
 //!
 //! Each accepted connection gets a permit of `--max-connections`, its socket
 //! is wrapped in the taps that enforce its timeouts, age and busy polling
 //! ([`tap`]), TLS runs in the connection's own task under its timeout, and
-//! hyper serves HTTP/2 on it with the connection's own service. A drain stops
+//! hyper serves HTTP/2 (or HTTP/1.1) on it with the connection's own service. A drain stops
 //! the accept loop and closes the listener at once, sends every connection a
 //! GOAWAY and waits for them to finish.
 //!
@@ -18,7 +19,7 @@ mod busy_poll;
 mod coarse_timer;
 mod connections;
 mod drain;
-mod http2;
+mod http;
 mod listener;
 mod max_age;
 mod tap;
@@ -31,15 +32,14 @@ pub(crate) use busy_poll::alongside as with_busy_polling;
 pub(crate) use connections::ConnectionCalls;
 pub use connections::Connections;
 pub(crate) use drain::Drain;
-pub(crate) use http2::{Http2Limits, HttpService};
+pub(crate) use http::{Http1Limits, Http2Limits, HttpService};
 pub(crate) use listener::bind_tcp;
 pub use listener::{Accept, Listener, MemoryConnector, MemoryListener, TcpIo};
 pub(crate) use tls::Tls;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
-use hyper::server::conn::http2::Builder;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::{rt::TokioExecutor, server::conn::auto::Builder};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::task::TaskTracker;
 
@@ -56,6 +56,8 @@ use self::{
 pub(crate) struct ConnectionRules {
     /// What HTTP/2 allows one connection.
     pub(crate) http2: Http2Limits,
+    /// What HTTP/1.1 allows one connection; `None`: HTTP/2 only.
+    pub(crate) http1: Option<Http1Limits>,
     /// TLS, when on.
     pub(crate) tls: Option<Tls>,
     /// How long a new connection may take to send the HTTP/2 preface (under
@@ -70,17 +72,17 @@ pub(crate) struct ConnectionRules {
 }
 
 /// How every connection of a server is served: the rules, and hyper's
-/// HTTP/2 builder made from them once.
+/// builder made from them once.
 #[derive(Debug, Clone)]
 pub(crate) struct TransportSettings {
     rules: ConnectionRules,
-    http2: Builder<TokioExecutor>,
+    http: Builder<TokioExecutor>,
 }
 
 impl TransportSettings {
     /// How connections are served under `rules`.
     pub(crate) fn new(rules: ConnectionRules) -> Self {
-        Self { http2: http2::builder(rules.http2), rules }
+        Self { http: http::builder(rules.http2, rules.http1), rules }
     }
 }
 
@@ -164,10 +166,10 @@ async fn serve_connection<IO, S>(
     let io = Tapped::new(io, taps);
     let age_limit = opened + rules.max_age;
     match &rules.tls {
-        None => http2::serve_http2(io, service, &settings.http2, age_limit, drain).await,
+        None => http::serve_http(io, service, &settings.http, age_limit, drain).await,
         Some(tls) => {
             if let Some(stream) = tls.handshake(io, calls.peer()).await {
-                http2::serve_http2(stream, service, &settings.http2, age_limit, drain).await;
+                http::serve_http(stream, service, &settings.http, age_limit, drain).await;
             }
         }
     }

@@ -3,7 +3,8 @@
 //!
 //! Each handshake runs in its connection's own task under
 //! `--tls-handshake-timeout`, so a slow or silent client neither blocks the
-//! accept loop nor holds a socket for long. ALPN offers `h2` only.
+//! accept loop nor holds a socket for long. ALPN offers `h2`, and
+//! `http/1.1` when a web protocol is on.
 
 use std::{sync::Arc, time::Duration};
 
@@ -31,14 +32,18 @@ impl std::fmt::Debug for Tls {
 }
 
 impl Tls {
-    /// Accepts with `config` (ALPN `h2` only), each handshake within
+    /// Accepts with `config` (ALPN `h2`, and `http/1.1` when `http1`), each handshake within
     /// `handshake_timeout`, counting failed ones into `refusals` (label `reason`).
     pub(crate) fn new(
         mut config: ServerConfig,
         handshake_timeout: Duration,
         refusals: IntCounterVec,
+        http1: bool,
     ) -> Self {
         config.alpn_protocols = vec![b"h2".to_vec()];
+        if http1 {
+            config.alpn_protocols.push(b"http/1.1".to_vec());
+        }
         Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             handshake_timeout,

@@ -1,6 +1,9 @@
-//! HTTP/2 on one connection, with hyper: the builder with the limits, a
-//! graceful end (GOAWAY) at the drain or at the connection's age, and the
-//! bridge from hyper's service to the connection's tower service.
+//! HTTP on one connection, with hyper: HTTP/2 (prior knowledge, or ALPN
+//! `h2`) and, when a protocol that browsers and `curl` speak is on, HTTP/1.1
+//! told apart by the first bytes (hyper-util's `auto`); the builder with the
+//! limits, a graceful end (GOAWAY, or `Connection: close`) at the drain or at
+//! the connection's age, and the bridge from hyper's service to the
+//! connection's tower service.
 
 use std::{
     cell::RefCell,
@@ -11,8 +14,11 @@ use std::{
 };
 
 use http::{Request, Response};
-use hyper::{body::Incoming, server::conn::http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     time::Instant,
@@ -35,11 +41,26 @@ pub(crate) struct Http2Limits {
     pub(crate) keepalive_timeout: Duration,
 }
 
-/// hyper's HTTP/2 server builder with `limits` (the age is enforced per
-/// connection, by [`serve_http2`] and the connection's lifetime tap).
-pub(crate) fn builder(limits: Http2Limits) -> http2::Builder<TokioExecutor> {
-    let mut builder = http2::Builder::new(TokioExecutor::new());
+/// hyper's server builder with `limits` (the age is enforced per connection,
+/// by [`serve_http`] and the connection's lifetime tap): HTTP/2 only, or
+/// HTTP/1.1 too when `http1` is given (its headers must arrive within
+/// `header_timeout`).
+pub(crate) fn builder(limits: Http2Limits, http1: Option<Http1Limits>) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    match http1 {
+        None => builder = builder.http2_only(),
+        Some(http1) => {
+            builder
+                .http1()
+                .timer(CoarseTimer::default())
+                .header_read_timeout(http1.header_timeout)
+                .keep_alive(true)
+                .max_buf_size(http1.max_buf_size)
+                .auto_date_header(false);
+        }
+    }
     builder
+        .http2()
         .timer(CoarseTimer::default())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
@@ -52,18 +73,27 @@ pub(crate) fn builder(limits: Http2Limits) -> http2::Builder<TokioExecutor> {
     builder
 }
 
-/// Serves HTTP/2 on `io` until the client or the server closes it; at the
+/// What HTTP/1.1 allows one connection, when it is on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Http1Limits {
+    /// How long the request line and headers may take to arrive.
+    pub(crate) header_timeout: Duration,
+    /// The largest read buffer (which bounds the request line and headers).
+    pub(crate) max_buf_size: usize,
+}
+
+/// Serves HTTP on `io` until the client or the server closes it; at the
 /// drain or at `age_limit`, the connection is asked to go away and its calls finish.
-pub(crate) async fn serve_http2<IO, S: HttpService>(
+pub(crate) async fn serve_http<IO, S: HttpService>(
     io: IO,
     service: S,
-    http2: &http2::Builder<TokioExecutor>,
+    http: &auto::Builder<TokioExecutor>,
     age_limit: Instant,
     mut drain: DrainWatch,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut connection = pin!(http2.serve_connection(TokioIo::new(io), PerConnection(RefCell::new(service))));
+    let mut connection = pin!(http.serve_connection(TokioIo::new(io), PerConnection(RefCell::new(service))));
     let mut age = WakeAt::new(age_limit);
     let mut going_away = false;
     let result = poll_fn(|cx| {

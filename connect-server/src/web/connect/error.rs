@@ -1,0 +1,124 @@
+//! Connect's errors: the code names and HTTP statuses of the protocol's
+//! table, and the JSON error (`{"code":...,"message":...,"details":[...]}`)
+//! made from a gRPC status, its `google.rpc` details included.
+
+use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
+use prost::Message;
+use serde_json::{Map, Value, json};
+use tonic::{Code, Status};
+
+use crate::web::schema::Schema;
+
+/// The Connect name of `code` and the HTTP status a unary error carries
+/// (connectrpc.com/docs/protocol, "Error Codes").
+pub(crate) fn code_and_http_status(code: Code) -> (&'static str, StatusCode) {
+    match code {
+        Code::Ok => ("ok", StatusCode::OK),
+        Code::Cancelled => ("canceled", StatusCode::from_u16(499).expect("499 is a valid status")),
+        Code::Unknown => ("unknown", StatusCode::INTERNAL_SERVER_ERROR),
+        Code::InvalidArgument => ("invalid_argument", StatusCode::BAD_REQUEST),
+        Code::DeadlineExceeded => ("deadline_exceeded", StatusCode::GATEWAY_TIMEOUT),
+        Code::NotFound => ("not_found", StatusCode::NOT_FOUND),
+        Code::AlreadyExists => ("already_exists", StatusCode::CONFLICT),
+        Code::PermissionDenied => ("permission_denied", StatusCode::FORBIDDEN),
+        Code::ResourceExhausted => ("resource_exhausted", StatusCode::TOO_MANY_REQUESTS),
+        Code::FailedPrecondition => ("failed_precondition", StatusCode::BAD_REQUEST),
+        Code::Aborted => ("aborted", StatusCode::CONFLICT),
+        Code::OutOfRange => ("out_of_range", StatusCode::BAD_REQUEST),
+        Code::Unimplemented => ("unimplemented", StatusCode::NOT_IMPLEMENTED),
+        Code::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        Code::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+        Code::DataLoss => ("data_loss", StatusCode::INTERNAL_SERVER_ERROR),
+        Code::Unauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED),
+    }
+}
+
+/// `status` as Connect's JSON error object.
+pub(crate) fn error_json(status: &Status, schema: &Schema) -> Value {
+    let mut error = Map::new();
+    error.insert("code".into(), code_and_http_status(status.code()).0.into());
+    if !status.message().is_empty() {
+        error.insert("message".into(), status.message().into());
+    }
+    let details = details(status, schema);
+    if !details.is_empty() {
+        error.insert("details".into(), Value::Array(details));
+    }
+    Value::Object(error)
+}
+
+/// The details of `status` (a `google.rpc.Status` in `grpc-status-details-bin`),
+/// each with its type, its bytes in base64, and as JSON in `debug` when known.
+fn details(status: &Status, schema: &Schema) -> Vec<Value> {
+    let Ok(rich) = tonic_types::pb::Status::decode(status.details()) else {
+        return Vec::new();
+    };
+    rich.details
+        .iter()
+        .map(|any| {
+            let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+            let mut detail = json!({ "type": type_name, "value": STANDARD_NO_PAD.encode(&any.value) });
+            if let Some(debug) = schema.detail_as_json(type_name, &any.value) {
+                detail["debug"] = debug;
+            }
+            detail
+        })
+        .collect()
+}
+
+/// A unary call's error response: the table's HTTP status and the JSON body.
+pub(crate) fn unary_error_response(status: &Status, schema: &Schema) -> Response<Bytes> {
+    let body = serde_json::to_vec(&error_json(status, schema)).expect("a JSON value serializes");
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = code_and_http_status(status.code()).1;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    use super::*;
+
+    #[test]
+    fn follows_the_protocol_table() {
+        assert_eq!(code_and_http_status(Code::Cancelled), ("canceled", StatusCode::from_u16(499).unwrap()));
+        assert_eq!(
+            code_and_http_status(Code::InvalidArgument),
+            ("invalid_argument", StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(code_and_http_status(Code::Unimplemented), ("unimplemented", StatusCode::NOT_IMPLEMENTED));
+        assert_eq!(
+            code_and_http_status(Code::Unauthenticated),
+            ("unauthenticated", StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            code_and_http_status(Code::DeadlineExceeded),
+            ("deadline_exceeded", StatusCode::GATEWAY_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn carries_bad_request_details() {
+        let schema = Schema::new().unwrap();
+        let status = Status::with_error_details(
+            Code::InvalidArgument,
+            "count must be at most 5",
+            ErrorDetails::with_bad_request_violation("count", "must be at most 5"),
+        );
+        let json = error_json(&status, &schema);
+        assert_eq!(json["code"], "invalid_argument");
+        assert_eq!(json["message"], "count must be at most 5");
+        assert_eq!(json["details"][0]["type"], "google.rpc.BadRequest");
+        assert_eq!(
+            json["details"][0]["debug"],
+            json!({"fieldViolations": [{"field": "count", "description": "must be at most 5"}]})
+        );
+        let value = STANDARD_NO_PAD.decode(json["details"][0]["value"].as_str().unwrap()).unwrap();
+        let decoded = tonic_types::pb::BadRequest::decode(value.as_slice()).unwrap();
+        assert_eq!(decoded.field_violations[0].field, "count");
+    }
+}

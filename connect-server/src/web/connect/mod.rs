@@ -1,0 +1,248 @@
+//! The Connect protocol (connectrpc.com/docs/protocol), translated at the
+//! edge: a Connect request becomes a gRPC request to the unchanged service
+//! stack, and its gRPC response becomes the Connect response. Unary calls
+//! carry one bare message and answer errors as JSON with an HTTP status;
+//! streams carry enveloped messages and end with an end-of-stream message.
+//! Binary messages pass through as they are (Connect's envelope is gRPC's
+//! length prefix); JSON ones are converted with the server's own schema.
+
+mod error;
+mod stream;
+mod unary;
+
+use std::{convert::Infallible, sync::Arc};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use tonic::{Status, body::Body};
+use tower::{Service, ServiceExt};
+
+use super::{Arrived, Protocol, WebShared, compression::Encoding, protocol::Codec};
+
+/// Connect's deadline header, in milliseconds.
+const TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
+const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("connect-protocol-version");
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
+const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
+
+/// Whether the call is unary or a stream, and how its messages are encoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shape {
+    Unary(Codec),
+    Stream(Codec),
+}
+
+/// Serves one Connect call through `inner`, the gRPC service stack.
+pub(crate) async fn call<S, B>(
+    inner: S,
+    shared: Arc<WebShared>,
+    request: Request<hyper::body::Incoming>,
+    shape: Shape,
+) -> Result<Response<Body>, Infallible>
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
+    B: http_body::Body<Data = bytes::Bytes, Error = Status> + Send + 'static,
+{
+    if request.method() != Method::POST {
+        // Connect's GET form is for methods marked idempotent; none here is.
+        let mut refused = Response::new(Body::empty());
+        *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        refused.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Ok(refused);
+    }
+    if let Some(refused) = refuse_shape(&shared, &request, shape) {
+        return Ok(refused);
+    }
+    Ok(match shape {
+        Shape::Unary(codec) => unary::serve(inner, &shared, request, codec).await,
+        Shape::Stream(codec) => stream::serve(inner, shared, request, codec).await,
+    })
+}
+
+/// The answer to a call whose content type does not fit its method, as
+/// connect-go answers it: a unary content type for a streaming method (or the
+/// reverse) is HTTP 415, a bidirectional stream over HTTP/1.1 is HTTP 505.
+fn refuse_shape<B>(shared: &WebShared, request: &Request<B>, shape: Shape) -> Option<Response<Body>> {
+    let method = shared.schema.method(request.uri().path())?;
+    let streaming = method.is_client_streaming() || method.is_server_streaming();
+    let (status, text) = match shape {
+        Shape::Unary(_) if streaming => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a streaming method: use application/connect+proto or +json\n",
+        ),
+        Shape::Stream(_) if !streaming => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a unary method: use application/proto or application/json\n",
+        ),
+        Shape::Stream(_)
+            if method.is_client_streaming()
+                && method.is_server_streaming()
+                && request.version() < Version::HTTP_2 =>
+        {
+            (StatusCode::HTTP_VERSION_NOT_SUPPORTED, "a bidirectional stream needs HTTP/2\n")
+        }
+        _ => return None,
+    };
+    let mut refused =
+        Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes()))));
+    *refused.status_mut() = status;
+    refused.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    Some(refused)
+}
+
+/// The gRPC request headers for a Connect call with `headers`: the call's
+/// metadata as it came, the deadline as `grpc-timeout`, and the gRPC
+/// content type; the Connect and HTTP/1.1 headers are left behind.
+fn grpc_headers(headers: &HeaderMap) -> Result<HeaderMap, Status> {
+    if let Some(version) = headers.get(PROTOCOL_VERSION)
+        && version != "1"
+    {
+        return Err(Status::invalid_argument(format!(
+            "connect-protocol-version must be 1, not {:?}",
+            String::from_utf8_lossy(version.as_bytes())
+        )));
+    }
+    let mut grpc = HeaderMap::with_capacity(headers.len() + 2);
+    for (name, value) in headers {
+        if !is_protocol_header(name) {
+            grpc.append(name, value.clone());
+        }
+    }
+    if let Some(timeout) = headers.get(TIMEOUT_MS) {
+        grpc.insert(GRPC_TIMEOUT, grpc_timeout(timeout)?);
+    }
+    grpc.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    grpc.insert(header::TE, HeaderValue::from_static("trailers"));
+    Ok(grpc)
+}
+
+/// Headers of the Connect protocol or of one HTTP/1.1 hop, not metadata.
+fn is_protocol_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "content-type"
+            | "content-length"
+            | "content-encoding"
+            | "accept-encoding"
+            | "connect-protocol-version"
+            | "connect-timeout-ms"
+            | "connect-content-encoding"
+            | "connect-accept-encoding"
+            | "te"
+            | "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+    )
+}
+
+/// `connect-timeout-ms` (at most 10 digits) as a `grpc-timeout` (at most 8).
+fn grpc_timeout(value: &HeaderValue) -> Result<HeaderValue, Status> {
+    let text = value.to_str().unwrap_or_default();
+    let millis: u64 = match text.parse() {
+        Ok(millis) if text.len() <= 10 && text.bytes().all(|b| b.is_ascii_digit()) => millis,
+        _ => {
+            return Err(Status::invalid_argument(format!(
+                "connect-timeout-ms must be a positive integer of at most 10 digits, not {text:?}"
+            )));
+        }
+    };
+    let timeout =
+        if millis <= 99_999_999 { format!("{millis}m") } else { format!("{}S", millis.div_ceil(1000)) };
+    Ok(HeaderValue::from_str(&timeout).expect("digits and a unit are valid header text"))
+}
+
+/// The compression a header names (`content-encoding`, `connect-content-encoding`).
+fn encoding_of(headers: &HeaderMap, name: &HeaderName) -> Result<Option<Encoding>, Status> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => Encoding::parse(value.to_str().unwrap_or("?")),
+    }
+}
+
+/// The first compression an accept header lists that the server speaks.
+fn accepted_encoding(headers: &HeaderMap, name: &HeaderName) -> Option<Encoding> {
+    headers.get(name).and_then(|value| value.to_str().ok()).and_then(Encoding::first_accepted)
+}
+
+/// The metadata of a gRPC response's headers: what is not gRPC's own.
+fn response_metadata(headers: &HeaderMap) -> HeaderMap {
+    let mut metadata = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let own = matches!(
+            name.as_str(),
+            "content-type"
+                | "content-length"
+                | "grpc-status"
+                | "grpc-message"
+                | "grpc-status-details-bin"
+                | "grpc-encoding"
+                | "grpc-accept-encoding"
+                | "te"
+                | "trailer"
+        );
+        if !own {
+            metadata.append(name, value.clone());
+        }
+    }
+    metadata
+}
+
+/// The request extensions every translated call carries.
+fn mark(request: &mut Request<Body>) {
+    request.extensions_mut().insert(Arrived::Via(Protocol::Connect));
+}
+
+/// Calls `inner` once with `request` (the services here are always ready).
+async fn call_inner<S, B>(mut inner: S, request: Request<Body>) -> Response<B>
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
+{
+    match inner.ready().await {
+        Ok(ready) => match ready.call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        Err(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_become_grpc_timeouts() {
+        let timeout = |text: &'static str| grpc_timeout(&HeaderValue::from_static(text));
+        assert_eq!(timeout("250").unwrap(), "250m");
+        assert_eq!(timeout("99999999").unwrap(), "99999999m");
+        assert_eq!(timeout("9999999999").unwrap(), "10000000S");
+        for bad in ["", "-1", "1.5", "12345678901", "+5", "abc"] {
+            let error = timeout(bad).unwrap_err();
+            assert_eq!(error.code(), tonic::Code::InvalidArgument, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keeps_metadata_and_drops_the_protocol() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert("connect-protocol-version", HeaderValue::from_static("1"));
+        headers.insert("connect-timeout-ms", HeaderValue::from_static("1500"));
+        headers.insert("authorization", HeaderValue::from_static("Bearer t"));
+        headers.insert("x-request-id", HeaderValue::from_static("abc"));
+        let grpc = grpc_headers(&headers).unwrap();
+        assert_eq!(grpc["content-type"], "application/grpc");
+        assert_eq!(grpc["grpc-timeout"], "1500m");
+        assert_eq!(grpc["authorization"], "Bearer t");
+        assert_eq!(grpc["x-request-id"], "abc");
+        assert!(grpc.get("connect-timeout-ms").is_none());
+        assert!(grpc.get("connect-protocol-version").is_none());
+        headers.insert("connect-protocol-version", HeaderValue::from_static("2"));
+        assert_eq!(
+            grpc_headers(&headers).unwrap_err().message(),
+            "connect-protocol-version must be 1, not \"2\""
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! The other protocols on the gRPC port: gRPC-Web (with `tonic-web`) and the
+//! Connect protocol, each a translation at the edge into a gRPC call to the
+//! same service stack (observe, auth, handlers) and of its answer back, so
+//! every handler is written once. Plain gRPC goes straight through, as if
+//! this room were not there; everything else takes the web path: the
+//! translations, CORS for pages on other origins (`--cors-allow-origin`),
+//! and HTTP 415 with the accepted content types for what no enabled
+//! protocol speaks.
+
+mod compression;
+mod connect;
+mod cors;
+mod envelope;
+mod protocol;
+mod schema;
+
+pub use protocol::Protocol;
+pub(crate) use protocol::{Arrived, Enabled};
+pub(crate) use schema::Schema;
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use futures::{
+    TryFutureExt,
+    future::{BoxFuture, Either, MapOk},
+};
+use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use tonic::{Status, body::Body};
+use tower::{Layer, Service, util::BoxCloneService};
+use tower_http::cors::CorsLayer;
+
+use self::{connect::Shape, protocol::Kind};
+use crate::service::MessageLimits;
+
+/// What the web path of every connection shares.
+#[derive(Debug)]
+pub(crate) struct WebShared {
+    /// The protocols turned on.
+    pub(crate) enabled: Enabled,
+    /// CORS, when some origin is allowed.
+    cors: Option<CorsLayer>,
+    /// Every message type, for JSON.
+    schema: Schema,
+    /// The same message limits as the gRPC service.
+    messages: MessageLimits,
+    /// The body of a 415.
+    unsupported: Bytes,
+}
+
+impl WebShared {
+    /// The web path for `enabled` protocols, pages from `cors_origins` (`*`: any).
+    pub(crate) fn new(
+        enabled: Enabled,
+        cors_origins: &[String],
+        messages: MessageLimits,
+    ) -> anyhow::Result<Self> {
+        let accepted = enabled.accepted_content_types();
+        let unsupported = format!(
+            "unsupported content type; this server accepts {}\n",
+            accepted.to_str().expect("content types are text")
+        );
+        Ok(Self {
+            enabled,
+            cors: cors::layer(cors_origins)?,
+            schema: Schema::new()?,
+            messages,
+            unsupported: Bytes::from(unsupported),
+        })
+    }
+}
+
+/// Puts the web path in front of a connection's gRPC service stack.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeLayer {
+    shared: Arc<WebShared>,
+}
+
+impl EdgeLayer {
+    /// The edge for every connection of a server.
+    pub(crate) fn new(shared: WebShared) -> Self {
+        Self { shared: Arc::new(shared) }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, grpc: S) -> Self::Service {
+        Edge { grpc, web: None, shared: Arc::clone(&self.shared) }
+    }
+}
+
+/// The web path of one connection, boxed: it is built on first use, so a
+/// connection that carries only gRPC never pays for it.
+type WebService = BoxCloneService<Request<Incoming>, Response<Body>, Infallible>;
+
+/// One connection's service: gRPC to `S` directly, the rest by the web path.
+pub(crate) struct Edge<S> {
+    grpc: S,
+    web: Option<WebService>,
+    shared: Arc<WebShared>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Edge<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge").field("grpc", &self.grpc).field("web", &self.web.is_some()).finish()
+    }
+}
+
+/// The response body of either path.
+pub(crate) type EdgeBody<B> = http_body_util::Either<B, Body>;
+
+impl<S, B> Service<Request<Incoming>> for Edge<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Service<Request<Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    <S as Service<Request<Incoming>>>::Future: Send + 'static,
+    <S as Service<Request<Body>>>::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes, Error = Status> + Send + 'static,
+{
+    type Response = Response<EdgeBody<B>>;
+    type Error = Infallible;
+    type Future = Either<
+        MapOk<<S as Service<Request<Incoming>>>::Future, fn(Response<B>) -> Response<EdgeBody<B>>>,
+        BoxFuture<'static, Result<Response<EdgeBody<B>>, Infallible>>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Every service of the stack is always ready (see `transport::http`).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        if self.shared.enabled.grpc && Kind::of(request.headers()) == Kind::Grpc {
+            let left: fn(Response<B>) -> Response<EdgeBody<B>> = |response| response.map(EdgeBody::Left);
+            return Either::Left(Service::<Request<Incoming>>::call(&mut self.grpc, request).map_ok(left));
+        }
+        let web = self.web.get_or_insert_with(|| {
+            let path = WebPath { inner: self.grpc.clone(), shared: Arc::clone(&self.shared) };
+            match &self.shared.cors {
+                Some(cors) => BoxCloneService::new(cors.layer(path)),
+                None => BoxCloneService::new(path),
+            }
+        });
+        Either::Right(Box::pin(web.call(request).map_ok(|response| response.map(EdgeBody::Right))))
+    }
+}
+
+/// The web path: the translations, and the 415 for the rest.
+#[derive(Clone)]
+struct WebPath<S> {
+    inner: S,
+    shared: Arc<WebShared>,
+}
+
+impl<S, B> Service<Request<Incoming>> for WebPath<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Service<Request<Body>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    <S as Service<Request<Incoming>>>::Future: Send + 'static,
+    <S as Service<Request<Body>>>::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes, Error = Status> + Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        let enabled = self.shared.enabled;
+        let inner = self.inner.clone();
+        match Kind::of(request.headers()) {
+            Kind::GrpcWeb if enabled.grpc_web => {
+                request.extensions_mut().insert(Arrived::Via(Protocol::GrpcWeb));
+                let mut grpc_web = tonic_web::GrpcWebLayer::new().layer(inner);
+                Box::pin(grpc_web.call(request))
+            }
+            Kind::ConnectUnary(codec) if enabled.connect => {
+                Box::pin(connect::call(inner, Arc::clone(&self.shared), request, Shape::Unary(codec)))
+            }
+            Kind::ConnectStream(codec) if enabled.connect => {
+                Box::pin(connect::call(inner, Arc::clone(&self.shared), request, Shape::Stream(codec)))
+            }
+            _ => {
+                // Through the stack all the same, so the refusal is logged like any call.
+                request.extensions_mut().insert(Arrived::Unsupported);
+                let mut inner = inner;
+                let answer = Service::<Request<Incoming>>::call(&mut inner, request);
+                let text = self.shared.unsupported.clone();
+                Box::pin(async move {
+                    let response = answer.await?;
+                    Ok(unsupported(response, text))
+                })
+            }
+        }
+    }
+}
+
+/// The stack's 415 with a body saying what the server accepts.
+fn unsupported<B>(response: Response<B>, text: Bytes) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes, Error = Status> + Send + 'static,
+{
+    if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return response.map(Body::new);
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    Response::from_parts(parts, Body::new(Full::new(text)))
+}

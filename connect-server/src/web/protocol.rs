@@ -1,0 +1,161 @@
+//! Which protocol a request speaks, told from its `content-type`, and which
+//! protocols the server has turned on (`--protocols`).
+
+use http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
+
+/// A protocol the server can speak on its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Protocol {
+    /// gRPC over HTTP/2 (`application/grpc`).
+    Grpc,
+    /// gRPC-Web over HTTP/1.1 or HTTP/2 (`application/grpc-web`, `-text`).
+    GrpcWeb,
+    /// The Connect protocol over HTTP/1.1 or HTTP/2 (`application/proto`,
+    /// `application/json`, `application/connect+proto`, `application/connect+json`).
+    Connect,
+}
+
+impl Protocol {
+    /// The name in the access log, as `--protocols` spells it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::GrpcWeb => "grpc-web",
+            Self::Connect => "connect",
+        }
+    }
+}
+
+/// What the request extensions tell the observe layer about a call that did
+/// not come as plain gRPC: its protocol, or that no enabled protocol speaks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrived {
+    /// Translated into gRPC from this protocol.
+    Via(Protocol),
+    /// A content type no enabled protocol speaks: answered with HTTP 415.
+    Unsupported,
+}
+
+/// How a Connect message is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Codec {
+    /// Protobuf's binary encoding.
+    Proto,
+    /// Canonical proto3 JSON.
+    Json,
+}
+
+/// What a request's `content-type` says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `application/grpc[+proto]`.
+    Grpc,
+    /// `application/grpc-web[-text][+proto]`.
+    GrpcWeb,
+    /// A Connect unary call (`application/proto`, `application/json`).
+    ConnectUnary(Codec),
+    /// A Connect streaming call (`application/connect+proto`, `application/connect+json`).
+    ConnectStream(Codec),
+    /// Anything else, or no content type.
+    Other,
+}
+
+impl Kind {
+    /// The kind of a request with `headers`. Parameters (`; charset=utf-8`) are
+    /// ignored; the type itself is compared without regard to case.
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let Some(value) = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+            return Self::Other;
+        };
+        let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/grpc" | "application/grpc+proto" => Self::Grpc,
+            "application/grpc-web"
+            | "application/grpc-web+proto"
+            | "application/grpc-web-text"
+            | "application/grpc-web-text+proto" => Self::GrpcWeb,
+            "application/proto" => Self::ConnectUnary(Codec::Proto),
+            "application/json" => Self::ConnectUnary(Codec::Json),
+            "application/connect+proto" => Self::ConnectStream(Codec::Proto),
+            "application/connect+json" => Self::ConnectStream(Codec::Json),
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The protocols turned on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Enabled {
+    pub(crate) grpc: bool,
+    pub(crate) grpc_web: bool,
+    pub(crate) connect: bool,
+}
+
+impl Enabled {
+    /// The set `--protocols` names.
+    pub(crate) fn from_list(protocols: &[Protocol]) -> Self {
+        Self {
+            grpc: protocols.contains(&Protocol::Grpc),
+            grpc_web: protocols.contains(&Protocol::GrpcWeb),
+            connect: protocols.contains(&Protocol::Connect),
+        }
+    }
+
+    /// Whether a protocol that HTTP/1.1 clients speak is on.
+    pub(crate) fn needs_http1(self) -> bool {
+        self.grpc_web || self.connect
+    }
+
+    /// The content types these protocols accept, for the body of a 415.
+    pub(crate) fn accepted_content_types(self) -> HeaderValue {
+        let mut types = Vec::new();
+        if self.grpc {
+            types.extend(["application/grpc", "application/grpc+proto"]);
+        }
+        if self.grpc_web {
+            types.extend(["application/grpc-web", "application/grpc-web+proto", "application/grpc-web-text"]);
+        }
+        if self.connect {
+            types.extend([
+                "application/proto",
+                "application/json",
+                "application/connect+proto",
+                "application/connect+json",
+            ]);
+        }
+        HeaderValue::from_str(&types.join(", ")).expect("content types are valid header text")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(content_type: &'static str) -> Kind {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Kind::of(&headers)
+    }
+
+    #[test]
+    fn tells_the_protocols_apart() {
+        assert_eq!(kind("application/grpc"), Kind::Grpc);
+        assert_eq!(kind("application/grpc+proto"), Kind::Grpc);
+        assert_eq!(kind("application/grpc-web-text"), Kind::GrpcWeb);
+        assert_eq!(kind("application/grpc-web+proto"), Kind::GrpcWeb);
+        assert_eq!(kind("application/json; charset=utf-8"), Kind::ConnectUnary(Codec::Json));
+        assert_eq!(kind("Application/Proto"), Kind::ConnectUnary(Codec::Proto));
+        assert_eq!(kind("application/connect+json"), Kind::ConnectStream(Codec::Json));
+        assert_eq!(kind("application/connect+proto"), Kind::ConnectStream(Codec::Proto));
+        assert_eq!(kind("application/grpc+json"), Kind::Other);
+        assert_eq!(kind("text/plain"), Kind::Other);
+        assert_eq!(Kind::of(&HeaderMap::new()), Kind::Other);
+    }
+
+    #[test]
+    fn lists_what_is_accepted() {
+        let grpc_only = Enabled::from_list(&[Protocol::Grpc]);
+        assert_eq!(grpc_only.accepted_content_types(), "application/grpc, application/grpc+proto");
+        assert!(!grpc_only.needs_http1());
+    }
+}

@@ -1,0 +1,113 @@
+//! Every message the server knows, from the descriptor sets it already
+//! serves for reflection, so JSON works for every service without code per
+//! message: canonical proto3 JSON (`requestData`, with `request_data`
+//! accepted) by `prost-reflect`.
+
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions};
+use tonic::Status;
+
+/// The descriptors of every service served, and of the error details.
+#[derive(Debug, Clone)]
+pub(crate) struct Schema {
+    pool: DescriptorPool,
+}
+
+impl Schema {
+    /// The services of this server (ConnectService, health, reflection) and
+    /// `google.rpc`'s error details.
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        let mut pool = DescriptorPool::new();
+        for set in [
+            connect_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_types::pb::FILE_DESCRIPTOR_SET,
+        ] {
+            pool.decode_file_descriptor_set(set)?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// The method a path (`/package.Service/Method`) names, if the server has it.
+    pub(crate) fn method(&self, path: &str) -> Option<MethodDescriptor> {
+        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        self.pool.get_service_by_name(service)?.methods().find(|m| m.name() == method)
+    }
+
+    /// A JSON message of type `message`, encoded as protobuf.
+    pub(crate) fn json_to_proto(message: &MessageDescriptor, json: &[u8]) -> Result<Vec<u8>, Status> {
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let decoded = DynamicMessage::deserialize(message.clone(), &mut deserializer)
+            .and_then(|decoded| deserializer.end().map(|()| decoded))
+            .map_err(|error| {
+                Status::invalid_argument(format!("invalid JSON for {}: {error}", message.full_name()))
+            })?;
+        Ok(decoded.encode_to_vec())
+    }
+
+    /// A protobuf message of type `message` as canonical JSON.
+    pub(crate) fn proto_to_json(message: &MessageDescriptor, proto: &[u8]) -> Result<Vec<u8>, Status> {
+        let decoded = DynamicMessage::decode(message.clone(), proto).map_err(|error| {
+            Status::internal(format!("invalid {} from the service: {error}", message.full_name()))
+        })?;
+        let mut out = Vec::with_capacity(proto.len() + 32);
+        let mut serializer = serde_json::Serializer::new(&mut out);
+        decoded.serialize_with_options(&mut serializer, &SerializeOptions::new()).map_err(|error| {
+            Status::internal(format!("cannot write {} as JSON: {error}", message.full_name()))
+        })?;
+        Ok(out)
+    }
+
+    /// An error detail (`google.rpc.BadRequest`, ...) as JSON, when its type is known.
+    pub(crate) fn detail_as_json(&self, type_name: &str, value: &[u8]) -> Option<serde_json::Value> {
+        let descriptor = self.pool.get_message_by_name(type_name)?;
+        let decoded = DynamicMessage::decode(descriptor, value).ok()?;
+        decoded.serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_every_served_method() {
+        let schema = Schema::new().unwrap();
+        for path in [
+            "/ConnectService/UnaryRPC",
+            "/ConnectService/BidiStreamRPC",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert!(schema.method(path).is_some(), "{path}");
+        }
+        assert!(schema.method("/ConnectService/Nope").is_none());
+        assert!(schema.method("/Nope/UnaryRPC").is_none());
+        assert!(schema.method("ConnectService").is_none());
+    }
+
+    #[test]
+    fn reads_both_field_spellings_and_writes_camel_case() {
+        let schema = Schema::new().unwrap();
+        let input = schema.method("/ConnectService/UnaryRPC").unwrap().input();
+        let camel = Schema::json_to_proto(&input, br#"{"requestData":"x"}"#).unwrap();
+        let snake = Schema::json_to_proto(&input, br#"{"request_data":"x"}"#).unwrap();
+        assert_eq!(camel, snake);
+        let request = connect_proto::RequestMessage::decode(camel.as_slice()).unwrap();
+        assert_eq!(request.request_data, "x");
+        let json = Schema::proto_to_json(&input, &camel).unwrap();
+        assert_eq!(std::str::from_utf8(&json).unwrap(), r#"{"requestData":"x"}"#);
+    }
+
+    #[test]
+    fn bad_json_is_invalid_argument() {
+        let schema = Schema::new().unwrap();
+        let input = schema.method("/ConnectService/UnaryRPC").unwrap().input();
+        for bad in [&b"{"[..], br#"{"requestData":5}"#, br#"{"nope":1}"#, br#"{} {}"#] {
+            let error = Schema::json_to_proto(&input, bad).unwrap_err();
+            assert_eq!(error.code(), tonic::Code::InvalidArgument);
+            assert!(error.message().starts_with("invalid JSON for RequestMessage: "), "{}", error.message());
+        }
+    }
+}
