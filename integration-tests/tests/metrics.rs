@@ -175,9 +175,9 @@ async fn a_request_that_is_not_grpc_is_not_counted() {
     let server = TestServer::start_with_args(&["--metrics-addr", "127.0.0.1:0"]).await;
     let metrics_addr = server.metrics_addr.expect("metrics endpoint started");
     let mut h2 = client::h2_connect(server.addr).await;
-    let mut json = client::grpc_request(UNARY_PATH);
-    json.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-    let response = client::send(&mut h2, json, request_message(&request("json"))).await;
+    let mut text = client::grpc_request(UNARY_PATH);
+    text.headers_mut().insert("content-type", HeaderValue::from_static("text/plain"));
+    let response = client::send(&mut h2, text, request_message(&request("text"))).await;
     assert_eq!(response.status, http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let got = samples(&http_get(metrics_addr, "/metrics").await.1);
     assert_eq!(got.get(&series("grpc_server_started_total", "UnaryRPC", "unary")), Some(&0.0));
