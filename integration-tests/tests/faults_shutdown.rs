@@ -130,7 +130,6 @@ async fn shutdown_under_load_loses_no_stream_silently() {
     tokio::time::timeout(PROMPTLY, server.stats.wait_until(|s| s.unary > 0))
         .await
         .expect("the unary load runs");
-    let unary_before = server.stats.snapshot().unary;
 
     let started = Instant::now();
     server.begin_shutdown();
