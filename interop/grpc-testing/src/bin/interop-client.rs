@@ -10,7 +10,7 @@
 //!
 //! Exits 0 when the case passes, 1 with what went wrong when it fails.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
@@ -44,8 +44,17 @@ struct Args {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("FAILED: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let tls = if args.use_tls {
         let ca = if args.use_test_ca { Some(args.ca_file.clone().context("--use_test_ca needs --ca_file")?) } else { None };
         Some(Tls { ca, host_override: args.server_host_override.clone().filter(|name| !name.is_empty()) })
