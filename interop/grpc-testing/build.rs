@@ -8,7 +8,10 @@ use std::{env, path::PathBuf};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("proto");
     for file in ["empty", "messages", "test"] {
-        println!("cargo:rerun-if-changed={}", proto_dir.join(format!("src/proto/grpc/testing/{file}.proto")).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            proto_dir.join(format!("src/proto/grpc/testing/{file}.proto")).display()
+        );
     }
     let fds = protox::compile(["src/proto/grpc/testing/test.proto"], [&proto_dir])?;
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;

@@ -24,9 +24,9 @@ use tonic::{
 use crate::{
     ECHO_INITIAL, ECHO_TRAILING,
     pb::{
-        BoolValue, EchoStatus, Empty, PayloadType, ResponseParameters, SimpleRequest, StreamingInputCallRequest,
-        StreamingOutputCallRequest, StreamingOutputCallResponse, test_service_client::TestServiceClient,
-        unimplemented_service_client::UnimplementedServiceClient,
+        BoolValue, EchoStatus, Empty, PayloadType, ResponseParameters, SimpleRequest,
+        StreamingInputCallRequest, StreamingOutputCallRequest, StreamingOutputCallResponse,
+        test_service_client::TestServiceClient, unimplemented_service_client::UnimplementedServiceClient,
     },
     zeros,
 };
@@ -171,7 +171,11 @@ fn large_request() -> SimpleRequest {
 
 fn check_payload(payload: Option<&crate::pb::Payload>, size: usize, what: &str) -> anyhow::Result<()> {
     let payload = payload.with_context(|| format!("{what}: no payload"))?;
-    ensure!(payload.r#type == i32::from(PayloadType::Compressable), "{what}: payload type {}", payload.r#type);
+    ensure!(
+        payload.r#type == i32::from(PayloadType::Compressable),
+        "{what}: payload type {}",
+        payload.r#type
+    );
     ensure!(payload.body.len() == size, "{what}: payload of {} bytes, expected {size}", payload.body.len());
     ensure!(payload.body.iter().all(|&byte| byte == 0), "{what}: payload is not all zeros");
     Ok(())
@@ -225,12 +229,19 @@ async fn server_compressed_unary(client: Client) -> anyhow::Result<()> {
 const INPUT_SIZES: [usize; 4] = [27_182, 8, 1_828, 45_904];
 
 fn input_requests() -> Vec<StreamingInputCallRequest> {
-    INPUT_SIZES.iter().map(|&size| StreamingInputCallRequest { payload: Some(zeros(size)), ..Default::default() }).collect()
+    INPUT_SIZES
+        .iter()
+        .map(|&size| StreamingInputCallRequest { payload: Some(zeros(size)), ..Default::default() })
+        .collect()
 }
 
 async fn client_streaming(mut client: Client) -> anyhow::Result<()> {
     let response = client.streaming_input_call(stream::iter(input_requests())).await?.into_inner();
-    ensure!(response.aggregated_payload_size == 74_922, "aggregated size {}", response.aggregated_payload_size);
+    ensure!(
+        response.aggregated_payload_size == 74_922,
+        "aggregated size {}",
+        response.aggregated_payload_size
+    );
     Ok(())
 }
 
@@ -239,13 +250,17 @@ const OUTPUT_SIZES: [i32; 4] = [31_415, 9, 2_653, 58_979];
 async fn server_streaming(mut client: Client) -> anyhow::Result<()> {
     let request = StreamingOutputCallRequest {
         response_type: PayloadType::Compressable.into(),
-        response_parameters: OUTPUT_SIZES.iter().map(|&size| ResponseParameters { size, ..Default::default() }).collect(),
+        response_parameters: OUTPUT_SIZES
+            .iter()
+            .map(|&size| ResponseParameters { size, ..Default::default() })
+            .collect(),
         ..Default::default()
     };
     let mut responses = client.streaming_output_call(request).await?.into_inner();
     let mut count = 0;
     while let Some(response) = responses.message().await? {
-        let expected = OUTPUT_SIZES.get(count).with_context(|| format!("more than {} responses", OUTPUT_SIZES.len()))?;
+        let expected =
+            OUTPUT_SIZES.get(count).with_context(|| format!("more than {} responses", OUTPUT_SIZES.len()))?;
         check_payload(response.payload.as_ref(), size(*expected), &format!("response {count}"))?;
         count += 1;
     }
@@ -258,7 +273,8 @@ fn size(size: i32) -> usize {
 }
 
 /// A request stream the case writes to as it goes.
-fn request_stream() -> (mpsc::Sender<StreamingOutputCallRequest>, ReceiverStream<StreamingOutputCallRequest>) {
+fn request_stream() -> (mpsc::Sender<StreamingOutputCallRequest>, ReceiverStream<StreamingOutputCallRequest>)
+{
     let (tx, rx) = mpsc::channel(1);
     (tx, ReceiverStream::new(rx))
 }
@@ -349,14 +365,22 @@ async fn timeout_on_sleeping_server(mut client: Client) -> anyhow::Result<()> {
 async fn custom_metadata(mut client: Client) -> anyhow::Result<()> {
     let initial = AsciiMetadataValue::from_static("test_initial_metadata_value");
     let trailing = BinaryMetadataValue::from_bytes(&[0xab, 0xab, 0xab]);
-    fn with_metadata<T>(message: T, initial: &AsciiMetadataValue, trailing: &BinaryMetadataValue) -> Request<T> {
+    fn with_metadata<T>(
+        message: T,
+        initial: &AsciiMetadataValue,
+        trailing: &BinaryMetadataValue,
+    ) -> Request<T> {
         let mut request = Request::new(message);
         request.metadata_mut().insert(ECHO_INITIAL, initial.clone());
         request.metadata_mut().insert_bin(ECHO_TRAILING, trailing.clone());
         request
     }
     let check = |metadata: &MetadataMap, trailers: &MetadataMap, what: &str| {
-        ensure!(metadata.get(ECHO_INITIAL) == Some(&initial), "{what}: initial metadata {:?}", metadata.get(ECHO_INITIAL));
+        ensure!(
+            metadata.get(ECHO_INITIAL) == Some(&initial),
+            "{what}: initial metadata {:?}",
+            metadata.get(ECHO_INITIAL)
+        );
         let echoed = trailers.get_bin(ECHO_TRAILING);
         ensure!(echoed == Some(&trailing), "{what}: trailing metadata {echoed:?}");
         Ok(())
@@ -407,5 +431,6 @@ async fn status_code_and_message(client: Client) -> anyhow::Result<()> {
 }
 
 async fn special_status_message(client: Client) -> anyhow::Result<()> {
-    expect_echo(client, 2, "\t\ntest with whitespace\r\nand Unicode BMP \u{263a} and non-BMP \u{1f608}\t\n").await
+    expect_echo(client, 2, "\t\ntest with whitespace\r\nand Unicode BMP \u{263a} and non-BMP \u{1f608}\t\n")
+        .await
 }

@@ -85,12 +85,16 @@ fn flags(extensions: &http::Extensions) -> CompressedFlags {
 
 /// Sends the responses `request` asks for, each after its `interval_us`;
 /// false when the client is gone.
-async fn respond(request: &StreamingOutputCallRequest, tx: &mpsc::Sender<Result<StreamingOutputCallResponse, Status>>) -> bool {
+async fn respond(
+    request: &StreamingOutputCallRequest,
+    tx: &mpsc::Sender<Result<StreamingOutputCallResponse, Status>>,
+) -> bool {
     for parameters in &request.response_parameters {
         if parameters.interval_us > 0 {
             tokio::time::sleep(Duration::from_micros(parameters.interval_us.unsigned_abs().into())).await;
         }
-        let response = payload(parameters.size).map(|payload| StreamingOutputCallResponse { payload: Some(payload) });
+        let response =
+            payload(parameters.size).map(|payload| StreamingOutputCallResponse { payload: Some(payload) });
         let failed = response.is_err();
         if tx.send(response).await.is_err() || failed {
             return false;
@@ -146,8 +150,10 @@ impl TestService for TestServer {
         let request = request.into_inner();
         check_compressed(request.expect_compressed.as_ref(), compressed)?;
         echoed(request.response_status.as_ref())?;
-        let mut response =
-            tonic::Response::new(SimpleResponse { payload: Some(payload(request.response_size)?), ..Default::default() });
+        let mut response = tonic::Response::new(SimpleResponse {
+            payload: Some(payload(request.response_size)?),
+            ..Default::default()
+        });
         // Compressed only when asked for (server_compressed_unary sends false too).
         if !request.response_compressed.is_some_and(|compressed| compressed.value) {
             response.extensions_mut().insert(SingleMessageCompressionOverride::Disable);
@@ -197,7 +203,9 @@ impl TestService for TestServer {
             Ok::<_, Status>(size)
         };
         let size = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, read).await.map_err(|_| deadline_exceeded())??,
+            Some(deadline) => {
+                tokio::time::timeout_at(deadline, read).await.map_err(|_| deadline_exceeded())??
+            }
             None => read.await?,
         };
         let aggregated_payload_size =
@@ -271,7 +279,10 @@ impl TestService for TestServer {
         Ok(tonic::Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn unimplemented_call(&self, _request: tonic::Request<Empty>) -> Result<tonic::Response<Empty>, Status> {
+    async fn unimplemented_call(
+        &self,
+        _request: tonic::Request<Empty>,
+    ) -> Result<tonic::Response<Empty>, Status> {
         Err(Status::unimplemented("TestService.UnimplementedCall is not implemented"))
     }
 }
@@ -282,7 +293,10 @@ pub struct Unimplemented;
 
 #[tonic::async_trait]
 impl UnimplementedService for Unimplemented {
-    async fn unimplemented_call(&self, _request: tonic::Request<Empty>) -> Result<tonic::Response<Empty>, Status> {
+    async fn unimplemented_call(
+        &self,
+        _request: tonic::Request<Empty>,
+    ) -> Result<tonic::Response<Empty>, Status> {
         Err(Status::unimplemented("UnimplementedService.UnimplementedCall is not implemented"))
     }
 }
@@ -341,14 +355,16 @@ mod tests {
     #[test]
     fn unary_echoes_the_status_asked_for() {
         let status = EchoStatus { code: 2, message: "test status message".into() };
-        let error = unary(SimpleRequest { response_status: Some(status), ..Default::default() }).expect_err("status");
+        let error =
+            unary(SimpleRequest { response_status: Some(status), ..Default::default() }).expect_err("status");
         assert_eq!((error.code(), error.message()), (Code::Unknown, "test status message"));
     }
 
     #[test]
     fn an_uncompressed_request_that_expects_compression_is_invalid() {
         let expect = Some(BoolValue { value: true });
-        let error = unary(SimpleRequest { expect_compressed: expect, ..Default::default() }).expect_err("invalid");
+        let error =
+            unary(SimpleRequest { expect_compressed: expect, ..Default::default() }).expect_err("invalid");
         assert_eq!((error.code(), error.message()), (Code::InvalidArgument, "expected a compressed request"));
     }
 }

@@ -59,7 +59,8 @@ impl FrameScanner {
             if self.filled == 5 {
                 self.filled = 0;
                 found(self.header[0] & 1 == 1);
-                let length = u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]);
+                let length =
+                    u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]);
                 self.remaining = length as usize;
             }
         }

@@ -56,7 +56,11 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let tls = if args.use_tls {
-        let ca = if args.use_test_ca { Some(args.ca_file.clone().context("--use_test_ca needs --ca_file")?) } else { None };
+        let ca = if args.use_test_ca {
+            Some(args.ca_file.clone().context("--use_test_ca needs --ca_file")?)
+        } else {
+            None
+        };
         Some(Tls { ca, host_override: args.server_host_override.clone().filter(|name| !name.is_empty()) })
     } else {
         None

@@ -40,11 +40,17 @@ impl Args {
     /// connect-server's configuration for these flags: no metrics endpoint, its defaults otherwise.
     fn config(&self) -> anyhow::Result<Config> {
         let addr = std::net::SocketAddr::new(self.host, self.port).to_string();
-        let mut flags = vec!["interop-server".into(), "--addr".into(), addr, "--metrics-addr".into(), "off".into()];
+        let mut flags =
+            vec!["interop-server".into(), "--addr".into(), addr, "--metrics-addr".into(), "off".into()];
         if self.use_tls {
             let cert = self.tls_cert_file.as_ref().context("--use_tls needs --tls_cert_file")?;
             let key = self.tls_key_file.as_ref().context("--use_tls needs --tls_key_file")?;
-            flags.extend(["--tls-cert".into(), cert.display().to_string(), "--tls-key".into(), key.display().to_string()]);
+            flags.extend([
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ]);
         }
         Ok(Config::try_parse_from(flags)?)
     }
