@@ -194,7 +194,35 @@ pub fn scan_request<B>(request: Request<B>) -> Request<ScannedBody<B>> {
 
 #[cfg(test)]
 mod tests {
-    use super::FrameScanner;
+    use http_body_util::Empty;
+
+    use super::*;
+
+    fn echo_request() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(ECHO_INITIAL, HeaderValue::from_static("test_initial_metadata_value"));
+        headers.insert(ECHO_TRAILING, HeaderValue::from_static("q6ur"));
+        headers
+    }
+
+    #[test]
+    fn a_trailers_only_response_carries_both_echoes_in_its_headers() {
+        let response = Response::builder().header("grpc-status", "2").body(()).expect("response");
+        let response = Echo::of(&echo_request()).apply(response.map(|()| Empty::<bytes::Bytes>::new()));
+        assert_eq!(response.headers()[ECHO_INITIAL], "test_initial_metadata_value");
+        assert_eq!(response.headers()[ECHO_TRAILING], "q6ur");
+        assert!(response.body().extra.is_none(), "nothing left for the trailers");
+    }
+
+    #[test]
+    fn a_response_with_a_body_keeps_the_trailing_echo_for_its_trailers() {
+        let response = Response::new(Empty::<bytes::Bytes>::new());
+        let response = Echo::of(&echo_request()).apply(response);
+        assert_eq!(response.headers()[ECHO_INITIAL], "test_initial_metadata_value");
+        assert!(!response.headers().contains_key(ECHO_TRAILING));
+        let extra = response.body().extra.as_ref().map(|(name, value)| (name.as_str(), value.to_str().ok()));
+        assert_eq!(extra, Some((ECHO_TRAILING, Some("q6ur"))));
+    }
 
     #[test]
     fn flags_are_read_across_chunk_boundaries() {
