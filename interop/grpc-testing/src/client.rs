@@ -11,7 +11,7 @@ use connect_client::{
     call::{CallChannel, CallOptions, call_channel},
     channel::{Options, connect_addrs},
 };
-use futures::stream;
+use futures::{future::BoxFuture, stream};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{
@@ -28,8 +28,10 @@ use crate::{
         StreamingInputCallRequest, StreamingOutputCallRequest, StreamingOutputCallResponse,
         test_service_client::TestServiceClient, unimplemented_service_client::UnimplementedServiceClient,
     },
+    wire::{CompressedFlags, ScannedBody, scan_response},
     zeros,
 };
+use tower::Service;
 
 /// A `grpc.testing.TestService` client on connect-client's call channel.
 pub type Client = TestServiceClient<CallChannel>;
@@ -124,7 +126,7 @@ pub async fn run(case: &str, channel: CallChannel) -> anyhow::Result<()> {
         "empty_unary" => empty_unary(client).await,
         "large_unary" => large_unary(client).await,
         "client_compressed_unary" => client_compressed_unary(client).await,
-        "server_compressed_unary" => server_compressed_unary(client).await,
+        "server_compressed_unary" => server_compressed_unary(channel).await,
         "client_streaming" => client_streaming(client).await,
         "server_streaming" => server_streaming(client).await,
         "ping_pong" => ping_pong(client).await,
@@ -213,17 +215,44 @@ async fn client_compressed_unary(client: Client) -> anyhow::Result<()> {
     check_payload(response.payload.as_ref(), 314_159, "uncompressed request")
 }
 
-/// Asks for a compressed and an uncompressed response. tonic's client does
-/// not show whether one message arrived compressed, so this checks the
-/// payloads only.
-async fn server_compressed_unary(client: Client) -> anyhow::Result<()> {
-    let mut client = client.accept_compressed(CompressionEncoding::Gzip);
+/// Asks for a compressed and an uncompressed response, and checks the
+/// compressed flag of each (which tonic's client does not show: [`ScanResponses`]).
+async fn server_compressed_unary(channel: CallChannel) -> anyhow::Result<()> {
+    let mut client =
+        TestServiceClient::new(ScanResponses(channel)).accept_compressed(CompressionEncoding::Gzip);
     for value in [true, false] {
+        let what = format!("response_compressed {value}");
         let request = SimpleRequest { response_compressed: Some(BoolValue { value }), ..large_request() };
-        let response = client.unary_call(request).await?.into_inner();
-        check_payload(response.payload.as_ref(), 314_159, &format!("response_compressed {value}"))?;
+        let response = client.unary_call(request).await?;
+        let compressed = response.extensions().get::<CompressedFlags>().and_then(CompressedFlags::next);
+        ensure!(compressed == Some(value), "{what}: the response's compressed flag is {compressed:?}");
+        check_payload(response.get_ref().payload.as_ref(), 314_159, &what)?;
     }
     Ok(())
+}
+
+/// A channel whose responses carry the compressed flags of their messages
+/// (a [`CompressedFlags`] extension).
+#[derive(Clone)]
+struct ScanResponses<S>(S);
+
+impl<S, B> Service<http::Request<tonic::body::Body>> for ScanResponses<S>
+where
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<ScannedBody<B>>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let call = self.0.call(request);
+        Box::pin(async move { call.await.map(scan_response) })
+    }
 }
 
 const INPUT_SIZES: [usize; 4] = [27_182, 8, 1_828, 45_904];

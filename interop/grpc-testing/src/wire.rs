@@ -1,5 +1,5 @@
 //! What the interop cases need to see on the wire that tonic does not show
-//! a handler: whether each request message arrived compressed (the
+//! a handler or a client: whether each message arrived compressed (the
 //! compressed flag of its gRPC frame), and the echo of the
 //! `x-grpc-test-echo-*` request headers, the trailing one in the trailers.
 
@@ -17,8 +17,9 @@ use pin_project_lite::pin_project;
 
 use crate::{ECHO_INITIAL, ECHO_TRAILING};
 
-/// The compressed flags of the request messages read so far, oldest first;
-/// a request extension, so handlers can take one flag per message they read.
+/// The compressed flags of the messages read so far, oldest first; a request
+/// (or response) extension, so handlers (or clients) can take one flag per
+/// message they read.
 #[derive(Debug, Clone, Default)]
 pub struct CompressedFlags(Arc<Mutex<VecDeque<bool>>>);
 
@@ -68,7 +69,7 @@ impl FrameScanner {
 }
 
 pin_project! {
-    /// A request body that records the compressed flag of every message it carries.
+    /// A body that records the compressed flag of every message it carries.
     #[derive(Debug)]
     pub struct ScannedBody<B> {
         #[pin]
@@ -184,12 +185,28 @@ impl Echo {
     }
 }
 
+impl<B> ScannedBody<B> {
+    /// `body`, scanned, with its flags added to `extensions`.
+    fn new(inner: B, extensions: &mut http::Extensions) -> Self {
+        let flags = CompressedFlags::default();
+        extensions.insert(flags.clone());
+        Self { inner, scanner: FrameScanner::default(), flags }
+    }
+}
+
 /// `request` with its body scanned for compressed flags, and the flags as an extension.
 pub fn scan_request<B>(request: Request<B>) -> Request<ScannedBody<B>> {
-    let flags = CompressedFlags::default();
     let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(flags.clone());
-    Request::from_parts(parts, ScannedBody { inner: body, scanner: FrameScanner::default(), flags })
+    let body = ScannedBody::new(body, &mut parts.extensions);
+    Request::from_parts(parts, body)
+}
+
+/// `response` with its body scanned for compressed flags, and the flags as an
+/// extension (the client's side of [`scan_request`]).
+pub fn scan_response<B>(response: Response<B>) -> Response<ScannedBody<B>> {
+    let (mut parts, body) = response.into_parts();
+    let body = ScannedBody::new(body, &mut parts.extensions);
+    Response::from_parts(parts, body)
 }
 
 #[cfg(test)]
