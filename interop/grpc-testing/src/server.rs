@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use connect_server::grpc::deadline::parse_grpc_timeout;
+use connect_server::{config::LimitArgs, grpc::deadline::parse_grpc_timeout};
 use futures::{Stream, future::BoxFuture};
 use http::{Request, Response};
 use tokio::{sync::mpsc, time::Instant};
@@ -36,15 +36,18 @@ use crate::{
 const QUEUE: usize = 16;
 
 /// `routes` with `grpc.testing.TestService` (compressed requests accepted,
-/// responses compressed for clients that accept it) and
-/// `grpc.testing.UnimplementedService`: what `interop-server` passes to
+/// responses compressed for clients that accept it, messages within the
+/// server's `--max-recv-message-size` and `--max-send-message-size`) and
+/// `grpc.testing.UnimplementedService`: what `interop-server` adds with
 /// `ConnectServer::with_routes`.
-pub fn add_to(routes: Routes) -> Routes {
+pub fn add_to(routes: Routes, limits: &LimitArgs) -> Routes {
     let test = TestServiceServer::new(TestServer)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
         .send_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Zstd);
+        .send_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(limits.max_recv_message_size)
+        .max_encoding_message_size(limits.max_send_message_size);
     routes.add_service(Wire { inner: test }).add_service(UnimplementedServiceServer::new(Unimplemented))
 }
 

@@ -7,7 +7,9 @@
 //! $ interop-server --port 8443 --use_tls true --tls_cert_file server1.pem --tls_key_file server1.key
 //! ```
 //!
-//! Port 0 picks a free port; the line above is printed once it accepts.
+//! Port 0 picks a free port; the line above is printed once it accepts. It
+//! serves with connect-server's defaults (connection and HTTP/2 limits, message
+//! sizes, the observe layer and access log on stdout), without the metrics endpoint.
 
 use std::{net::IpAddr, num::NonZeroUsize, path::PathBuf};
 
@@ -62,7 +64,8 @@ async fn main() -> anyhow::Result<()> {
     let _log = logging::init(config.log_format);
     let listeners = connect_server::bind(config.addr, NonZeroUsize::MIN, false)?;
     let addr = listeners[0].local_addr()?;
-    let server = ConnectServer::with_routes(config, grpc_testing::server::add_to)?;
+    let limits = config.limits.clone();
+    let server = ConnectServer::with_routes(config, |routes| grpc_testing::server::add_to(routes, &limits))?;
     let serving = server.clone().serve(listeners, connect_server::signal());
     tokio::pin!(serving);
     tokio::select! {
