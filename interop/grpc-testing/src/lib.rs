@@ -7,7 +7,7 @@
 
 /// The generated messages, clients and servers of `grpc.testing`.
 pub mod pb {
-    #![allow(missing_docs, unreachable_pub, clippy::large_enum_variant)]
+    #![allow(missing_docs, unreachable_pub)]
     tonic::include_proto!("grpc.testing");
 }
 
