@@ -71,6 +71,15 @@ impl ConnectServer {
     /// A server with `config`: reads its files (TLS, the token) and binds the
     /// metrics endpoint, so a bad flag fails here, before anything is served.
     pub fn new(config: Config) -> anyhow::Result<Self> {
+        Self::with_routes(config, |routes| routes)
+    }
+
+    /// [`new`](Self::new), also serving the tonic services that `extra` adds to the
+    /// router of health and reflection, through the same transport, limits and telemetry.
+    pub fn with_routes(
+        config: Config,
+        extra: impl FnOnce(tonic::service::Routes) -> tonic::service::Routes,
+    ) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
         let settings = Settings::build(&config, metrics.tls_handshake_failures())?;
         let stats = Arc::new(Stats::default());
@@ -78,6 +87,7 @@ impl ConnectServer {
         let health = Health::serving();
         let service = Handlers::new(settings.calls, Arc::clone(&stats), hard_stop.clone());
         let (dispatch, others) = routes(service, settings.messages, settings.auth.clone(), &health)?;
+        let others = extra(others);
         let metrics_endpoint = match settings.metrics_addr {
             MetricsAddr::Off => None,
             MetricsAddr::At(addr) => Some(MetricsEndpoint::bind(addr)?),
