@@ -37,6 +37,11 @@ async fn malformed_json_is_invalid_argument() {
         error,
         json!({"code": "invalid_argument", "message": "invalid JSON for RequestMessage: invalid type: integer `5`, expected a string at line 1 column 16"})
     );
+    // Refused inside the stack, as the service reads the message: the call has its request id.
+    let request = post(UNARY, &[JSON, ("x-request-id", "bad-json")]);
+    let response = send(server.addr, Version::HTTP_11, request, Bytes::from_static(b"[]")).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.header("x-request-id"), Some("bad-json"));
     let (status, error) = unary_error(&server, &[JSON], Bytes::from_static(b"\xff\xfe")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["code"], "invalid_argument");

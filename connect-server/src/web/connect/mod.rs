@@ -91,9 +91,23 @@ fn refuse_shape<B>(shared: &WebShared, request: &Request<B>, shape: Shape) -> Op
 }
 
 /// The gRPC request headers for a Connect call with `headers`: the call's
-/// metadata as it came, the deadline as `grpc-timeout`, and the gRPC
-/// content type; the Connect and HTTP/1.1 headers are left behind.
-fn grpc_headers(headers: &HeaderMap) -> Result<HeaderMap, Status> {
+/// metadata as it came, and the gRPC content type; the Connect and HTTP/1.1
+/// headers are left behind.
+fn grpc_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut grpc = HeaderMap::with_capacity(headers.len() + 2);
+    for (name, value) in headers {
+        if !is_protocol_header(name) {
+            grpc.append(name, value.clone());
+        }
+    }
+    grpc.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    grpc.insert(header::TE, HeaderValue::from_static("trailers"));
+    grpc
+}
+
+/// Checks the protocol's own headers: the version, when sent, and the
+/// deadline, returned as a `grpc-timeout`.
+fn protocol_headers(headers: &HeaderMap) -> Result<Option<HeaderValue>, Status> {
     if let Some(version) = headers.get(PROTOCOL_VERSION)
         && version != "1"
     {
@@ -102,18 +116,15 @@ fn grpc_headers(headers: &HeaderMap) -> Result<HeaderMap, Status> {
             String::from_utf8_lossy(version.as_bytes())
         )));
     }
-    let mut grpc = HeaderMap::with_capacity(headers.len() + 2);
-    for (name, value) in headers {
-        if !is_protocol_header(name) {
-            grpc.append(name, value.clone());
-        }
-    }
-    if let Some(timeout) = headers.get(TIMEOUT_MS) {
-        grpc.insert(GRPC_TIMEOUT, grpc_timeout(timeout)?);
-    }
-    grpc.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    grpc.insert(header::TE, HeaderValue::from_static("trailers"));
-    Ok(grpc)
+    headers.get(TIMEOUT_MS).map(grpc_timeout).transpose()
+}
+
+/// A request body that fails at once with `status`: a request the translation
+/// cannot make sense of still goes through the stack with it, so the call is
+/// logged, counted and answered (with its request id) like any failed call.
+fn failing(status: Status) -> Body {
+    let failed = futures::stream::once(std::future::ready(Err::<http_body::Frame<bytes::Bytes>, _>(status)));
+    Body::new(http_body_util::StreamBody::new(failed))
 }
 
 /// Headers of the Connect protocol or of one HTTP/1.1 hop, not metadata.
@@ -232,16 +243,16 @@ mod tests {
         headers.insert("connect-timeout-ms", HeaderValue::from_static("1500"));
         headers.insert("authorization", HeaderValue::from_static("Bearer t"));
         headers.insert("x-request-id", HeaderValue::from_static("abc"));
-        let grpc = grpc_headers(&headers).unwrap();
+        let grpc = grpc_headers(&headers);
         assert_eq!(grpc["content-type"], "application/grpc");
-        assert_eq!(grpc["grpc-timeout"], "1500m");
+        assert_eq!(protocol_headers(&headers).unwrap(), Some(HeaderValue::from_static("1500m")));
         assert_eq!(grpc["authorization"], "Bearer t");
         assert_eq!(grpc["x-request-id"], "abc");
         assert!(grpc.get("connect-timeout-ms").is_none());
         assert!(grpc.get("connect-protocol-version").is_none());
         headers.insert("connect-protocol-version", HeaderValue::from_static("2"));
         assert_eq!(
-            grpc_headers(&headers).unwrap_err().message(),
+            protocol_headers(&headers).unwrap_err().message(),
             "connect-protocol-version must be 1, not \"2\""
         );
     }

@@ -16,8 +16,8 @@ use tonic::{Status, body::Body};
 use tower::Service;
 
 use super::{
-    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, accepted_encoding, call_inner, encoding_of, error, grpc_headers,
-    mark, response_metadata,
+    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT, accepted_encoding, call_inner, encoding_of, error,
+    failing, grpc_headers, mark, protocol_headers, response_metadata,
 };
 use crate::web::{
     WebShared,
@@ -45,13 +45,7 @@ where
         Codec::Proto => HeaderValue::from_static("application/connect+proto"),
         Codec::Json => HeaderValue::from_static("application/connect+json"),
     };
-    let (request, output) = match translate(&shared, request, codec) {
-        Ok(translated) => translated,
-        Err(status) => {
-            let end = end_of_stream(Some(&status), &HeaderMap::new(), &shared.schema);
-            return respond(content_type, HeaderMap::new(), Body::new(http_body_util::Full::new(end)));
-        }
-    };
+    let (request, output) = translate(&shared, request, codec);
     let (parts, body) = call_inner(inner, request).await.into_parts();
     let mut metadata = response_metadata(&parts.headers);
     let sent_with = parts.headers.get(GRPC_ENCODING).and_then(|value| value.to_str().ok()).map(str::to_owned);
@@ -75,19 +69,25 @@ where
     respond(content_type, metadata, responses)
 }
 
-/// The gRPC request for a Connect streaming request, and the response type for JSON.
+/// The gRPC request for a Connect streaming request, and the response type
+/// for JSON; what cannot be translated fails the body with the reason (see
+/// `connect::failing`).
 fn translate(
     shared: &Arc<WebShared>,
     request: Request<hyper::body::Incoming>,
     codec: Codec,
-) -> Result<(Request<Body>, Option<MessageDescriptor>), Status> {
+) -> (Request<Body>, Option<MessageDescriptor>) {
     let (parts, body) = request.into_parts();
-    let mut headers = grpc_headers(&parts.headers)?;
-    let encoding = encoding_of(&parts.headers, &CONTENT_ENCODING)?;
+    let mut headers = grpc_headers(&parts.headers);
     let method = shared.schema.method(parts.uri.path());
-    let body = match (codec, &method) {
+    let checked = protocol_headers(&parts.headers).and_then(|timeout| {
+        encoding_of(&parts.headers, &CONTENT_ENCODING).map(|encoding| (timeout, encoding))
+    });
+    let body = match (checked, codec, &method) {
+        (Err(status), _, _) => failing(status),
         // Connect's envelopes are gRPC's frames: the body goes on as it came.
-        (Codec::Proto, _) => {
+        (Ok((timeout, encoding)), Codec::Proto, _) => {
+            headers.extend(timeout.map(|timeout| (GRPC_TIMEOUT, timeout)));
             if let Some(encoding) = encoding {
                 headers.insert(GRPC_ENCODING, HeaderValue::from_static(encoding.name()));
             }
@@ -96,12 +96,13 @@ fn translate(
             }
             Body::new(body)
         }
-        (Codec::Json, Some(method)) => {
+        (Ok((timeout, encoding)), Codec::Json, Some(method)) => {
+            headers.extend(timeout.map(|timeout| (GRPC_TIMEOUT, timeout)));
             let limit = shared.messages.max_recv;
             Body::new(StreamBody::new(json_requests(body, method.input(), encoding, limit)))
         }
         // A method the server does not have: the service answers UNIMPLEMENTED.
-        (Codec::Json, None) => Body::empty(),
+        (Ok(_), Codec::Json, None) => Body::empty(),
     };
     let mut grpc = Request::new(body);
     *grpc.method_mut() = parts.method;
@@ -110,7 +111,7 @@ fn translate(
     *grpc.headers_mut() = headers;
     *grpc.extensions_mut() = parts.extensions;
     mark(&mut grpc);
-    Ok((grpc, method.map(|method| method.output())))
+    (grpc, method.map(|method| method.output()))
 }
 
 fn respond(content_type: HeaderValue, mut metadata: HeaderMap, body: Body) -> Response<Body> {

@@ -6,11 +6,13 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use futures::stream;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Request, Response, Version,
     header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE},
 };
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited, StreamBody};
 use prost_reflect::MessageDescriptor;
 use tonic::{Status, body::Body};
 use tower::Service;
@@ -18,8 +20,8 @@ use tower::Service;
 use connect_proto::framing;
 
 use super::{
-    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, accepted_encoding, call_inner, encoding_of, error, grpc_headers,
-    mark, response_metadata,
+    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT, accepted_encoding, call_inner, encoding_of, error,
+    failing, grpc_headers, mark, protocol_headers, response_metadata,
 };
 use crate::web::{
     WebShared,
@@ -53,62 +55,83 @@ where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
     B: http_body::Body<Data = Bytes, Error = Status> + Send + 'static,
 {
-    match translate(shared, request, codec).await {
-        Ok((request, call)) => {
-            let response = call_inner(inner, request).await;
-            answer(response, &call, shared).await
-        }
-        Err(status) => error_response(&status, HeaderMap::new(), &shared.schema),
-    }
+    let (request, call) = translate(shared, request, codec);
+    let response = call_inner(inner, request).await;
+    answer(response, &call, shared).await
 }
 
-/// The gRPC request for a Connect unary request.
-async fn translate(
+/// The gRPC request for a Connect unary request: the message is read, and
+/// converted from JSON, as the service reads its body; what cannot be
+/// translated fails that body with the reason (see `connect::failing`).
+fn translate(
     shared: &WebShared,
     request: Request<hyper::body::Incoming>,
     codec: Codec,
-) -> Result<(Request<Body>, UnaryCall), Status> {
+) -> (Request<Body>, UnaryCall) {
     let (parts, body) = request.into_parts();
-    let mut headers = grpc_headers(&parts.headers)?;
-    let encoding = encoding_of(&parts.headers, &CONTENT_ENCODING)?;
-    let accept = accepted_encoding(&parts.headers, &ACCEPT_ENCODING);
-    let limit = shared.messages.max_recv;
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => return Err(too_large(limit)),
-        Err(error) => return Err(Status::cancelled(format!("the request ended early: {error}"))),
-    };
+    let mut headers = grpc_headers(&parts.headers);
     let method = shared.schema.method(parts.uri.path());
-    let message = match (codec, &method) {
-        (Codec::Proto, _) => match encoding {
-            // Passed on compressed: the service decompresses it under its own limit.
-            Some(encoding) => {
-                headers.insert(GRPC_ENCODING, HeaderValue::from_static(encoding.name()));
-                envelope(COMPRESSED, &bytes)
+    let accept = accepted_encoding(&parts.headers, &ACCEPT_ENCODING);
+    let checked = protocol_headers(&parts.headers).and_then(|timeout| {
+        encoding_of(&parts.headers, &CONTENT_ENCODING).map(|encoding| (timeout, encoding))
+    });
+    let body = match checked {
+        Err(status) => failing(status),
+        Ok((timeout, encoding)) => {
+            if let Some(timeout) = timeout {
+                headers.insert(GRPC_TIMEOUT, timeout);
             }
-            None => envelope(0, &bytes),
-        },
-        (Codec::Json, Some(method)) => {
-            let json = match encoding {
-                Some(encoding) => encoding.decompress(&bytes, limit)?,
-                None => bytes.to_vec(),
-            };
-            envelope(0, &Schema::json_to_proto(&method.input(), &json)?)
+            if codec == Codec::Proto {
+                // Passed on compressed: the service decompresses it under its own limit.
+                if let Some(encoding) = encoding {
+                    headers.insert(GRPC_ENCODING, HeaderValue::from_static(encoding.name()));
+                }
+                if let Some(accept) = accept {
+                    headers.insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static(accept.name()));
+                }
+            }
+            let input = method.as_ref().map(|method| method.input());
+            let read = read_message(body, codec, encoding, input, shared.messages.max_recv);
+            Body::new(StreamBody::new(stream::once(read)))
         }
-        // A method the server does not have: the service answers UNIMPLEMENTED.
-        (Codec::Json, None) => Bytes::new(),
     };
-    if let (Codec::Proto, Some(accept)) = (codec, accept) {
-        headers.insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static(accept.name()));
-    }
-    let mut grpc = Request::new(Body::new(Full::new(message)));
+    let mut grpc = Request::new(body);
     *grpc.method_mut() = parts.method;
     *grpc.uri_mut() = parts.uri;
     *grpc.version_mut() = Version::HTTP_2;
     *grpc.headers_mut() = headers;
     *grpc.extensions_mut() = parts.extensions;
     mark(&mut grpc);
-    Ok((grpc, UnaryCall { codec, output: method.map(|method| method.output()), accept }))
+    (grpc, UnaryCall { codec, output: method.map(|method| method.output()), accept })
+}
+
+/// The request message as a gRPC frame: read whole (within `limit`), and
+/// converted to protobuf when it is JSON of a known method (`input`). For a
+/// method the server does not have, no message: the service answers UNIMPLEMENTED.
+async fn read_message(
+    body: hyper::body::Incoming,
+    codec: Codec,
+    encoding: Option<Encoding>,
+    input: Option<MessageDescriptor>,
+    limit: usize,
+) -> Result<Frame<Bytes>, Status> {
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<LengthLimitError>() => return Err(too_large(limit)),
+        Err(error) => return Err(Status::cancelled(format!("the request ended early: {error}"))),
+    };
+    let message = match (codec, input) {
+        (Codec::Proto, _) => envelope(if encoding.is_some() { COMPRESSED } else { 0 }, &bytes),
+        (Codec::Json, Some(input)) => {
+            let json = match encoding {
+                Some(encoding) => encoding.decompress(&bytes, limit)?,
+                None => bytes.to_vec(),
+            };
+            envelope(0, &Schema::json_to_proto(&input, &json)?)
+        }
+        (Codec::Json, None) => Bytes::new(),
+    };
+    Ok(Frame::data(message))
 }
 
 /// The Connect response for the gRPC response of a unary call.
