@@ -73,6 +73,7 @@ async fn json_lines_carry_method_peer_request_id_code_and_duration() {
     assert_eq!(line["method"], "/ConnectService/UnaryRPC");
     assert_eq!(line["request_id"], "log-1");
     assert_eq!(line["code"], "OK");
+    assert_eq!(line["protocol"], "grpc");
     let peer: SocketAddr = line["peer"].as_str().unwrap().parse().unwrap();
     assert_eq!(peer.ip().to_string(), "127.0.0.1");
     let duration = line["duration_ms"].as_f64().unwrap();
@@ -93,6 +94,7 @@ async fn text_lines_are_plain_key_values() {
     let (_, rest) = line.split_once("  INFO connect_server::access: ").expect(&line);
     assert!(rest.starts_with("rpc finished method=\"/ConnectService/UnaryRPC\" peer=127.0.0.1:"), "{line}");
     assert!(rest.contains(" request_id=log-3 code=\"OK\" duration_ms="), "{line}");
+    assert!(rest.ends_with(" protocol=grpc"), "{line}");
     assert!(!line.contains('\u{1b}'), "no colour codes off a terminal: {line:?}");
 }
 
