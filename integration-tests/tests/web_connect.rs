@@ -195,3 +195,38 @@ async fn connect_calls_are_counted_like_grpc_ones() {
     let line = r#"grpc_server_handled_total{grpc_code="OK",grpc_method="UnaryRPC",grpc_service="ConnectService",grpc_type="unary"} 1"#;
     assert!(metrics.lines().any(|l| l == line), "{metrics}");
 }
+
+#[tokio::test]
+async fn every_served_service_speaks_json() {
+    let server = TestServer::start().await;
+    let request = post("/grpc.health.v1.Health/Check", &[JSON]);
+    let response =
+        send(server.addr, Version::HTTP_11, request, Bytes::from_static(br#"{"service":"ConnectService"}"#))
+            .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json(), json!({"status": "SERVING"}));
+}
+
+#[tokio::test]
+async fn an_idle_http1_keep_alive_connection_is_closed_at_the_idle_timeout() {
+    let server = TestServer::start_with_args(&["--idle-timeout", "300ms"]).await;
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    let connection = tokio::spawn(connection);
+    let request = post(UNARY, &[JSON]).map(|()| http_body_util::Full::new(Bytes::from_static(b"{}")));
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(response);
+    let started = std::time::Instant::now();
+    // Kept alive after the call, then closed by the server once idle for 300 ms.
+    tokio::time::timeout(integration_tests::PROMPTLY, connection)
+        .await
+        .expect("closed by the server")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250), "{:?}", started.elapsed());
+    tokio::time::timeout(integration_tests::PROMPTLY, server.connections.wait_until_at_most(0))
+        .await
+        .expect("connection released");
+}

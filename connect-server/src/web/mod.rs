@@ -37,7 +37,7 @@ use tower::{Layer, Service, util::BoxCloneService};
 use tower_http::cors::CorsLayer;
 
 use self::{connect::Shape, protocol::Kind};
-use crate::service::MessageLimits;
+use crate::{grpc::content_type, service::MessageLimits};
 
 /// What the web path of every connection shares.
 #[derive(Debug)]
@@ -141,7 +141,8 @@ where
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        if self.shared.enabled.grpc && Kind::of(request.headers()) == Kind::Grpc {
+        // The one check plain gRPC pays: the observe layer's own, on bytes.
+        if self.shared.enabled.grpc && content_type::is_grpc(request.headers().get(CONTENT_TYPE)) {
             let left: fn(Response<B>) -> Response<EdgeBody<B>> = |response| response.map(EdgeBody::Left);
             return Either::Left(Service::<Request<Incoming>>::call(&mut self.grpc, request).map_ok(left));
         }

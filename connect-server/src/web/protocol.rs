@@ -3,6 +3,8 @@
 
 use http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
 
+use crate::grpc::content_type;
+
 /// A protocol the server can speak on its port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Protocol {
@@ -64,24 +66,33 @@ impl Kind {
     /// The kind of a request with `headers`. Parameters (`; charset=utf-8`) are
     /// ignored; the type itself is compared without regard to case.
     pub(crate) fn of(headers: &HeaderMap) -> Self {
-        let Some(value) = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        let content_type = headers.get(CONTENT_TYPE);
+        // gRPC as the observe layer reads it (`application/grpc`, `+anything`, `;params`).
+        if content_type::is_grpc(content_type) {
+            return Self::Grpc;
+        }
+        let Some(value) = content_type.and_then(|value| value.to_str().ok()) else {
             return Self::Other;
         };
-        let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        match essence.as_str() {
-            "application/grpc" | "application/grpc+proto" => Self::Grpc,
-            "application/grpc-web"
-            | "application/grpc-web+proto"
-            | "application/grpc-web-text"
-            | "application/grpc-web-text+proto" => Self::GrpcWeb,
-            "application/proto" => Self::ConnectUnary(Codec::Proto),
-            "application/json" => Self::ConnectUnary(Codec::Json),
-            "application/connect+proto" => Self::ConnectStream(Codec::Proto),
-            "application/connect+json" => Self::ConnectStream(Codec::Json),
-            _ => Self::Other,
-        }
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        WEB_TYPES
+            .iter()
+            .find(|(name, _)| essence.eq_ignore_ascii_case(name))
+            .map_or(Self::Other, |(_, kind)| *kind)
     }
 }
+
+/// The content types of the web protocols, and what each is.
+const WEB_TYPES: [(&str, Kind); 8] = [
+    ("application/grpc-web", Kind::GrpcWeb),
+    ("application/grpc-web+proto", Kind::GrpcWeb),
+    ("application/grpc-web-text", Kind::GrpcWeb),
+    ("application/grpc-web-text+proto", Kind::GrpcWeb),
+    ("application/proto", Kind::ConnectUnary(Codec::Proto)),
+    ("application/json", Kind::ConnectUnary(Codec::Json)),
+    ("application/connect+proto", Kind::ConnectStream(Codec::Proto)),
+    ("application/connect+json", Kind::ConnectStream(Codec::Json)),
+];
 
 /// The protocols turned on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +158,9 @@ mod tests {
         assert_eq!(kind("Application/Proto"), Kind::ConnectUnary(Codec::Proto));
         assert_eq!(kind("application/connect+json"), Kind::ConnectStream(Codec::Json));
         assert_eq!(kind("application/connect+proto"), Kind::ConnectStream(Codec::Proto));
-        assert_eq!(kind("application/grpc+json"), Kind::Other);
+        // As the observe layer reads gRPC: tonic answers a codec it does not speak.
+        assert_eq!(kind("application/grpc+json"), Kind::Grpc);
+        assert_eq!(kind("application/grpcx"), Kind::Other);
         assert_eq!(kind("text/plain"), Kind::Other);
         assert_eq!(Kind::of(&HeaderMap::new()), Kind::Other);
     }
