@@ -88,7 +88,8 @@ const deniedOrigin = await staticServer();
 // connect-server, allowing only the first page's origin.
 async function startServer() {
   const child = spawn(serverBin,
-    ["--addr", "127.0.0.1:0", "--metrics-addr", "off", "--cors-allow-origin", allowedOrigin],
+    ["--addr", "127.0.0.1:0", "--metrics-addr", "off", "--cors-allow-origin", allowedOrigin,
+      "--server-id", "web-interop-browser"],
     { stdio: ["ignore", "pipe", "inherit"] });
   cleanups.push(() => child.kill("SIGKILL"));
   const lines = createInterface({ input: child.stdout });
@@ -133,12 +134,21 @@ async function visit(origin) {
 }
 
 try {
-  const stream = ["Hello, browser: server(1) ", "Hello, browser: server(2) ", "Hello, browser: server(3) "];
+  const items = ["Hello, browser: server(1) ", "Hello, browser: server(2) ", "Hello, browser: server(3) "];
+  const unary = (id) => ({ responseData: "Hello, browser", requestId: id, servedBy: "web-interop-browser" });
+  const stream = { items, messageCount: "3" };
   const allowed = await visit(allowedOrigin);
-  check("allowed origin: Connect JSON unary", "Hello, browser", allowed.results.connectJson.unary);
-  check("allowed origin: Connect JSON server stream of 3", stream, allowed.results.connectJson.stream);
-  check("allowed origin: gRPC-Web unary", "Hello, browser", allowed.results.grpcWeb.unary);
-  check("allowed origin: gRPC-Web server stream of 3", stream, allowed.results.grpcWeb.stream);
+  check("allowed origin: Connect JSON unary (x-request-id sent and echoed, x-served-by)",
+    unary("browser-connect"), allowed.results.connectJson.unary);
+  check("allowed origin: Connect JSON server stream of 3 (x-message-count trailer)",
+    stream, allowed.results.connectJson.stream);
+  check("allowed origin: gRPC-Web unary (x-request-id sent and echoed, x-served-by)",
+    unary("browser-grpc-web"), allowed.results.grpcWeb.unary);
+  check("allowed origin: gRPC-Web server stream of 3 (x-message-count trailer)",
+    stream, allowed.results.grpcWeb.stream);
+  const invalid = { error: { code: 3, rawMessage: "count must be at most 1000000" } }; // InvalidArgument
+  check("allowed origin: Connect JSON count 5000000 is InvalidArgument", invalid, allowed.results.connectJson.error);
+  check("allowed origin: gRPC-Web count 5000000 is InvalidArgument", invalid, allowed.results.grpcWeb.error);
 
   // Chromium reports a CORS block to the page as a bare "Failed to fetch" TypeError
   // (connect-web: Code.Unknown = 2), and explains it on the console.
@@ -148,9 +158,11 @@ try {
   check("denied origin: Connect JSON stream blocked", blocked, denied.results.connectJson.stream);
   check("denied origin: gRPC-Web unary blocked", blocked, denied.results.grpcWeb.unary);
   check("denied origin: gRPC-Web stream blocked", blocked, denied.results.grpcWeb.stream);
+  check("denied origin: Connect JSON error call blocked", blocked, denied.results.connectJson.error);
+  check("denied origin: gRPC-Web error call blocked", blocked, denied.results.grpcWeb.error);
   const corsLines = denied.console.filter((l) =>
     l.includes(`from origin '${deniedOrigin}' has been blocked by CORS policy`));
-  check("denied origin: Chromium logs 4 CORS blocks", 4, corsLines.length);
+  check("denied origin: Chromium logs 6 CORS blocks", 6, corsLines.length);
 } catch (e) {
   failed++;
   console.log(`FAIL browser: ${e.stack ?? e}`);

@@ -57,16 +57,26 @@ const transports = [
 for (const [tname, transport, fullDuplex] of transports) {
   const client = createClient(ConnectService, transport);
 
-  await run(`${tname} unary`, "Hello, node", async () =>
-    (await client.unaryRPC({ requestData: "node" }, withTimeout)).responseData);
+  // connect-server echoes x-request-id and names itself in x-served-by (--server-id).
+  await run(`${tname} unary (and x-request-id, x-served-by)`,
+    { responseData: "Hello, node", requestId: "node-req-1", servedBy: "web-interop" }, async () => {
+      let headers;
+      const res = await client.unaryRPC({ requestData: "node" },
+        { ...withTimeout, headers: { "x-request-id": "node-req-1" }, onHeader: (h) => (headers = h) });
+      return { responseData: res.responseData, requestId: headers?.get("x-request-id"),
+        servedBy: headers?.get("x-served-by") };
+    });
 
-  await run(`${tname} server stream of 3`, streamItems("node", 3), async () => {
-    const got = [];
-    for await (const m of client.serverStreamRPC({ requestData: "node", count: 3 }, withTimeout)) {
-      got.push(m.responseData);
-    }
-    return got;
-  });
+  await run(`${tname} server stream of 3 (and x-message-count trailer)`,
+    { items: streamItems("node", 3), messageCount: "3" }, async () => {
+      const items = [];
+      let trailers;
+      for await (const m of client.serverStreamRPC({ requestData: "node", count: 3 },
+        { ...withTimeout, onTrailer: (t) => (trailers = t) })) {
+        items.push(m.responseData);
+      }
+      return { items, messageCount: trailers?.get("x-message-count") };
+    });
 
   await run(
     `${tname} count 5000000 is InvalidArgument`,
