@@ -48,6 +48,12 @@ async function cleanup() {
     }
   }
 }
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, async () => {
+    await cleanup();
+    process.exit(1);
+  });
+}
 // Bound the whole test: a hung browser or server must not hang CI.
 const overall = setTimeout(async () => {
   console.log("FAIL browser: the browser test took over 90 s");
