@@ -204,3 +204,27 @@ async fn slow_http1_headers_are_closed_at_the_handshake_timeout() {
         .expect("connection released");
     assert_still_serving(&server).await;
 }
+
+#[tokio::test]
+async fn a_refused_http1_request_leaves_its_connection_usable() {
+    let server = TestServer::start().await;
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let body = |bytes: &'static [u8]| http_body_util::Full::new(Bytes::from_static(bytes));
+    let refused = post(UNARY, &[("content-type", "text/plain")]).map(|()| body(&[b'x'; 10_000]));
+    let response = sender.send_request(refused).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    http_body_util::BodyExt::collect(response.into_body()).await.unwrap();
+    // The same connection, the next request.
+    sender.ready().await.expect("the connection is still open");
+    let ok = post(UNARY, &[JSON]).map(|()| body(br#"{"requestData":"again"}"#));
+    let response = sender.send_request(ok).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+        json!({"responseData": "Hello, again"})
+    );
+}

@@ -10,7 +10,8 @@ use crate::web::Protocol;
 pub struct WebArgs {
     /// Protocols served on `--addr`, comma-separated: gRPC over HTTP/2, and
     /// gRPC-Web and Connect over HTTP/1.1 or HTTP/2. A protocol left out is
-    /// answered like an unknown content type (HTTP 415).
+    /// answered like an unknown content type (HTTP 415); with `grpc` alone
+    /// the port speaks HTTP/2 only.
     #[arg(
         long,
         env = "CONNECT_PROTOCOLS",

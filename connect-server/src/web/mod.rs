@@ -30,7 +30,7 @@ use futures::{
     future::{BoxFuture, Either, MapOk},
 };
 use http::{HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tonic::{Status, body::Body};
 use tower::{Layer, Service, util::BoxCloneService};
@@ -38,6 +38,10 @@ use tower_http::cors::CorsLayer;
 
 use self::{connect::Shape, protocol::Kind};
 use crate::{grpc::content_type, service::MessageLimits};
+
+/// How much of a refused request's body is read so its HTTP/1.1 connection can
+/// carry the next request; past it the connection closes after the answer.
+const UNREAD_BODY_LIMIT: usize = 64 * 1024;
 
 /// What the web path of every connection shares.
 #[derive(Debug)]
@@ -201,11 +205,15 @@ where
             _ => {
                 // Through the stack all the same, so the refusal is logged like any call.
                 request.extensions_mut().insert(Arrived::Unsupported);
-                let mut inner = inner;
-                let answer = Service::<Request<Incoming>>::call(&mut inner, request);
+                let (parts, body) = request.into_parts();
                 let text = self.shared.unsupported.clone();
+                let mut inner = inner;
                 Box::pin(async move {
-                    let response = answer.await?;
+                    // Read (a bounded part of) the body first: an HTTP/1.1 connection whose
+                    // request was not read to its end cannot carry the client's next request.
+                    let _ = Limited::new(body, UNREAD_BODY_LIMIT).collect().await;
+                    let request = Request::from_parts(parts, Body::empty());
+                    let response = Service::<Request<Body>>::call(&mut inner, request).await?;
                     Ok(unsupported(response, text))
                 })
             }

@@ -4,7 +4,9 @@
 //! accepted) by `prost-reflect`.
 
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions};
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions,
+};
 use tonic::Status;
 
 /// The descriptors of every service served, and of the error details.
@@ -38,7 +40,10 @@ impl Schema {
     /// A JSON message of type `message`, encoded as protobuf.
     pub(crate) fn json_to_proto(message: &MessageDescriptor, json: &[u8]) -> Result<Vec<u8>, Status> {
         let mut deserializer = serde_json::Deserializer::from_slice(json);
-        let decoded = DynamicMessage::deserialize(message.clone(), &mut deserializer)
+        // Unknown fields are skipped, as the binary encoding skips them: a newer
+        // client's new field does not break an older server (connect-es does the same).
+        let options = DeserializeOptions::new().deny_unknown_fields(false);
+        let decoded = DynamicMessage::deserialize_with_options(message.clone(), &mut deserializer, &options)
             .and_then(|decoded| deserializer.end().map(|()| decoded))
             .map_err(|error| {
                 Status::invalid_argument(format!("invalid JSON for {}: {error}", message.full_name()))
@@ -94,6 +99,8 @@ mod tests {
         let camel = Schema::json_to_proto(&input, br#"{"requestData":"x"}"#).unwrap();
         let snake = Schema::json_to_proto(&input, br#"{"request_data":"x"}"#).unwrap();
         assert_eq!(camel, snake);
+        let newer = Schema::json_to_proto(&input, br#"{"requestData":"x","fieldOfTomorrow":1}"#).unwrap();
+        assert_eq!(camel, newer, "unknown fields are skipped");
         let request = connect_proto::RequestMessage::decode(camel.as_slice()).unwrap();
         assert_eq!(request.request_data, "x");
         let json = Schema::proto_to_json(&input, &camel).unwrap();
@@ -104,7 +111,7 @@ mod tests {
     fn bad_json_is_invalid_argument() {
         let schema = Schema::new().unwrap();
         let input = schema.method("/ConnectService/UnaryRPC").unwrap().input();
-        for bad in [&b"{"[..], br#"{"requestData":5}"#, br#"{"nope":1}"#, br#"{} {}"#] {
+        for bad in [&b"{"[..], br#"{"requestData":5}"#, br#"[]"#, br#"{} {}"#] {
             let error = Schema::json_to_proto(&input, bad).unwrap_err();
             assert_eq!(error.code(), tonic::Code::InvalidArgument);
             assert!(error.message().starts_with("invalid JSON for RequestMessage: "), "{}", error.message());
