@@ -118,25 +118,52 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Edge<S> {
     }
 }
 
-/// The response body of either path.
-pub(crate) type EdgeBody<B> = http_body_util::Either<B, Body>;
+/// What the edge asks of a connection's gRPC service stack: it serves hyper's
+/// requests and translated ones, never fails, clones cheaply, and its futures
+/// move to the connection's task. (One name for the bounds both services repeat.)
+pub(crate) trait GrpcStack:
+    Service<
+        Request<Incoming>,
+        Response = Response<Self::ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Service<
+        Request<Body>,
+        Response = Response<Self::ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The body of its responses.
+    type ResponseBody: http_body::Body<Data = Bytes, Error = Status> + Send + 'static;
+}
 
-impl<S, B> Service<Request<Incoming>> for Edge<S>
+impl<S, B> GrpcStack for S
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Service<Request<Body>, Response = Response<B>, Error = Infallible>
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send + 'static>
+        + Service<Request<Body>, Response = Response<B>, Error = Infallible, Future: Send + 'static>
         + Clone
         + Send
         + 'static,
-    <S as Service<Request<Incoming>>>::Future: Send + 'static,
-    <S as Service<Request<Body>>>::Future: Send + 'static,
     B: http_body::Body<Data = Bytes, Error = Status> + Send + 'static,
 {
-    type Response = Response<EdgeBody<B>>;
+    type ResponseBody = B;
+}
+
+/// The response body of either path.
+pub(crate) type EdgeBody<B> = http_body_util::Either<B, Body>;
+
+/// How a gRPC response becomes the edge's (a plain function: no closure type in the future's name).
+type ToEdge<B> = fn(Response<B>) -> Response<EdgeBody<B>>;
+
+impl<S: GrpcStack> Service<Request<Incoming>> for Edge<S> {
+    type Response = Response<EdgeBody<S::ResponseBody>>;
     type Error = Infallible;
     type Future = Either<
-        MapOk<<S as Service<Request<Incoming>>>::Future, fn(Response<B>) -> Response<EdgeBody<B>>>,
-        BoxFuture<'static, Result<Response<EdgeBody<B>>, Infallible>>,
+        MapOk<<S as Service<Request<Incoming>>>::Future, ToEdge<S::ResponseBody>>,
+        BoxFuture<'static, Result<Response<EdgeBody<S::ResponseBody>>, Infallible>>,
     >;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -147,7 +174,7 @@ where
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         // The one check plain gRPC pays: the observe layer's own, on bytes.
         if self.shared.enabled.grpc && content_type::is_grpc(request.headers().get(CONTENT_TYPE)) {
-            let left: fn(Response<B>) -> Response<EdgeBody<B>> = |response| response.map(EdgeBody::Left);
+            let left: ToEdge<S::ResponseBody> = |response| response.map(EdgeBody::Left);
             return Either::Left(Service::<Request<Incoming>>::call(&mut self.grpc, request).map_ok(left));
         }
         let web = self.web.get_or_insert_with(|| {
@@ -168,17 +195,7 @@ struct WebPath<S> {
     shared: Arc<WebShared>,
 }
 
-impl<S, B> Service<Request<Incoming>> for WebPath<S>
-where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Service<Request<Body>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    <S as Service<Request<Incoming>>>::Future: Send + 'static,
-    <S as Service<Request<Body>>>::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes, Error = Status> + Send + 'static,
-{
+impl<S: GrpcStack> Service<Request<Incoming>> for WebPath<S> {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
