@@ -13,6 +13,10 @@ pub enum Protocol {
     /// The Connect protocol over HTTP/1.1 or HTTP/2 (`application/proto`,
     /// `application/json`, `application/connect+proto`, `application/connect+json`).
     Connect,
+    /// A call from the browser playground on the metrics endpoint (not a
+    /// protocol of the port, so `--protocols` does not name it).
+    #[value(skip)]
+    Playground,
 }
 
 impl Protocol {
@@ -22,6 +26,7 @@ impl Protocol {
             Self::Grpc => "grpc",
             Self::GrpcWeb => "grpc-web",
             Self::Connect => "connect",
+            Self::Playground => "playground",
         }
     }
 }
