@@ -72,7 +72,10 @@ pub(super) fn start(
 ) -> Result<(Call, Value, Events), String> {
     let started = Instant::now();
     let method = playground.schema.method(&start.method).ok_or_else(|| {
-        format!("unknown method {:?}: expected /package.Service/Method, as /schema.json lists them", start.method)
+        format!(
+            "unknown method {:?}: expected /package.Service/Method, as /schema.json lists them",
+            start.method
+        )
     })?;
     let headers = request_headers(&start)?;
     let request_event = json!({
@@ -170,7 +173,8 @@ impl Call {
             return Err("the request is half-closed: no more messages".to_owned());
         };
         let text = serde_json::to_vec(json).expect("a JSON value writes");
-        let proto = Schema::json_to_proto(&self.input, &text).map_err(|status| status.message().to_owned())?;
+        let proto =
+            Schema::json_to_proto(&self.input, &text).map_err(|status| status.message().to_owned())?;
         if proto.len() > self.max_recv {
             return Err(format!(
                 "the message is {} bytes, over the limit of {} (--max-recv-message-size)",
@@ -302,7 +306,9 @@ fn messages(buffer: &mut BytesMut, output: &MessageDescriptor, t: f64) -> Vec<Ev
                     "t": t,
                     "json": serde_json::from_slice::<Value>(&json).unwrap_or(Value::Null),
                 }),
-                Err(status) => json!({ "type": "error", "t": t, "fatal": false, "message": status.message() }),
+                Err(status) => {
+                    json!({ "type": "error", "t": t, "fatal": false, "message": status.message() })
+                }
             }
         };
         events.push(Event { value, last: false });

@@ -93,7 +93,8 @@ mod tests {
             .iter()
             .find(|service| service["name"] == "ConnectService")
             .unwrap();
-        let bidi = connect["methods"].as_array().unwrap().iter().find(|m| m["name"] == "BidiStreamRPC").unwrap();
+        let bidi =
+            connect["methods"].as_array().unwrap().iter().find(|m| m["name"] == "BidiStreamRPC").unwrap();
         assert_eq!(bidi["path"], "/ConnectService/BidiStreamRPC");
         assert_eq!(bidi["clientStreaming"], true);
         assert_eq!(bidi["serverStreaming"], true);

@@ -69,12 +69,7 @@ mod call;
 mod describe;
 mod socket;
 
-use std::{
-    convert::Infallible,
-    net::SocketAddr,
-    num::NonZeroUsize,
-    sync::Arc,
-};
+use std::{convert::Infallible, net::SocketAddr, num::NonZeroUsize, sync::Arc};
 
 use axum::{
     Router,
@@ -150,8 +145,14 @@ where
     });
     Ok(Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", include_str!("assets/index.html")) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/app.js")) }))
-        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", include_str!("assets/style.css")) }))
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("assets/app.js")) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { asset("text/css; charset=utf-8", include_str!("assets/style.css")) }),
+        )
         .route("/schema.json", get(describe::serve))
         .route("/ws", get(socket::upgrade))
         .with_state(playground))

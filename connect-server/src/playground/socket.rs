@@ -22,6 +22,8 @@ use super::{
 
 /// How long a socket may stay open without starting its call.
 const START_WITHIN: Duration = Duration::from_secs(10);
+/// How long a page may take to answer the server's close.
+const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 
 /// `GET /ws`: upgrades same-origin requests; 403 for the rest.
 pub(super) async fn upgrade(
@@ -46,10 +48,7 @@ pub(super) async fn upgrade(
 /// loopback endpoint `Host` is a loopback name, so a page of another site
 /// whose name resolves to 127.0.0.1 (DNS rebinding) is refused too.
 fn check_origin(headers: &HeaderMap, loopback: bool) -> Result<(), &'static str> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .ok_or("no Host header")?;
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).ok_or("no Host header")?;
     if loopback && !is_loopback_host(host) {
         return Err("the playground listens on loopback: open it as 127.0.0.1, [::1] or localhost");
     }
@@ -105,9 +104,9 @@ fn parse(text: &str) -> Result<Command, String> {
             };
             let timeout_ms = match object.remove("timeoutMs") {
                 None | Some(Value::Null) => None,
-                Some(value) => Some(
-                    value.as_u64().ok_or("\"timeoutMs\" must be a whole number of milliseconds")?,
-                ),
+                Some(value) => {
+                    Some(value.as_u64().ok_or("\"timeoutMs\" must be a whole number of milliseconds")?)
+                }
             };
             Ok(Command::Start(Start { method, metadata, timeout_ms }))
         }
@@ -117,9 +116,9 @@ fn parse(text: &str) -> Result<Command, String> {
         },
         Some("halfClose") => Ok(Command::HalfClose),
         Some("cancel") => Ok(Command::Cancel),
-        Some(other) => Err(format!(
-            "unknown command type {other:?}: expected start, message, halfClose or cancel"
-        )),
+        Some(other) => {
+            Err(format!("unknown command type {other:?}: expected start, message, halfClose or cancel"))
+        }
         None => Err("a command is a JSON object with a \"type\"".to_owned()),
     }
 }
@@ -140,8 +139,8 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
         },
         Ok(Some(Ok(_))) => return fatal(socket, "commands are JSON text messages").await,
     };
-    // Held until the call is over.
-    let Ok(_permit) = Arc::clone(&playground.calls).try_acquire_owned() else {
+    // Held until the call is over (and let go before the close, so the page may start another).
+    let Ok(permit) = Arc::clone(&playground.calls).try_acquire_owned() else {
         let message = format!(
             "too many playground calls: at most {} run at once (--playground-max-calls); \
              try again when one has ended",
@@ -180,6 +179,7 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
                         drop(events);
                         let cancelled = call.cancel();
                         if send(&mut socket, &cancelled).await.is_ok() {
+                            drop(permit);
                             close(socket).await;
                         }
                         return;
@@ -196,12 +196,14 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
             }
             event = events.next() => {
                 let Some(event) = event else {
+                    drop(permit);
                     return close(socket).await;
                 };
                 if send(&mut socket, &event.value).await.is_err() {
                     return;
                 }
                 if event.last {
+                    drop(permit);
                     return close(socket).await;
                 }
             }
@@ -226,10 +228,23 @@ async fn fatal(mut socket: WebSocket, message: &str) {
     }
 }
 
-/// Closes the socket normally (the page may have gone already).
+/// Closes the socket normally (the page may have gone already), then reads
+/// what the page still sends until it closes too, so that no reset loses the
+/// last events: a page may have sent a command while the call was ending.
 async fn close(mut socket: WebSocket) {
     let frame = CloseFrame { code: close_code::NORMAL, reason: "".into() };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let closed = async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    // A page that never answers the close is let go.
+    let _ = tokio::time::timeout(CLOSE_WITHIN, closed).await;
 }
 
 #[cfg(test)]
@@ -256,7 +271,9 @@ mod tests {
         assert!(check_origin(&headers("127.0.0.1:9464", Some("null")), true).is_err());
         // DNS rebinding: a foreign name pointing at loopback.
         assert!(check_origin(&headers("evil.test:9464", Some("http://evil.test:9464")), true).is_err());
-        assert!(check_origin(&headers("admin.internal:9464", Some("http://admin.internal:9464")), false).is_ok());
+        assert!(
+            check_origin(&headers("admin.internal:9464", Some("http://admin.internal:9464")), false).is_ok()
+        );
     }
 
     #[test]
@@ -272,7 +289,10 @@ mod tests {
             parse(r#"{"type":"nope"}"#).unwrap_err(),
             "unknown command type \"nope\": expected start, message, halfClose or cancel"
         );
-        assert_eq!(parse(r#"{"type":"message"}"#).unwrap_err(), "message needs \"json\": the request message");
+        assert_eq!(
+            parse(r#"{"type":"message"}"#).unwrap_err(),
+            "message needs \"json\": the request message"
+        );
         assert_eq!(
             parse(r#"{"type":"start","method":"/a/b","timeoutMs":-1}"#).unwrap_err(),
             "\"timeoutMs\" must be a whole number of milliseconds"

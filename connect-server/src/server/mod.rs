@@ -148,7 +148,9 @@ impl ConnectServer {
         let endpoint = shared.metrics_endpoint.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(endpoint) = endpoint {
             let playground = match shared.settings.playground {
-                Some(max_calls) => playground(shared, listeners[0].local_addr()?, max_calls, endpoint.addr())?,
+                Some(max_calls) => {
+                    playground(shared, listeners[0].local_addr()?, max_calls, endpoint.addr())?
+                }
                 None => axum::Router::new(),
             };
             endpoint.spawn(shared.metrics.registry().clone(), playground, shared.dropped.clone())?;
@@ -191,11 +193,16 @@ fn playground(
 ) -> anyhow::Result<axum::Router> {
     use tower::Layer as _;
     let served_by = crate::telemetry::served_by(shared.settings.server_id.as_deref(), grpc_addr)?;
-    let observe = crate::telemetry::ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by);
+    let observe = crate::telemetry::ObserveLayer::new(
+        Arc::clone(&shared.metrics),
+        Arc::clone(&shared.stats),
+        served_by,
+    );
     let stack = observe.layer(shared.dispatch.layer(shared.others.clone()));
     let stack_for = move |peer| stack.on_connection(&Arc::new(crate::transport::ConnectionCalls::new(peer)));
     // For the page's "copy as" commands: where a client reaches the gRPC port.
-    let host = if grpc_addr.ip().is_unspecified() { "localhost".to_owned() } else { grpc_addr.ip().to_string() };
+    let host =
+        if grpc_addr.ip().is_unspecified() { "localhost".to_owned() } else { grpc_addr.ip().to_string() };
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let scheme = if shared.settings.transport.tls() { "https" } else { "http" };
     let grpc_url = format!("{scheme}://{host}:{}", grpc_addr.port());

@@ -36,7 +36,12 @@ impl MetricsEndpoint {
 
     /// Serves `registry` at `/metrics`, and the routes of `extra`, on the current runtime
     /// until `stop` is cancelled.
-    pub(crate) fn spawn(self, registry: Registry, extra: Router, stop: CancellationToken) -> anyhow::Result<()> {
+    pub(crate) fn spawn(
+        self,
+        registry: Registry,
+        extra: Router,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
         let app = Router::new()
             .route(
