@@ -127,7 +127,6 @@ function input(tag, path, kind) {
 function labelled(field, note, control) {
   const label = document.createElement('label');
   const name = document.createElement('span');
-  name.innerHTML = '';
   name.append(field.jsonName + ' ');
   const type = document.createElement('span');
   type.className = 'type';
@@ -360,7 +359,9 @@ function describe(event) {
         }
         if (!detail.fieldViolations) lines.push('  detail ' + JSON.stringify(detail));
       }
-      const others = headerLines(event.trailers);
+      // The status is shown decoded above; the other trailers as they came.
+      const shown = new Set(['grpc-status', 'grpc-message', 'grpc-status-details-bin']);
+      const others = headerLines(Object.fromEntries(Object.entries(event.trailers || {}).filter(([key]) => !shown.has(key))));
       if (others) lines.push(others);
       return [event.trailersOnly ? 'trailers (trailers-only response)' : 'trailers', lines.join('\n')];
     }

@@ -1,0 +1,116 @@
+// Drives the playground page in headless Chromium: a unary call, a server
+// stream with rising timestamps, bidi ping-pong and a cancel, asserting the
+// exact text the page shows; saves a screenshot of the finished server stream.
+//
+// Usage: node browser.mjs http://127.0.0.1:PORT/ SCREENSHOT.png
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const [url, screenshot] = process.argv.slice(2);
+if (!url || !screenshot) {
+  console.error('usage: node browser.mjs URL SCREENSHOT.png');
+  process.exit(2);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run'],
+});
+const failed = [];
+const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+page.on('pageerror', (error) => failed.push(error.message));
+page.on('requestfailed', (request) => failed.push('request failed: ' + request.url()));
+page.setDefaultTimeout(10_000);
+
+const rows = (type) => page.locator('#timeline tbody tr.ev-' + type);
+const texts = async (type) => rows(type).locator('pre').allTextContents();
+const times = async (type) => (await rows(type).locator('td.t').allTextContents()).map(Number);
+
+async function choose(method) {
+  await page.selectOption('#method', method);
+}
+
+async function step(name, body) {
+  process.stdout.write(name + ' ... ');
+  await body();
+  console.log('ok');
+}
+
+try {
+  await page.goto(url);
+  await page.waitForSelector('#method option[value="/ConnectService/UnaryRPC"]', { state: 'attached' });
+
+  await step('unary', async () => {
+    await choose('/ConnectService/UnaryRPC');
+    await page.fill('[data-path="requestData"]', 'People');
+    await page.click('#send');
+    await rows('trailers').waitFor();
+    assert.deepEqual(await texts('message'), ['{"responseData":"Hello, People"}']);
+    assert.equal(await page.textContent('#status'), 'OK');
+    const headers = await rows('headers').locator('pre').textContent();
+    assert.match(headers, /^x-request-id: [0-9a-f-]{36}$/m);
+    assert.match(headers, /^x-served-by: /m);
+    assert.match(await page.textContent('#copy-text'), /^connect-client --addr http:\/\/127\.0\.0\.1:\d+ unary 'People'$/);
+  });
+
+  await step('server stream, 10 messages 200 ms apart', async () => {
+    await choose('/ConnectService/ServerStreamRPC');
+    await page.fill('[data-path="requestData"]', 'Playground');
+    await page.fill('[data-path="count"]', '10');
+    await page.fill('[data-path="intervalMs"]', '200');
+    await page.click('#send');
+    await rows('trailers').waitFor();
+    const expected = Array.from({ length: 10 }, (_, i) => `{"responseData":"Hello, Playground: server(${i + 1}) "}`);
+    assert.deepEqual(await texts('message'), expected);
+    const t = await times('message');
+    for (let i = 1; i < t.length; i++) assert.ok(t[i] > t[i - 1], 'rising: ' + t);
+    assert.ok(t[9] - t[0] >= 1790, 'spread over 1.8 s: ' + t);
+    assert.equal(await page.textContent('#status'), 'OK');
+    assert.match(await rows('trailers').locator('pre').textContent(), /^x-message-count: 10$/m);
+    await page.screenshot({ path: screenshot, fullPage: true });
+  });
+
+  await step('bidi ping-pong', async () => {
+    await choose('/ConnectService/BidiStreamRPC');
+    await page.click('#send');
+    await rows('request').waitFor();
+    await page.fill('[data-path="requestData"]', 'ping');
+    await page.click('#send-message');
+    await rows('message').first().waitFor();
+    assert.deepEqual(await texts('message'), ['{"responseData":"Hello, ping"}']);
+    await page.fill('[data-path="requestData"]', 'pong');
+    await page.click('#send-message');
+    await rows('message').nth(1).waitFor();
+    assert.deepEqual(await texts('message'), ['{"responseData":"Hello, ping"}', '{"responseData":"Hello, pong"}']);
+    await page.click('#half-close');
+    await rows('trailers').waitFor();
+    assert.equal(await page.textContent('#status'), 'OK');
+    assert.equal(await rows('halfClosed').count(), 1);
+  });
+
+  await step('cancel mid-stream', async () => {
+    await choose('/ConnectService/ServerStreamRPC');
+    await page.fill('[data-path="count"]', '100');
+    await page.fill('[data-path="intervalMs"]', '100');
+    await page.click('#send');
+    await rows('message').first().waitFor();
+    await page.click('#cancel');
+    await rows('cancelled').waitFor();
+    assert.equal(await page.textContent('#status'), 'CANCELLED (by you)');
+    assert.equal(await rows('trailers').count(), 0);
+  });
+
+  await step('history', async () => {
+    const history = await page.locator('#history li').allTextContents();
+    assert.equal(history.length, 4);
+    assert.match(history[0], /\/ConnectService\/ServerStreamRPC → CANCELLED$/);
+    assert.match(history[3], /\/ConnectService\/UnaryRPC → OK$/);
+  });
+
+  assert.deepEqual(failed, []);
+} finally {
+  await browser.close();
+}
+console.log('playground in a browser: ok');
