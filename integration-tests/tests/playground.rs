@@ -436,3 +436,41 @@ async fn playground_calls_count_in_the_metrics() {
                     grpc_service=\"ConnectService\",grpc_type=\"unary\"}";
     assert_eq!(sample(endpoint(&server), received).await, 1.0);
 }
+
+#[tokio::test]
+async fn a_foreign_name_for_loopback_gets_403() {
+    // DNS rebinding: a page of evil.test, whose name resolves to 127.0.0.1, is same-origin with itself.
+    let server = server(&[]).await;
+    let port = endpoint(&server).port();
+    let mut request = format!("ws://{}/ws", endpoint(&server)).into_client_request().unwrap();
+    request.headers_mut().insert("host", HeaderValue::from_str(&format!("evil.test:{port}")).unwrap());
+    let origin = format!("http://evil.test:{port}");
+    request.headers_mut().insert("origin", HeaderValue::from_str(&origin).unwrap());
+    let error = connect_async(request).await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = error else {
+        panic!("an HTTP refusal, not {error:?}");
+    };
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn an_oversize_websocket_message_ends_the_call() {
+    // The socket takes messages up to twice the message limit plus 64 KiB: here 65736 bytes.
+    let server = server(&["--max-recv-message-size", "100"]).await;
+    let mut socket = open(&server).await;
+    send(&mut socket, start("/ConnectService/BidiStreamRPC")).await;
+    assert_eq!(next(&mut socket).await["type"], "request");
+    let huge = json!({"type": "message", "json": {"requestData": "x".repeat(70_000)}});
+    // The server may close while the message is still being written.
+    let _ = socket.send(Message::text(huge.to_string())).await;
+    loop {
+        match timeout(PROMPTLY, socket.next()).await.expect("the socket ends in time") {
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(message)) => {
+                let event: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+                assert_eq!(event["type"], "headers", "{event}");
+            }
+        }
+    }
+    timeout(PROMPTLY, server.stats.wait_until(|stats| stats.cancelled == 1)).await.unwrap();
+}
