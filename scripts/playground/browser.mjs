@@ -1,6 +1,7 @@
 // Drives the playground page in headless Chromium: a unary call, a server
-// stream with rising timestamps, bidi ping-pong and a cancel, asserting the
-// exact text the page shows; saves a screenshot of the finished server stream.
+// stream with rising timestamps, bidi ping-pong, a cancel, and raw JSON with
+// metadata and a deadline ending in a field violation, asserting the exact
+// text the page shows; saves a screenshot of the finished server stream.
 //
 // Usage: node browser.mjs http://127.0.0.1:PORT/ SCREENSHOT.png
 import assert from 'node:assert/strict';
@@ -107,6 +108,38 @@ try {
     assert.equal(history.length, 4);
     assert.match(history[0], /\/ConnectService\/ServerStreamRPC → CANCELLED$/);
     assert.match(history[3], /\/ConnectService\/UnaryRPC → OK$/);
+  });
+
+  await step('raw JSON, metadata, a deadline and a field violation', async () => {
+    await choose('/ConnectService/ServerStreamRPC');
+    await page.click('#mode-json');
+    await page.fill('#json', '{"count": 2000000}');
+    await page.click('#add-metadata');
+    await page.fill('#metadata .meta-key', 'x-request-id');
+    await page.fill('#metadata .meta-value', 'browser-1');
+    await page.fill('#timeout', '5000');
+    await page.click('#send');
+    await rows('trailers').waitFor();
+    assert.equal(await page.textContent('#status'), 'INVALID_ARGUMENT: count must be at most 1000000');
+    const request = await rows('request').locator('pre').textContent();
+    assert.match(request, /^grpc-timeout: 5000m$/m);
+    assert.match(request, /^x-request-id: browser-1$/m);
+    // A trailers-only response: the response headers came with the status.
+    assert.equal(await rows('trailers').locator('.label').textContent(), 'trailers (trailers-only response)');
+    const trailers = await rows('trailers').locator('pre').textContent();
+    assert.match(trailers, /^grpc-status: 3 INVALID_ARGUMENT$/m);
+    assert.match(trailers, /^ {2}field count: count must be at most 1000000$/m);
+    assert.match(trailers, /^x-request-id: browser-1$/m);
+    await page.click('#copy-tabs [data-copy="grpcurl"]');
+    assert.match(await page.textContent('#copy-text'),
+      /^grpcurl -plaintext -H 'x-request-id: browser-1' -max-time 5 -d '\{"count":2000000\}' 127\.0\.0\.1:\d+ ConnectService\/ServerStreamRPC$/);
+    await page.click('#copy-tabs [data-copy="curl"]');
+    assert.equal(await page.textContent('#copy-text'),
+      '# curl speaks Connect unary calls only (JSON in, JSON out); use buf curl for streams');
+    await choose('/ConnectService/UnaryRPC');
+    await page.fill('#json', '{"requestData": "curl"}');
+    assert.match(await page.textContent('#copy-text'),
+      /^curl -H 'content-type: application\/json' -H 'x-request-id: browser-1' -H 'connect-timeout-ms: 5000' -d '\{"requestData":"curl"\}' http:\/\/127\.0\.0\.1:\d+\/ConnectService\/UnaryRPC$/);
   });
 
   assert.deepEqual(failed, []);

@@ -158,6 +158,13 @@ mod tests {
     }
 
     #[test]
+    fn the_playground_is_logged_but_not_a_protocol_of_the_port() {
+        assert_eq!(Protocol::Playground.name(), "playground");
+        assert!(<Protocol as clap::ValueEnum>::from_str("playground", true).is_err());
+        assert_eq!(<Protocol as clap::ValueEnum>::from_str("grpc-web", true), Ok(Protocol::GrpcWeb));
+    }
+
+    #[test]
     fn lists_what_is_accepted() {
         let grpc_only = Enabled::from_list(&[Protocol::Grpc]);
         assert_eq!(grpc_only.accepted_content_types(), "application/grpc, application/grpc+proto");
