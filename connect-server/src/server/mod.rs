@@ -149,7 +149,7 @@ impl ConnectServer {
         if let Some(endpoint) = endpoint {
             let playground = match shared.settings.playground {
                 Some(max_calls) => {
-                    playground(shared, listeners[0].local_addr()?, max_calls, endpoint.addr())?
+                    playground_routes(shared, listeners[0].local_addr()?, max_calls, endpoint.addr())?
                 }
                 None => axum::Router::new(),
             };
@@ -185,7 +185,7 @@ impl ConnectServer {
 
 /// The playground's routes: calls through the stack the workers serve
 /// (observe, auth, dispatch), named as the first listener's worker names itself.
-fn playground(
+fn playground_routes(
     shared: &Shared,
     grpc_addr: SocketAddr,
     max_calls: std::num::NonZeroUsize,

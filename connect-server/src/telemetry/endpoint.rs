@@ -43,17 +43,15 @@ impl MetricsEndpoint {
         stop: CancellationToken,
     ) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
-        let app = Router::new()
-            .route(
-                "/metrics",
-                get(move || {
-                    let body = render(&registry);
-                    async move { ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], body) }
-                }),
-            )
-            .merge(extra);
+        let app = Router::new().route(
+            "/metrics",
+            get(move || {
+                let body = render(&registry);
+                async move { ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], body) }
+            }),
+        );
         // The peer's address, for the access-log lines of playground calls.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        let app = app.merge(extra).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move {
             let serving = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(error) = serving.await {
