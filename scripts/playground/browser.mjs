@@ -1,5 +1,5 @@
 // Drives the playground page in headless Chromium: a unary call, a server
-// stream with rising timestamps, bidi ping-pong, a cancel, and raw JSON with
+// stream with rising timestamps, bidi ping-pong, a cancel, a health check, and raw JSON with
 // metadata and a deadline ending in a field violation, asserting the exact
 // text the page shows; saves a screenshot of the finished server stream.
 //
@@ -103,11 +103,20 @@ try {
     assert.equal(await rows('trailers').count(), 0);
   });
 
+  await step('health check, no code per method', async () => {
+    await choose('/grpc.health.v1.Health/Check');
+    await page.click('#send');
+    await rows('trailers').waitFor();
+    assert.deepEqual(await texts('message'), ['{"status":"SERVING"}']);
+    assert.equal(await page.textContent('#status'), 'OK');
+  });
+
   await step('history', async () => {
     const history = await page.locator('#history li').allTextContents();
-    assert.equal(history.length, 4);
-    assert.match(history[0], /\/ConnectService\/ServerStreamRPC → CANCELLED$/);
-    assert.match(history[3], /\/ConnectService\/UnaryRPC → OK$/);
+    assert.equal(history.length, 5);
+    assert.match(history[0], /\/grpc\.health\.v1\.Health\/Check → OK$/);
+    assert.match(history[1], /\/ConnectService\/ServerStreamRPC → CANCELLED$/);
+    assert.match(history[4], /\/ConnectService\/UnaryRPC → OK$/);
   });
 
   await step('raw JSON, metadata, a deadline and a field violation', async () => {
