@@ -60,7 +60,7 @@
 //! # Hostile pages
 //!
 //! Upgrades from another origin (an `Origin` whose host is not the `Host`)
-//! get HTTP 403, and so does a `Host` that is not a loopback name when the
+//! get HTTP 403 (no `Origin` is let through: every browser sends one), and so does a `Host` that is not a loopback name when the
 //! endpoint listens on loopback (DNS rebinding); at most
 //! `--playground-max-calls` calls run at once; a request message has the
 //! limit of the gRPC port, and a WebSocket message twice that.
