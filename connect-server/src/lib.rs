@@ -9,10 +9,12 @@
 //! into settings once), `server` (workers, shutdown), `transport` (accepting,
 //! connection limits, TLS, HTTP/2), `grpc` (the protocol's rules), `web` (gRPC-Web and Connect, translated into gRPC), `service`
 //! (routes and handlers) and [`telemetry`] (per-call headers, metrics, access
-//! log, counters, logging).
+//! log, counters, logging); beside them `playground`, the browser page on
+//! the metrics endpoint that calls the server through the same stack.
 
 pub mod config;
 pub mod grpc;
+mod playground;
 mod server;
 pub mod service;
 pub mod telemetry;

@@ -137,7 +137,8 @@ async fn the_endpoint_serves_the_text_format_and_nothing_else() {
     assert_eq!(status_line, "HTTP/1.1 200 OK");
     assert!(body.contains("# TYPE grpc_server_handling_seconds histogram\n"), "{body}");
     assert!(body.contains("# TYPE grpc_server_started_total counter\n"), "{body}");
-    assert_eq!(http_get(addr, "/").await.0, "HTTP/1.1 404 Not Found");
+    // `/` is the playground's page (see tests/playground.rs, also for `--playground off`).
+    assert_eq!(http_get(addr, "/nothing").await.0, "HTTP/1.1 404 Not Found");
 }
 
 #[tokio::test]

@@ -4,12 +4,14 @@
 
 mod auth;
 mod limits;
+mod playground;
 mod settings;
 mod tls;
 mod web;
 
 pub use auth::AuthArgs;
 pub use limits::LimitArgs;
+pub use playground::{PlaygroundArgs, Switch};
 pub(crate) use settings::Settings;
 pub use tls::TlsArgs;
 pub use web::WebArgs;
@@ -85,6 +87,10 @@ pub struct Config {
     /// The protocols served, and CORS.
     #[command(flatten)]
     pub web: WebArgs,
+
+    /// The browser playground on the metrics endpoint.
+    #[command(flatten)]
+    pub playground: PlaygroundArgs,
 
     /// Name sent in every response's `x-served-by` header; default `hostname:port`.
     #[arg(long, env = "CONNECT_SERVER_ID")]

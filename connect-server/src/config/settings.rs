@@ -49,6 +49,8 @@ pub(crate) struct Settings {
     pub(crate) stats_interval: Option<Duration>,
     /// How a shutdown goes.
     pub(crate) shutdown: ShutdownSettings,
+    /// The playground's most calls at once; `None`: off.
+    pub(crate) playground: Option<std::num::NonZeroUsize>,
 }
 
 /// The phases of a graceful shutdown.
@@ -107,6 +109,7 @@ impl Settings {
             metrics_addr: config.metrics_addr,
             stats_interval: non_zero(config.stats_interval),
             shutdown: ShutdownSettings { lame_duck: config.lame_duck, grace: config.shutdown_grace },
+            playground: config.playground.max_calls(),
         })
     }
 }

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Config, MetricsAddr, Settings},
+    playground,
     service::{DispatchLayer, Handlers, Health, routes},
     telemetry::{Metrics, MetricsEndpoint, Stats},
     transport::{Connections, Drain, Listener},
@@ -146,7 +147,13 @@ impl ConnectServer {
         let shared = &self.shared;
         let endpoint = shared.metrics_endpoint.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(endpoint) = endpoint {
-            endpoint.spawn(shared.metrics.registry().clone(), shared.dropped.clone())?;
+            let playground = match shared.settings.playground {
+                Some(max_calls) => {
+                    playground_routes(shared, listeners[0].local_addr()?, max_calls, endpoint.addr())?
+                }
+                None => axum::Router::new(),
+            };
+            endpoint.spawn(shared.metrics.registry().clone(), playground, shared.dropped.clone())?;
         }
         let workers = workers::start(&self, listeners).await?;
         shared.ready.send_replace(true);
@@ -174,4 +181,30 @@ impl ConnectServer {
         }
         result
     }
+}
+
+/// The playground's routes: calls through the stack the workers serve
+/// (observe, auth, dispatch), named as the first listener's worker names itself.
+fn playground_routes(
+    shared: &Shared,
+    grpc_addr: SocketAddr,
+    max_calls: std::num::NonZeroUsize,
+    endpoint: SocketAddr,
+) -> anyhow::Result<axum::Router> {
+    use tower::Layer as _;
+    let served_by = crate::telemetry::served_by(shared.settings.server_id.as_deref(), grpc_addr)?;
+    let observe = crate::telemetry::ObserveLayer::new(
+        Arc::clone(&shared.metrics),
+        Arc::clone(&shared.stats),
+        served_by,
+    );
+    let stack = observe.layer(shared.dispatch.layer(shared.others.clone()));
+    let stack_for = move |peer| stack.on_connection(&Arc::new(crate::transport::ConnectionCalls::new(peer)));
+    // For the page's "copy as" commands: where a client reaches the gRPC port.
+    let host =
+        if grpc_addr.ip().is_unspecified() { "localhost".to_owned() } else { grpc_addr.ip().to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let scheme = if shared.settings.transport.tls() { "https" } else { "http" };
+    let grpc_url = format!("{scheme}://{host}:{}", grpc_addr.port());
+    playground::router(stack_for, shared.settings.messages, max_calls, endpoint, grpc_url)
 }

@@ -1,4 +1,5 @@
-//! The HTTP endpoint serving `/metrics` to Prometheus.
+//! The HTTP endpoint serving `/metrics` to Prometheus (and, beside it, the
+//! routes of the browser playground when it is on).
 //!
 //! Its socket is bound when the server is built, so a taken address fails
 //! before anything is announced, and tests know the address at once.
@@ -33,8 +34,14 @@ impl MetricsEndpoint {
         self.addr
     }
 
-    /// Serves `registry` at `/metrics` on the current runtime until `stop` is cancelled.
-    pub(crate) fn spawn(self, registry: Registry, stop: CancellationToken) -> anyhow::Result<()> {
+    /// Serves `registry` at `/metrics`, and the routes of `extra`, on the current runtime
+    /// until `stop` is cancelled.
+    pub(crate) fn spawn(
+        self,
+        registry: Registry,
+        extra: Router,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
         let app = Router::new().route(
             "/metrics",
@@ -43,6 +50,8 @@ impl MetricsEndpoint {
                 async move { ([(CONTENT_TYPE, prometheus::TEXT_FORMAT)], body) }
             }),
         );
+        // The peer's address, for the access-log lines of playground calls.
+        let app = app.merge(extra).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move {
             let serving = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(error) = serving.await {

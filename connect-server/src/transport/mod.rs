@@ -84,6 +84,11 @@ impl TransportSettings {
     pub(crate) fn new(rules: ConnectionRules) -> Self {
         Self { http: http::builder(rules.http2, rules.http1), rules }
     }
+
+    /// Whether connections speak TLS.
+    pub(crate) fn tls(&self) -> bool {
+        self.rules.tls.is_some()
+    }
 }
 
 /// Serves every connection `listener` accepts until `drain` starts, then

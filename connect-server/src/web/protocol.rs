@@ -15,6 +15,10 @@ pub enum Protocol {
     /// The Connect protocol over HTTP/1.1 or HTTP/2 (`application/proto`,
     /// `application/json`, `application/connect+proto`, `application/connect+json`).
     Connect,
+    /// A call from the browser playground on the metrics endpoint (not a
+    /// protocol of the port, so `--protocols` does not name it).
+    #[value(skip)]
+    Playground,
 }
 
 impl Protocol {
@@ -24,6 +28,7 @@ impl Protocol {
             Self::Grpc => "grpc",
             Self::GrpcWeb => "grpc-web",
             Self::Connect => "connect",
+            Self::Playground => "playground",
         }
     }
 }
@@ -163,6 +168,13 @@ mod tests {
         assert_eq!(kind("application/grpcx"), Kind::Other);
         assert_eq!(kind("text/plain"), Kind::Other);
         assert_eq!(Kind::of(&HeaderMap::new()), Kind::Other);
+    }
+
+    #[test]
+    fn the_playground_is_logged_but_not_a_protocol_of_the_port() {
+        assert_eq!(Protocol::Playground.name(), "playground");
+        assert!(<Protocol as clap::ValueEnum>::from_str("playground", true).is_err());
+        assert_eq!(<Protocol as clap::ValueEnum>::from_str("grpc-web", true), Ok(Protocol::GrpcWeb));
     }
 
     #[test]

@@ -31,6 +31,11 @@ impl Schema {
         Ok(Self { pool })
     }
 
+    /// Every descriptor, for the playground's description of the services.
+    pub(crate) fn pool(&self) -> &DescriptorPool {
+        &self.pool
+    }
+
     /// The method a path (`/package.Service/Method`) names, if the server has it.
     pub(crate) fn method(&self, path: &str) -> Option<MethodDescriptor> {
         let (service, method) = path.strip_prefix('/')?.split_once('/')?;

@@ -1,0 +1,430 @@
+//! One playground call: the `start` command turned into a gRPC request into
+//! the service stack, request messages from JSON into its body, and its
+//! response (headers, each message, trailers) turned into events for the page.
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    time::{Duration, Instant},
+};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::{Stream, StreamExt, future::BoxFuture, stream};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Version, header::CONTENT_TYPE};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use prost::Message as _;
+use prost_reflect::MessageDescriptor;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, body::Body};
+use tower::ServiceExt as _;
+
+use connect_proto::{codes, framing};
+
+use super::{Playground, Stack};
+use crate::web::{Arrived, Protocol, Schema};
+
+/// Request messages that may wait for a service that reads them slowly.
+const QUEUED_REQUESTS: usize = 16;
+/// The longest `timeoutMs` (`grpc-timeout` has at most 8 digits).
+const MAX_TIMEOUT_MS: u64 = 99_999_999;
+
+/// What the page asked for in its `start` command.
+#[derive(Debug)]
+pub(super) struct Start {
+    pub(super) method: String,
+    pub(super) metadata: Map<String, Value>,
+    pub(super) timeout_ms: Option<u64>,
+}
+
+/// An event for the page, and whether the call is over with it.
+#[derive(Debug)]
+pub(super) struct Event {
+    pub(super) value: Value,
+    pub(super) last: bool,
+}
+
+/// The response side of a call, as events.
+pub(super) type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+/// The request side of a call in flight.
+#[derive(Debug)]
+pub(super) struct Call {
+    started: Instant,
+    path: String,
+    input: MessageDescriptor,
+    /// Whether the client may send more than one message.
+    client_streaming: bool,
+    /// The request body; `None` once half-closed.
+    requests: Option<mpsc::Sender<Result<Frame<Bytes>, Status>>>,
+    max_recv: usize,
+}
+
+/// Starts the call `start` asks for through `playground`'s stack, for `peer`:
+/// the call, the `request` event, and the response events. An error is why
+/// there is no call.
+pub(super) fn start(
+    playground: &Playground,
+    start: Start,
+    peer: SocketAddr,
+) -> Result<(Call, Value, Events), String> {
+    let started = Instant::now();
+    let method = playground.schema.method(&start.method).ok_or_else(|| {
+        format!(
+            "unknown method {:?}: expected /package.Service/Method, as /schema.json lists them",
+            start.method
+        )
+    })?;
+    let headers = request_headers(&start)?;
+    let request_event = json!({
+        "type": "request",
+        "t": 0,
+        "method": start.method,
+        "headers": header_object(&headers),
+    });
+    let (requests, body) = mpsc::channel(QUEUED_REQUESTS);
+    let mut request = Request::new(Body::new(StreamBody::new(ReceiverStream::new(body))));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() =
+        start.method.parse().map_err(|_| format!("{:?} is not a valid request path", start.method))?;
+    *request.version_mut() = Version::HTTP_2;
+    *request.headers_mut() = headers;
+    request.extensions_mut().insert(Arrived::Via(Protocol::Playground));
+    let stack: Stack = (playground.stack)(Some(peer));
+    let response: BoxFuture<'static, Response<Body>> = Box::pin(async move {
+        match stack.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    });
+    let events = responses(response, method.output(), playground.schema.clone(), started);
+    let call = Call {
+        started,
+        path: start.method,
+        input: method.input(),
+        client_streaming: method.is_client_streaming(),
+        requests: Some(requests),
+        max_recv: playground.messages.max_recv,
+    };
+    Ok((call, request_event, events))
+}
+
+/// The request headers: gRPC's own, the deadline and the page's metadata.
+fn request_headers(start: &Start) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::with_capacity(start.metadata.len() + 3);
+    for (key, value) in &start.metadata {
+        let name = HeaderName::from_bytes(key.as_bytes())
+            .ok()
+            .filter(|name| name.as_str() == key)
+            .ok_or_else(|| format!("metadata key {key:?} is not a valid lower-case header name"))?;
+        if is_reserved(&name) {
+            return Err(format!(
+                "metadata key {key:?} is reserved: gRPC and HTTP set it (the deadline is timeoutMs)"
+            ));
+        }
+        let text = value.as_str().ok_or_else(|| format!("metadata {key:?} must be a string"))?;
+        let value = HeaderValue::from_str(text)
+            .ok()
+            .filter(|_| text.bytes().all(|byte| byte == b'\t' || (b' '..=b'~').contains(&byte)))
+            .ok_or_else(|| format!("metadata {key:?} must be printable ASCII"))?;
+        headers.append(name, value);
+    }
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    if let Some(millis) = start.timeout_ms {
+        if millis == 0 || millis > MAX_TIMEOUT_MS {
+            return Err(format!("timeoutMs must be from 1 to {MAX_TIMEOUT_MS}, not {millis}"));
+        }
+        let timeout = HeaderValue::from_str(&format!("{millis}m")).expect("digits and a unit");
+        headers.insert(HeaderName::from_static("grpc-timeout"), timeout);
+    }
+    Ok(headers)
+}
+
+/// Headers gRPC or HTTP set, which metadata may not.
+fn is_reserved(name: &HeaderName) -> bool {
+    name.as_str().starts_with("grpc-")
+        || matches!(
+            name.as_str(),
+            "content-type"
+                | "content-length"
+                | "te"
+                | "host"
+                | "connection"
+                | "keep-alive"
+                | "transfer-encoding"
+                | "upgrade"
+                | "user-agent"
+        )
+}
+
+impl Call {
+    /// Milliseconds since the call began.
+    pub(super) fn elapsed_ms(&self) -> f64 {
+        millis(self.started.elapsed())
+    }
+
+    /// Sends one request message (`json`); the events to show (`sent`, and
+    /// `halfClosed` when the method takes one message), or why not.
+    pub(super) fn send(&mut self, json: &Value) -> Result<Vec<Value>, String> {
+        let Some(requests) = &self.requests else {
+            return Err("the request is half-closed: no more messages".to_owned());
+        };
+        let text = serde_json::to_vec(json).expect("a JSON value writes");
+        let proto =
+            Schema::json_to_proto(&self.input, &text).map_err(|status| status.message().to_owned())?;
+        if proto.len() > self.max_recv {
+            return Err(format!(
+                "the message is {} bytes, over the limit of {} (--max-recv-message-size)",
+                proto.len(),
+                self.max_recv
+            ));
+        }
+        let as_read = Schema::proto_to_json(&self.input, &proto)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .unwrap_or(Value::Null);
+        let mut frame = BytesMut::with_capacity(framing::PREFIX_LEN + proto.len());
+        let len = u32::try_from(proto.len()).expect("messages are bounded far below 4 GiB");
+        frame.extend_from_slice(&framing::prefix(false, len));
+        frame.extend_from_slice(&proto);
+        match requests.try_send(Ok(Frame::data(frame.freeze()))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(format!(
+                    "the service is not reading: {QUEUED_REQUESTS} messages are already waiting"
+                ));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err("the service no longer reads requests".to_owned());
+            }
+        }
+        let mut events = vec![json!({ "type": "sent", "t": self.elapsed_ms(), "json": as_read })];
+        if !self.client_streaming {
+            // A method that takes one message: the request ends with it, as a client's would.
+            events.extend(self.half_close()?);
+        }
+        Ok(events)
+    }
+
+    /// Ends the request stream: the `halfClosed` event, or why not.
+    pub(super) fn half_close(&mut self) -> Result<Vec<Value>, String> {
+        match self.requests.take() {
+            Some(_) => Ok(vec![json!({ "type": "halfClosed", "t": self.elapsed_ms() })]),
+            None => Err("the request is already half-closed".to_owned()),
+        }
+    }
+
+    /// Cancels the call's request side: a handler still reading sees an
+    /// error, not a clean end. (Dropping the response side is what ends it.)
+    pub(super) fn cancel(&mut self) -> Value {
+        if let Some(requests) = self.requests.take() {
+            // A full queue or a service no longer reading: dropping the sender is enough.
+            let _ = requests.try_send(Err(Status::cancelled("cancelled by the playground")));
+        }
+        json!({ "type": "cancelled", "t": self.elapsed_ms(), "code": "CANCELLED", "method": self.path })
+    }
+}
+
+/// Where the response is.
+enum Phase {
+    /// Waiting for the headers.
+    Waiting(BoxFuture<'static, Response<Body>>),
+    /// Reading the body: messages, then trailers.
+    Body(Body, BytesMut),
+    Done,
+}
+
+/// The response events of `response`, with message type `output`.
+fn responses(
+    response: BoxFuture<'static, Response<Body>>,
+    output: MessageDescriptor,
+    schema: Schema,
+    started: Instant,
+) -> Events {
+    let events = stream::unfold(Phase::Waiting(response), move |phase| {
+        let output = output.clone();
+        let schema = schema.clone();
+        async move {
+            let t = || millis(started.elapsed());
+            match phase {
+                Phase::Done => None,
+                Phase::Waiting(response) => {
+                    let (parts, body) = response.await.into_parts();
+                    if parts.headers.contains_key("grpc-status") {
+                        // Trailers-only: the headers are the trailers, and nothing follows.
+                        let event = trailers(t(), &parts.headers, true, &schema);
+                        return Some((vec![event], Phase::Done));
+                    }
+                    let event = Event {
+                        value: json!({ "type": "headers", "t": t(), "headers": header_object(&parts.headers) }),
+                        last: false,
+                    };
+                    Some((vec![event], Phase::Body(body, BytesMut::new())))
+                }
+                Phase::Body(mut body, mut buffer) => match body.frame().await {
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => {
+                            buffer.extend_from_slice(&data);
+                            let events = messages(&mut buffer, &output, t());
+                            Some((events, Phase::Body(body, buffer)))
+                        }
+                        Err(frame) => {
+                            let headers = frame.into_trailers().unwrap_or_default();
+                            Some((vec![trailers(t(), &headers, false, &schema)], Phase::Done))
+                        }
+                    },
+                    Some(Err(status)) => {
+                        let mut headers = HeaderMap::new();
+                        // Only fails for a message that is not header text, which tonic escapes.
+                        let _ = status.add_header(&mut headers);
+                        Some((vec![trailers(t(), &headers, false, &schema)], Phase::Done))
+                    }
+                    None => {
+                        let event = trailers(t(), &HeaderMap::new(), false, &schema);
+                        Some((vec![event], Phase::Done))
+                    }
+                },
+            }
+        }
+    });
+    Box::pin(events.flat_map(stream::iter))
+}
+
+/// The whole messages at the front of `buffer`, as `message` events.
+fn messages(buffer: &mut BytesMut, output: &MessageDescriptor, t: f64) -> Vec<Event> {
+    let mut events = Vec::new();
+    while let Some((message, rest)) = framing::split(buffer) {
+        let value = if message.compressed {
+            json!({ "type": "error", "t": t, "fatal": false, "message": "a compressed response message (the playground asks for none)" })
+        } else {
+            match Schema::proto_to_json(output, message.payload) {
+                Ok(json) => json!({
+                    "type": "message",
+                    "t": t,
+                    "json": serde_json::from_slice::<Value>(&json).unwrap_or(Value::Null),
+                }),
+                Err(status) => {
+                    json!({ "type": "error", "t": t, "fatal": false, "message": status.message() })
+                }
+            }
+        };
+        events.push(Event { value, last: false });
+        let used = buffer.len() - rest.len();
+        buffer.advance(used);
+    }
+    events
+}
+
+/// The `trailers` event for a trailer block (or the headers of a trailers-only response).
+fn trailers(t: f64, headers: &HeaderMap, trailers_only: bool, schema: &Schema) -> Event {
+    let status = Status::from_header_map(headers)
+        .unwrap_or_else(|| Status::unknown("the response ended without grpc-status"));
+    let details = details(status.details(), schema);
+    Event {
+        value: json!({
+            "type": "trailers",
+            "t": t,
+            "status": status.code() as i32,
+            "code": codes::canonical_name(status.code()),
+            "message": status.message(),
+            "trailers": header_object(headers),
+            "details": details,
+            "trailersOnly": trailers_only,
+        }),
+        last: true,
+    }
+}
+
+/// The details of a `google.rpc.Status` (`grpc-status-details-bin`) as JSON, each with its `@type`.
+fn details(encoded: &[u8], schema: &Schema) -> Vec<Value> {
+    if encoded.is_empty() {
+        return Vec::new();
+    }
+    let Ok(status) = tonic_types::pb::Status::decode(encoded) else {
+        return vec![json!({ "error": "grpc-status-details-bin is not a google.rpc.Status" })];
+    };
+    status
+        .details
+        .iter()
+        .map(|any| {
+            let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+            let mut detail = match schema.detail_as_json(type_name, &any.value) {
+                Some(Value::Object(fields)) => fields,
+                _ => Map::new(),
+            };
+            detail.insert("@type".to_owned(), Value::String(any.type_url.clone()));
+            Value::Object(detail)
+        })
+        .collect()
+}
+
+/// Headers as a JSON object; a repeated key's values joined with `, `.
+fn header_object(headers: &HeaderMap) -> Value {
+    let mut object = Map::new();
+    for (name, value) in headers {
+        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match object.get_mut(name.as_str()) {
+            Some(Value::String(previous)) => {
+                previous.push_str(", ");
+                previous.push_str(&text);
+            }
+            _ => {
+                object.insert(name.as_str().to_owned(), Value::String(text));
+            }
+        }
+    }
+    Value::Object(object)
+}
+
+/// A duration in milliseconds, to the microsecond.
+fn millis(elapsed: Duration) -> f64 {
+    elapsed.as_micros() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(metadata: Value, timeout_ms: Option<u64>) -> Start {
+        let Value::Object(metadata) = metadata else { panic!("an object") };
+        Start { method: "/ConnectService/UnaryRPC".to_owned(), metadata, timeout_ms }
+    }
+
+    #[test]
+    fn headers_carry_metadata_and_the_deadline() {
+        let headers =
+            request_headers(&start(json!({"authorization": "Bearer t", "x-a": "1"}), Some(250))).unwrap();
+        assert_eq!(headers["content-type"], "application/grpc");
+        assert_eq!(headers["te"], "trailers");
+        assert_eq!(headers["grpc-timeout"], "250m");
+        assert_eq!(headers["authorization"], "Bearer t");
+        assert_eq!(headers["x-a"], "1");
+    }
+
+    #[test]
+    fn refuses_reserved_and_malformed_metadata() {
+        let error = |metadata: Value, timeout| request_headers(&start(metadata, timeout)).unwrap_err();
+        assert_eq!(
+            error(json!({"grpc-timeout": "1S"}), None),
+            "metadata key \"grpc-timeout\" is reserved: gRPC and HTTP set it (the deadline is timeoutMs)"
+        );
+        assert_eq!(
+            error(json!({"X-Upper": "1"}), None),
+            "metadata key \"X-Upper\" is not a valid lower-case header name"
+        );
+        assert_eq!(error(json!({"x-n": 5}), None), "metadata \"x-n\" must be a string");
+        assert_eq!(error(json!({"x-n": "é"}), None), "metadata \"x-n\" must be printable ASCII");
+        assert_eq!(error(json!({}), Some(0)), "timeoutMs must be from 1 to 99999999, not 0");
+    }
+
+    #[test]
+    fn header_objects_join_repeated_keys() {
+        let mut headers = HeaderMap::new();
+        headers.append("a", HeaderValue::from_static("1"));
+        headers.append("a", HeaderValue::from_static("2"));
+        assert_eq!(header_object(&headers), json!({"a": "1, 2"}));
+    }
+}

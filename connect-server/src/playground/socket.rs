@@ -1,0 +1,301 @@
+//! The WebSocket of one call: the same-origin check at the upgrade, the
+//! `start` command, then the page's commands and the call's events until
+//! the call ends (see the protocol in the module docs of `playground`).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{
+        ConnectInfo, State,
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code},
+    },
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures::StreamExt as _;
+use serde_json::{Map, Value, json};
+
+use super::{
+    Playground,
+    call::{self, Start},
+};
+
+/// How long a socket may stay open without starting its call.
+const START_WITHIN: Duration = Duration::from_secs(10);
+/// How long a page may take to answer the server's close.
+const CLOSE_WITHIN: Duration = Duration::from_secs(2);
+
+/// `GET /ws`: upgrades same-origin requests; 403 for the rest.
+pub(super) async fn upgrade(
+    State(playground): State<Arc<Playground>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(reason) = check_origin(&headers, playground.loopback) {
+        return (StatusCode::FORBIDDEN, format!("{reason}\n")).into_response();
+    }
+    // JSON may be larger than its protobuf (base64 bytes, names), but not without bound.
+    let limit = playground.messages.max_recv.saturating_mul(2).saturating_add(64 * 1024);
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| serve(playground, socket, peer))
+}
+
+/// Whether a browser page may open the socket: its `Origin` (when it sends
+/// one; every browser does) names the same host and port as `Host`, and on a
+/// loopback endpoint `Host` is a loopback name, so a page of another site
+/// whose name resolves to 127.0.0.1 (DNS rebinding) is refused too.
+fn check_origin(headers: &HeaderMap, loopback: bool) -> Result<(), &'static str> {
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).ok_or("no Host header")?;
+    if loopback && !is_loopback_host(host) {
+        return Err("the playground listens on loopback: open it as 127.0.0.1, [::1] or localhost");
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|origin| origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")));
+    match authority {
+        Some(authority) if authority.eq_ignore_ascii_case(host) => Ok(()),
+        _ => Err("a WebSocket from another origin: the playground only answers its own page"),
+    }
+}
+
+/// Whether `host` (a `Host` header: a name or address, and maybe a port) is loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
+}
+
+/// A command from the page.
+#[derive(Debug)]
+enum Command {
+    Start(Start),
+    Message(Value),
+    HalfClose,
+    Cancel,
+}
+
+/// The command in a text message, or why it is none.
+fn parse(text: &str) -> Result<Command, String> {
+    let value: Value = serde_json::from_str(text).map_err(|error| format!("invalid JSON: {error}"))?;
+    let Value::Object(mut object) = value else {
+        return Err("a command is a JSON object with a \"type\"".to_owned());
+    };
+    match object.get("type").and_then(Value::as_str) {
+        Some("start") => {
+            let method = match object.remove("method") {
+                Some(Value::String(method)) => method,
+                _ => return Err("start needs \"method\": \"/package.Service/Method\"".to_owned()),
+            };
+            let metadata = match object.remove("metadata") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(metadata)) => metadata,
+                Some(_) => return Err("\"metadata\" must be an object of strings".to_owned()),
+            };
+            let timeout_ms = match object.remove("timeoutMs") {
+                None | Some(Value::Null) => None,
+                Some(value) => {
+                    Some(value.as_u64().ok_or("\"timeoutMs\" must be a whole number of milliseconds")?)
+                }
+            };
+            Ok(Command::Start(Start { method, metadata, timeout_ms }))
+        }
+        Some("message") => match object.remove("json") {
+            Some(json) => Ok(Command::Message(json)),
+            None => Err("message needs \"json\": the request message".to_owned()),
+        },
+        Some("halfClose") => Ok(Command::HalfClose),
+        Some("cancel") => Ok(Command::Cancel),
+        Some(other) => {
+            Err(format!("unknown command type {other:?}: expected start, message, halfClose or cancel"))
+        }
+        None => Err("a command is a JSON object with a \"type\"".to_owned()),
+    }
+}
+
+/// The socket of one call, from its `start` to its end.
+async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketAddr) {
+    let start = match tokio::time::timeout(START_WITHIN, socket.recv()).await {
+        Err(_) => {
+            let message = format!("no start command within {} s", START_WITHIN.as_secs());
+            return fatal(socket, &message).await;
+        }
+        // Gone before it began: nothing to do.
+        Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
+        Ok(Some(Ok(Message::Text(text)))) => match parse(&text) {
+            Ok(Command::Start(start)) => start,
+            Ok(_) => return fatal(socket, "the first command must be start").await,
+            Err(error) => return fatal(socket, &error).await,
+        },
+        Ok(Some(Ok(_))) => return fatal(socket, "commands are JSON text messages").await,
+    };
+    // Held until the call is over (and let go before the close, so the page may start another).
+    let Ok(permit) = Arc::clone(&playground.calls).try_acquire_owned() else {
+        let message = format!(
+            "too many playground calls: at most {} run at once (--playground-max-calls); \
+             try again when one has ended",
+            playground.max_calls
+        );
+        return fatal(socket, &message).await;
+    };
+    let (mut call, request, mut events) = match call::start(&playground, start, peer) {
+        Ok(started) => started,
+        Err(error) => return fatal(socket, &error).await,
+    };
+    if send(&mut socket, &request).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    // The page went away: dropping the call cancels it.
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = error_event(call.elapsed_ms(), "commands are JSON text messages", false);
+                        if send(&mut socket, &error).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    // Pings are answered by the socket itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                };
+                let answer = match parse(&text) {
+                    Ok(Command::Message(json)) => call.send(&json),
+                    Ok(Command::HalfClose) => call.half_close(),
+                    Ok(Command::Cancel) => {
+                        drop(events);
+                        let cancelled = call.cancel();
+                        if send(&mut socket, &cancelled).await.is_ok() {
+                            drop(permit);
+                            close(socket).await;
+                        }
+                        return;
+                    }
+                    Ok(Command::Start(_)) => Err("the call has already started".to_owned()),
+                    Err(error) => Err(error),
+                };
+                let answer = answer.unwrap_or_else(|error| vec![error_event(call.elapsed_ms(), &error, false)]);
+                for event in answer {
+                    if send(&mut socket, &event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            event = events.next() => {
+                let Some(event) = event else {
+                    drop(permit);
+                    return close(socket).await;
+                };
+                if send(&mut socket, &event.value).await.is_err() {
+                    return;
+                }
+                if event.last {
+                    drop(permit);
+                    return close(socket).await;
+                }
+            }
+        }
+    }
+}
+
+/// An `error` event.
+fn error_event(t: f64, message: &str, fatal: bool) -> Value {
+    json!({ "type": "error", "t": t, "message": message, "fatal": fatal })
+}
+
+/// Sends `event` as a text message.
+async fn send(socket: &mut WebSocket, event: &Value) -> Result<(), axum::Error> {
+    socket.send(Message::Text(event.to_string().into())).await
+}
+
+/// Sends a fatal `error` event and closes the socket.
+async fn fatal(mut socket: WebSocket, message: &str) {
+    if send(&mut socket, &error_event(0.0, message, true)).await.is_ok() {
+        close(socket).await;
+    }
+}
+
+/// Closes the socket normally (the page may have gone already), then reads
+/// what the page still sends until it closes too, so that no reset loses the
+/// last events: a page may have sent a command while the call was ending.
+async fn close(mut socket: WebSocket) {
+    let frame = CloseFrame { code: close_code::NORMAL, reason: "".into() };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let closed = async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    // A page that never answers the close is let go.
+    let _ = tokio::time::timeout(CLOSE_WITHIN, closed).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(host: &'static str, origin: Option<&'static str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, host.parse().unwrap());
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_the_same_origin_may_open_a_socket() {
+        assert!(check_origin(&headers("127.0.0.1:9464", Some("http://127.0.0.1:9464")), true).is_ok());
+        assert!(check_origin(&headers("localhost:9464", Some("http://LOCALHOST:9464")), true).is_ok());
+        assert!(check_origin(&headers("[::1]:9464", Some("http://[::1]:9464")), true).is_ok());
+        assert!(check_origin(&headers("127.0.0.1:9464", None), true).is_ok());
+        assert!(check_origin(&headers("127.0.0.1:9464", Some("http://evil.test")), true).is_err());
+        assert!(check_origin(&headers("127.0.0.1:9464", Some("http://127.0.0.1:9465")), true).is_err());
+        assert!(check_origin(&headers("127.0.0.1:9464", Some("null")), true).is_err());
+        // DNS rebinding: a foreign name pointing at loopback.
+        assert!(check_origin(&headers("evil.test:9464", Some("http://evil.test:9464")), true).is_err());
+        assert!(
+            check_origin(&headers("admin.internal:9464", Some("http://admin.internal:9464")), false).is_ok()
+        );
+    }
+
+    #[test]
+    fn parses_the_commands() {
+        let start = parse(r#"{"type":"start","method":"/ConnectService/UnaryRPC","timeoutMs":100}"#).unwrap();
+        let Command::Start(start) = start else { panic!("a start") };
+        assert_eq!(start.method, "/ConnectService/UnaryRPC");
+        assert_eq!(start.timeout_ms, Some(100));
+        assert!(matches!(parse(r#"{"type":"halfClose"}"#), Ok(Command::HalfClose)));
+        assert!(matches!(parse(r#"{"type":"cancel"}"#), Ok(Command::Cancel)));
+        assert_eq!(parse("{").unwrap_err(), "invalid JSON: EOF while parsing an object at line 1 column 1");
+        assert_eq!(
+            parse(r#"{"type":"nope"}"#).unwrap_err(),
+            "unknown command type \"nope\": expected start, message, halfClose or cancel"
+        );
+        assert_eq!(
+            parse(r#"{"type":"message"}"#).unwrap_err(),
+            "message needs \"json\": the request message"
+        );
+        assert_eq!(
+            parse(r#"{"type":"start","method":"/a/b","timeoutMs":-1}"#).unwrap_err(),
+            "\"timeoutMs\" must be a whole number of milliseconds"
+        );
+    }
+}
