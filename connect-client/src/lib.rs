@@ -6,6 +6,7 @@
 //!
 //! - [`commands`]: what each command does, printing through an [`Output`];
 //! - [`call`]: what one call carries (metadata, token, deadline, retries);
+//! - [`reflect`]: gRPC reflection (v1, else v1alpha), for `list`, `describe` and `call`;
 //! - [`channel`]: how the client reaches the server (TLS, balancing, waiting);
 //! - [`bench`](mod@bench): the load generator, on its own HTTP/2 caller;
 //! - [`error`] and [`output`]: how the client fails and where it prints.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod output;
+pub mod reflect;
 
 pub use cli::Cli;
 pub use error::ClientError;

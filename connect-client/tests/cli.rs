@@ -334,3 +334,122 @@ async fn https_without_ca_trusts_the_system_roots() {
         with_roots(other.path("ca.pem")).args(["--ca", &pki.path("ca.pem")]).output().await.unwrap();
     assert_eq!(text(&replaced.stdout), "Response from server: Hello, People\n", "{}", text(&replaced.stderr));
 }
+
+#[tokio::test]
+async fn call_prints_each_response_as_one_json_line() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["call", "ConnectService/UnaryRPC", "-d", r#"{"requestData":"x"}"#]).await;
+    assert_eq!((output.status.code(), text(&output.stderr)), (Some(0), String::new()));
+    assert_eq!(text(&output.stdout), "{\"responseData\":\"Hello, x\"}\n");
+
+    let output =
+        client(&url, &["call", "ConnectService/ServerStreamRPC", "-d", r#"{"requestData":"x","count":2}"#])
+            .await;
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        text(&output.stdout),
+        "{\"responseData\":\"Hello, x: server(1) \"}\n{\"responseData\":\"Hello, x: server(2) \"}\n"
+    );
+
+    let requests = b"{\"requestData\":\"a\"}\n\n{\"request_data\":\"b\"}\n";
+    let output =
+        client_with_input(&url, &["call", "ConnectService/ClientStreamRPC", "-d", "@-"], requests).await;
+    assert_eq!((output.status.code(), text(&output.stderr)), (Some(0), String::new()));
+    assert_eq!(text(&output.stdout), "{\"responseData\":\"Hello, a, b\"}\n");
+
+    let output =
+        client_with_input(&url, &["call", "ConnectService/BidiStreamRPC", "-d", "@-"], requests).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "{\"responseData\":\"Hello, a\"}\n{\"responseData\":\"Hello, b\"}\n");
+
+    // No `-d`: one empty message.
+    let output = client(&url, &["call", "grpc.health.v1.Health/Check"]).await;
+    assert_eq!(text(&output.stdout), "{\"status\":\"SERVING\"}\n");
+}
+
+#[tokio::test]
+async fn call_sends_headers_and_verbose_shows_only_the_calls_metadata() {
+    let (url, _) = start_server(&["--server-id", "node-1"]).await;
+    let output = client(&url, &["-v", "-H", "x-request-id: dyn-1", "call", "ConnectService/UnaryRPC"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "{\"responseData\":\"Hello, \"}\n");
+    assert_eq!(
+        metadata_lines(&text(&output.stderr)),
+        [
+            "header content-type: application/grpc",
+            "header x-request-id: dyn-1",
+            "header x-served-by: node-1",
+            "trailer grpc-status: 0",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn call_with_bad_input_fails_with_exit_4_and_a_clear_message() {
+    let (url, _) = start_server(&[]).await;
+    let output = client(&url, &["call", "ConnectService/UnaryRPC", "-d", r#"{"requestData":1}"#]).await;
+    assert_eq!(output.status.code(), Some(4));
+    assert_eq!(text(&output.stdout), "");
+    assert_eq!(
+        text(&output.stderr),
+        "invalid JSON for RequestMessage: invalid type: integer `1`, expected a string at line 1 column 16\n"
+    );
+    let requests = b"{\"requestData\":\"a\"}\n{\"nope\":1}\n";
+    let output =
+        client_with_input(&url, &["call", "ConnectService/ClientStreamRPC", "-d", "@-"], requests).await;
+    assert_eq!(output.status.code(), Some(4));
+    assert_eq!(
+        text(&output.stderr),
+        "invalid JSON for RequestMessage (line 2): unrecognized field name 'nope' at line 1 column 7\n"
+    );
+    let output = client(&url, &["call", "ConnectService/Nope"]).await;
+    assert_eq!(output.status.code(), Some(4));
+    assert_eq!(text(&output.stderr), "service \"ConnectService\" has no method \"Nope\"\n");
+    let output = client(&url, &["call", "NoSuchService/Call"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).starts_with("RPC failed: NOT_FOUND: "), "{output:?}");
+}
+
+#[tokio::test]
+async fn describe_prints_services_methods_and_fields() {
+    let (url, _) = start_server(&[]).await;
+    let connect_service = "service ConnectService\n\
+        \x20 rpc UnaryRPC(RequestMessage) returns (ResponseMessage)\n\
+        \x20 rpc ServerStreamRPC(RequestMessage) returns (stream ResponseMessage)\n\
+        \x20 rpc ClientStreamRPC(stream RequestMessage) returns (ResponseMessage)\n\
+        \x20 rpc BidiStreamRPC(stream RequestMessage) returns (stream ResponseMessage)\n";
+    let output = client(&url, &["describe", "ConnectService"]).await;
+    assert_eq!((output.status.code(), text(&output.stderr)), (Some(0), String::new()));
+    assert_eq!(text(&output.stdout), connect_service);
+
+    let output = client(&url, &["describe", "RequestMessage"]).await;
+    assert_eq!(
+        text(&output.stdout),
+        "message RequestMessage\n  string request_data = 1\n  uint32 count = 2\n  uint32 interval_ms = 3\n"
+    );
+    let output = client(&url, &["describe", "ConnectService/ClientStreamRPC"]).await;
+    assert_eq!(
+        text(&output.stdout),
+        "rpc ClientStreamRPC(stream RequestMessage) returns (ResponseMessage)\n"
+    );
+
+    let output = client(&url, &["describe"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        text(&output.stdout),
+        format!(
+            "{connect_service}\n\
+             service grpc.health.v1.Health\n\
+             \x20 rpc Check(grpc.health.v1.HealthCheckRequest) returns (grpc.health.v1.HealthCheckResponse)\n\
+             \x20 rpc Watch(grpc.health.v1.HealthCheckRequest) returns (stream grpc.health.v1.HealthCheckResponse)\n\
+             \n\
+             service grpc.reflection.v1.ServerReflection\n\
+             \x20 rpc ServerReflectionInfo(stream grpc.reflection.v1.ServerReflectionRequest) \
+             returns (stream grpc.reflection.v1.ServerReflectionResponse)\n"
+        )
+    );
+
+    let output = client(&url, &["describe", "NoSuchThing"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).starts_with("RPC failed: NOT_FOUND: "), "{output:?}");
+}

@@ -18,7 +18,11 @@ use crate::{
         retry::RetrySettings,
     },
     channel::{ChannelSettings, TlsFiles},
-    commands::{Action, Settings, repeat::RepeatSettings},
+    commands::{
+        Action, Settings,
+        dynamic::{DynamicCall, Input},
+        repeat::RepeatSettings,
+    },
     error::ClientError,
     output::Output,
 };
@@ -122,8 +126,21 @@ pub enum Command {
         #[arg(default_value = "")]
         service: String,
     },
-    /// Lists the server's services through gRPC reflection.
+    /// Lists the server's services through gRPC reflection (v1, else v1alpha).
     List,
+    /// Describes the server's services through reflection, or one service, method, message or enum.
+    Describe {
+        /// A fully qualified name (e.g. `ConnectService`, `ConnectService.UnaryRPC`, `RequestMessage`); none: every service.
+        symbol: Option<String>,
+    },
+    /// Calls any method of a server with reflection, printing each response as one JSON line.
+    Call {
+        /// The method, as `SERVICE/METHOD` (the service fully qualified, e.g. `grpc.health.v1.Health/Check`).
+        method: String,
+        /// The request as JSON, `@FILE` or `@-` (stdin); one JSON object per line for a request stream. Default: `{}`.
+        #[arg(short = 'd', long = "data", value_name = "JSON|@FILE|@-")]
+        data: Option<String>,
+    },
     /// Load-tests the server and reports throughput and latency (see `bench --help`).
     Bench(BenchArgs),
 }
@@ -211,6 +228,10 @@ impl Cli {
             Command::Bidi => Action::Bidi,
             Command::Health { service } => Action::Health(service),
             Command::List => Action::List,
+            Command::Describe { symbol } => Action::Describe(symbol),
+            Command::Call { method, data } => {
+                Action::Call(DynamicCall { method, input: data.as_deref().map(Input::parse) })
+            }
         };
         Ok(Settings {
             channel: ChannelSettings {

@@ -2,6 +2,8 @@
 //! group of commands, each taking settings and an [`Output`], never the flags.
 
 pub mod calls;
+pub mod describe;
+pub mod dynamic;
 pub mod probe;
 pub mod repeat;
 
@@ -19,6 +21,7 @@ use crate::{
     error::ClientError,
     output::Output,
 };
+use dynamic::DynamicCall;
 use repeat::RepeatSettings;
 
 /// Everything a command needs, made once from the command line.
@@ -53,6 +56,10 @@ pub enum Action {
     Health(String),
     /// The services reflection lists.
     List,
+    /// Every service reflection lists, or the one symbol named.
+    Describe(Option<String>),
+    /// Any method, through reflection, with JSON requests and responses.
+    Call(DynamicCall),
     /// The load generator.
     Bench(Box<BenchSettings>),
 }
@@ -81,6 +88,16 @@ pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError>
                 probe::health(call::call_channel(channel, &options)?, service, timeout, output).await
             }
             Action::List => probe::list(call::call_channel(channel, &options)?, timeout, output).await,
+            Action::Describe(symbol) => {
+                describe::describe(call::call_channel(channel, &options)?, symbol, timeout, output).await
+            }
+            Action::Call(dynamic) => {
+                // `-v` shows the metadata of the call itself, not of the reflection calls before it.
+                let quiet = CallOptions { verbose: false, ..options.clone() };
+                let reflection = call::call_channel(channel.clone(), &quiet)?;
+                let channel = call::call_channel(channel, &options)?;
+                dynamic::call(reflection, channel, options.compress, dynamic, timeout, output).await
+            }
             Action::Unary(data) => calls::unary(&mut client, timeout, &policy, data, output).await,
             Action::ServerStream(message) => {
                 calls::server_stream(&mut client, timeout, &policy, message, output).await

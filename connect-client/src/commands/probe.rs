@@ -1,20 +1,16 @@
-//! The operator commands, which ask the server about itself: `health` (grpc.health.v1) and `list` (gRPC reflection).
+//! The operator commands, which ask the server about itself: `health` (grpc.health.v1) and `list` (gRPC reflection, v1 or v1alpha).
 
 use std::time::Duration;
 
-use tonic::{Code, Status};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
-use tonic_reflection::pb::v1::{
-    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
 use crate::{
     call::{CallChannel, with_deadline},
     error::ClientError,
     output::Output,
+    reflect::Reflection,
 };
 
 /// Prints the health status of `service` (`""`: the server); fails unless `SERVING`.
@@ -50,29 +46,10 @@ pub async fn list(
     Ok(())
 }
 
-/// The services listed by reflection v1 (the only version this client speaks).
+/// The services the server lists through reflection (v1, else v1alpha).
 pub async fn list_services(
     channel: CallChannel,
     timeout: Option<Duration>,
 ) -> Result<Vec<String>, ClientError> {
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let requests = futures::stream::iter([request]);
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(with_deadline(requests, timeout))
-        .await
-        .map_err(ClientError::from_call)?
-        .into_inner();
-    let response = responses.message().await.map_err(ClientError::from_call)?;
-    match response.and_then(|response| response.message_response) {
-        Some(MessageResponse::ListServicesResponse(list)) => {
-            Ok(list.service.into_iter().map(|service| service.name).collect())
-        }
-        Some(MessageResponse::ErrorResponse(error)) => {
-            Err(ClientError::from_call(Status::new(Code::from(error.error_code), error.error_message)))
-        }
-        _ => Err(ClientError::Other("reflection answered without a service list".into())),
-    }
+    Reflection::new(channel, timeout).list_services().await
 }
