@@ -38,12 +38,21 @@ pub struct FrameCounter {
     length: u32,
     /// Payload bytes of the current message not yet seen.
     payload_left: u64,
+    /// The compressed flag of the prefix being assembled.
+    compressed: bool,
 }
 
 impl FrameCounter {
     /// Consumes `data`; returns how many messages began in it.
-    pub fn feed(&mut self, mut data: &[u8]) -> u64 {
+    pub fn feed(&mut self, data: &[u8]) -> u64 {
         let mut started = 0;
+        self.feed_each(data, |_| started += 1);
+        started
+    }
+
+    /// Consumes `data`, calling `started` with the compressed flag of each
+    /// message whose prefix ends in it.
+    pub fn feed_each(&mut self, mut data: &[u8], mut started: impl FnMut(bool)) {
         while !data.is_empty() {
             if self.payload_left > 0 {
                 let skip = usize::try_from(self.payload_left).unwrap_or(usize::MAX).min(data.len());
@@ -55,7 +64,7 @@ impl FrameCounter {
             if self.prefix_seen == 0
                 && let Some((prefix, rest)) = data.split_first_chunk::<5>()
             {
-                started += 1;
+                started(prefix[0] != 0);
                 self.payload_left =
                     u64::from(u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]));
                 data = rest;
@@ -63,19 +72,20 @@ impl FrameCounter {
             }
             let byte = data[0];
             data = &data[1..];
-            if self.prefix_seen > 0 {
+            if self.prefix_seen == 0 {
+                self.compressed = byte != 0;
+            } else {
                 // Bytes 1..=4 of the prefix are the length; byte 0 is the compressed flag.
                 self.length = (self.length << 8) | u32::from(byte);
             }
             self.prefix_seen += 1;
             if self.prefix_seen == 5 {
-                started += 1;
+                started(self.compressed);
                 self.payload_left = u64::from(self.length);
                 self.prefix_seen = 0;
                 self.length = 0;
             }
         }
-        started
     }
 }
 
@@ -116,5 +126,22 @@ mod tests {
         let mut counter = FrameCounter::default();
         let total: u64 = data.iter().map(|byte| counter.feed(std::slice::from_ref(byte))).sum();
         assert_eq!(total, 2);
+    }
+
+    #[test]
+    fn reports_each_compressed_flag_however_the_bytes_are_cut() {
+        let mut data = frame(b"plain");
+        data.extend(prefix(true, 2));
+        data.extend(b"zz");
+        data.extend(frame(b""));
+        let mut whole = Vec::new();
+        FrameCounter::default().feed_each(&data, |compressed| whole.push(compressed));
+        assert_eq!(whole, [false, true, false]);
+        let mut counter = FrameCounter::default();
+        let mut bytewise = Vec::new();
+        for byte in &data {
+            counter.feed_each(std::slice::from_ref(byte), |compressed| bytewise.push(compressed));
+        }
+        assert_eq!(bytewise, whole);
     }
 }

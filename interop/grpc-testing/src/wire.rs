@@ -15,6 +15,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use connect_proto::framing::FrameCounter;
+
 use crate::{ECHO_INITIAL, ECHO_TRAILING};
 
 /// The compressed flags of the messages read so far, oldest first; a request
@@ -34,47 +36,13 @@ impl CompressedFlags {
     }
 }
 
-/// Reads the 5-byte gRPC frame headers out of a byte stream, chunk by chunk.
-#[derive(Debug, Default)]
-struct FrameScanner {
-    header: [u8; 5],
-    filled: usize,
-    /// Bytes of the current message still to skip.
-    remaining: usize,
-}
-
-impl FrameScanner {
-    /// Scans `chunk`, calling `found` with the compressed flag of each frame that starts in it.
-    fn scan(&mut self, mut chunk: &[u8], mut found: impl FnMut(bool)) {
-        while !chunk.is_empty() {
-            if self.remaining > 0 {
-                let skip = self.remaining.min(chunk.len());
-                self.remaining -= skip;
-                chunk = &chunk[skip..];
-                continue;
-            }
-            let take = (5 - self.filled).min(chunk.len());
-            self.header[self.filled..self.filled + take].copy_from_slice(&chunk[..take]);
-            self.filled += take;
-            chunk = &chunk[take..];
-            if self.filled == 5 {
-                self.filled = 0;
-                found(self.header[0] & 1 == 1);
-                let length =
-                    u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]);
-                self.remaining = length as usize;
-            }
-        }
-    }
-}
-
 pin_project! {
     /// A body that records the compressed flag of every message it carries.
     #[derive(Debug)]
     pub struct ScannedBody<B> {
         #[pin]
         inner: B,
-        scanner: FrameScanner,
+        scanner: FrameCounter,
         flags: CompressedFlags,
     }
 }
@@ -97,7 +65,7 @@ where
             && let Some(data) = frame.data_ref()
         {
             let flags = &*this.flags;
-            this.scanner.scan(data.chunk(), |compressed| flags.push(compressed));
+            this.scanner.feed_each(data.chunk(), |compressed| flags.push(compressed));
             // A `Buf` may hold its bytes in several chunks; gRPC bodies from hyper hold one.
             debug_assert_eq!(data.chunk().len(), data.remaining());
         }
@@ -190,7 +158,7 @@ impl<B> ScannedBody<B> {
     fn new(inner: B, extensions: &mut http::Extensions) -> Self {
         let flags = CompressedFlags::default();
         extensions.insert(flags.clone());
-        Self { inner, scanner: FrameScanner::default(), flags }
+        Self { inner, scanner: FrameCounter::default(), flags }
     }
 }
 
@@ -246,10 +214,10 @@ mod tests {
         // Three frames: compressed 3 bytes, uncompressed 0 bytes, compressed 1 byte.
         let bytes = [1, 0, 0, 0, 3, 9, 9, 9, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 7];
         for split in 0..bytes.len() {
-            let mut scanner = FrameScanner::default();
+            let mut scanner = FrameCounter::default();
             let mut flags = Vec::new();
-            scanner.scan(&bytes[..split], |flag| flags.push(flag));
-            scanner.scan(&bytes[split..], |flag| flags.push(flag));
+            scanner.feed_each(&bytes[..split], |flag| flags.push(flag));
+            scanner.feed_each(&bytes[split..], |flag| flags.push(flag));
             assert_eq!(flags, [true, false, true], "split at {split}");
         }
     }
