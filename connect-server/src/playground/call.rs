@@ -13,7 +13,6 @@ use futures::{Stream, StreamExt, future::BoxFuture, stream};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Version, header::CONTENT_TYPE};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use prost::Message as _;
 use prost_reflect::MessageDescriptor;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -343,20 +342,18 @@ fn details(encoded: &[u8], schema: &Schema) -> Vec<Value> {
     if encoded.is_empty() {
         return Vec::new();
     }
-    let Ok(status) = tonic_types::pb::Status::decode(encoded) else {
+    let Some(details) = schema.status_details(encoded) else {
         return vec![json!({ "error": "grpc-status-details-bin is not a google.rpc.Status" })];
     };
-    status
-        .details
-        .iter()
-        .map(|any| {
-            let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
-            let mut detail = match schema.detail_as_json(type_name, &any.value) {
+    details
+        .into_iter()
+        .map(|detail| {
+            let mut fields = match detail.json {
                 Some(Value::Object(fields)) => fields,
                 _ => Map::new(),
             };
-            detail.insert("@type".to_owned(), Value::String(any.type_url.clone()));
-            Value::Object(detail)
+            fields.insert("@type".to_owned(), Value::String(detail.type_url));
+            Value::Object(fields)
         })
         .collect()
 }

@@ -69,12 +69,37 @@ impl Schema {
         Ok(out)
     }
 
-    /// An error detail (`google.rpc.BadRequest`, ...) as JSON, when its type is known.
-    pub(crate) fn detail_as_json(&self, type_name: &str, value: &[u8]) -> Option<serde_json::Value> {
+    /// The details of a `google.rpc.Status` (`grpc-status-details-bin`):
+    /// each one's type, bytes, and JSON when the type is known (`BadRequest`,
+    /// ...). `None` when `encoded` is not a `google.rpc.Status`.
+    pub(crate) fn status_details(&self, encoded: &[u8]) -> Option<Vec<Detail>> {
+        let status = tonic_types::pb::Status::decode(encoded).ok()?;
+        let details = status.details.into_iter().map(|any| {
+            let type_name = any.type_url.rsplit('/').next().unwrap_or_default().to_owned();
+            let json = self.detail_as_json(&type_name, &any.value);
+            Detail { type_url: any.type_url, type_name, value: any.value, json }
+        });
+        Some(details.collect())
+    }
+
+    fn detail_as_json(&self, type_name: &str, value: &[u8]) -> Option<serde_json::Value> {
         let descriptor = self.pool.get_message_by_name(type_name)?;
         let decoded = DynamicMessage::decode(descriptor, value).ok()?;
         decoded.serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new()).ok()
     }
+}
+
+/// One detail of a `google.rpc.Status`.
+#[derive(Debug)]
+pub(crate) struct Detail {
+    /// As sent (`type.googleapis.com/google.rpc.BadRequest`).
+    pub(crate) type_url: String,
+    /// The message's full name (`google.rpc.BadRequest`).
+    pub(crate) type_name: String,
+    /// Its bytes.
+    pub(crate) value: Vec<u8>,
+    /// As JSON, when the server knows the type.
+    pub(crate) json: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
-use prost::Message;
 use serde_json::{Map, Value, json};
 use tonic::{Code, Status};
 
@@ -49,21 +48,19 @@ pub(crate) fn error_json(status: &Status, schema: &Schema) -> Value {
     Value::Object(error)
 }
 
-/// The details of `status` (a `google.rpc.Status` in `grpc-status-details-bin`),
-/// each with its type, its bytes in base64, and as JSON in `debug` when known.
+/// The details of `status`, each with its type, its bytes in base64, and as
+/// JSON in `debug` when known.
 fn details(status: &Status, schema: &Schema) -> Vec<Value> {
-    let Ok(rich) = tonic_types::pb::Status::decode(status.details()) else {
-        return Vec::new();
-    };
-    rich.details
-        .iter()
-        .map(|any| {
-            let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
-            let mut detail = json!({ "type": type_name, "value": STANDARD_NO_PAD.encode(&any.value) });
-            if let Some(debug) = schema.detail_as_json(type_name, &any.value) {
-                detail["debug"] = debug;
+    let details = schema.status_details(status.details()).unwrap_or_default();
+    details
+        .into_iter()
+        .map(|detail| {
+            let mut json =
+                json!({ "type": detail.type_name, "value": STANDARD_NO_PAD.encode(&detail.value) });
+            if let Some(debug) = detail.json {
+                json["debug"] = debug;
             }
-            detail
+            json
         })
         .collect()
 }
@@ -79,6 +76,7 @@ pub(crate) fn unary_error_response(status: &Status, schema: &Schema) -> Response
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
     use tonic_types::{ErrorDetails, StatusExt};
 
     use super::*;
