@@ -68,8 +68,9 @@ pub struct Config {
     pub lame_duck: Duration,
 
     /// While requests arrive less than this apart, a worker polls its sockets
-    /// instead of sleeping between them: lower latency for some CPU; 0 turns it off.
-    #[arg(long, env = "CONNECT_BUSY_POLL", default_value = "100us", value_parser = humantime::parse_duration)]
+    /// instead of sleeping between them: lower latency for up to a core of CPU per
+    /// worker (e.g. `100us`, for dedicated cores); 0, the default, turns it off.
+    #[arg(long, env = "CONNECT_BUSY_POLL", default_value = "0s", value_parser = humantime::parse_duration)]
     pub busy_poll: Duration,
 
     /// TLS and mTLS.
@@ -138,5 +139,19 @@ impl fmt::Display for MetricsAddr {
             Self::Off => f.write_str("off"),
             Self::At(addr) => addr.fmt(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The spin is billed to a container's CPU quota, so the safe default is off.
+    #[test]
+    fn busy_polling_is_off_by_default_and_one_flag_away() {
+        let default = Config::parse_from(["connect-server"]);
+        assert_eq!(default.busy_poll, Duration::ZERO);
+        let on = Config::parse_from(["connect-server", "--busy-poll", "100us"]);
+        assert_eq!(on.busy_poll, Duration::from_micros(100));
     }
 }

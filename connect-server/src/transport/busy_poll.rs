@@ -15,7 +15,12 @@
 //! traffic sparser than `window` never starts a spin, and each turn of the
 //! loop offers the core to any other runnable thread (`sched_yield`), so a
 //! load generator or a neighbour on the same core is not starved. A busy
-//! worker rarely gets to the loop at all. `--busy-poll 0` turns it off.
+//! worker rarely gets to the loop at all.
+//!
+//! It is off by default (`--busy-poll 0`): under a container's CPU quota the
+//! spin is billed like any other work and turns into throttling, so only a
+//! deployment with dedicated cores that wants the lowest latency should turn
+//! it on (`--busy-poll 100us`; BENCHMARKS.md has both settings side by side).
 //! The time spent in the loop with no new bytes is counted in the
 //! `connect_busy_poll_seconds_total` metric.
 //!
