@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import SCENARIOS, Server, h2load  # noqa: E402
+from harness import SCENARIOS, Server, h2load  # noqa: E402
 
 
 def main():
