@@ -108,6 +108,9 @@ where
     S: HttpService,
 {
     let tasks = TaskTracker::new();
+    // Shared, not cloned into each connection's task: hyper's builder alone is
+    // several hundred bytes, held for as long as the connection is open.
+    let settings = Arc::new(settings.clone());
     loop {
         let accepted = tokio::select! {
             biased;
@@ -118,7 +121,14 @@ where
             Ok((io, peer, permit)) => {
                 let calls = Arc::new(ConnectionCalls::new(peer));
                 let service = make_service(&calls);
-                tasks.spawn(serve_connection(io, permit, calls, service, settings.clone(), drain.watch()));
+                tasks.spawn(serve_connection(
+                    io,
+                    permit,
+                    calls,
+                    service,
+                    Arc::clone(&settings),
+                    drain.watch(),
+                ));
             }
             Err(error) => {
                 // The worker's error: the server stops, as for any failed worker.
@@ -153,7 +163,7 @@ async fn serve_connection<IO, S>(
     permit: Permit,
     calls: Arc<ConnectionCalls>,
     service: S,
-    settings: TransportSettings,
+    settings: Arc<TransportSettings>,
     drain: drain::DrainWatch,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -172,10 +182,17 @@ async fn serve_connection<IO, S>(
     let age_limit = opened + rules.max_age;
     match &rules.tls {
         None => http::serve_http(io, service, &settings.http, age_limit, drain).await,
+        // Boxed because a future is as large as its largest branch: a TLS
+        // session's state would otherwise make every plaintext connection's
+        // task 3.7 KiB larger (6.9 KiB instead of 3.3 KiB; BENCHMARKS.md,
+        // "Idle connections").
         Some(tls) => {
-            if let Some(stream) = tls.handshake(io, calls.peer()).await {
-                http::serve_http(stream, service, &settings.http, age_limit, drain).await;
-            }
+            Box::pin(async {
+                if let Some(stream) = tls.handshake(io, calls.peer()).await {
+                    http::serve_http(stream, service, &settings.http, age_limit, drain).await;
+                }
+            })
+            .await;
         }
     }
 }
