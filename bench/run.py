@@ -55,7 +55,8 @@ PEERS = [
 ]
 
 
-def servers_for(args, workdir):
+def servers_for(args, workdir, missing):
+    """The servers of this run; a peer that is not there is added to `missing`."""
     bins = args.bin_dir
     ours = [str(bins / "connect-server"), "--addr", "127.0.0.1:{port}", "--metrics-addr", "127.0.0.1:0",
             # 10,000 idle connections, plus the probe's own.
@@ -74,7 +75,7 @@ def servers_for(args, workdir):
                 servers.append(Server(name, [str(binary), "127.0.0.1:{port}"], workdir, only=only, full=full,
                                       colour=colour))
             else:
-                print(f"note: peer {directory} was not built ({binary} missing): left out", file=sys.stderr)
+                missing.append(f"peer {directory} was not built ({binary} missing): left out")
     venv_python = args.interop_dir / ".venv" / "bin" / "python"
     python_server = args.interop_dir / "python_server.py"
     if not args.quick and not args.no_python:
@@ -113,7 +114,7 @@ class Bench:
         if result.get("note"):
             self.problems.append(f"{where}: {result['note']}")
 
-    def start_all(self, cpus, mode):
+    def start_all(self, cpus):
         for server in self.servers:
             started = server.start(cpus)
             self.startup.setdefault(server.name, []).append(first_call_ms(self.args, server, started))
@@ -125,7 +126,7 @@ class Bench:
             if text != expected[:len(text)] or not text:
                 self.problems.append(f"{server.name} answers differently from connect-server:\n{text}")
 
-    def run_throughput(self, mode, server_cpus, load_cpus, scenarios):
+    def run_throughput(self, mode, load_cpus, scenarios, record_memory):
         threads = 1 if load_cpus else self.cores
         for scenario in scenarios:
             for round_ in range(self.args.runs):
@@ -142,8 +143,8 @@ class Bench:
                         self.note(f"{mode} {scenario.key} {tool} {server.name}", result)
                         self.throughput.setdefault((mode, scenario.key, tool, server.name), []).append(result)
                         progress(mode, scenario.key, tool, server.name, result)
-                for server in self.servers:
-                    if server.name in self.memory and mode == "pinned" or self.args.quick:
+                if record_memory:
+                    for server in self.servers:
                         if server.name in self.memory:
                             self.memory[server.name]["after"].append(rss_kib(server.proc.pid))
 
@@ -199,8 +200,9 @@ class Bench:
                     progress(f"{count} conn", "unary", "connect-client bench", server.name, result)
 
     def run_idle(self, count):
+        # pajamax closes connections beyond 100 (a thread each): not measured here.
         for server in self.servers:
-            if server.name == OURS_SPIN:
+            if server.name == OURS_SPIN or not server.full:
                 continue
             server.start(None)
             try:
@@ -267,7 +269,8 @@ def main():
         print(f"note: open-file limit {open_files}: idle connections view skipped", file=sys.stderr)
         idle_count = 0
 
-    servers = servers_for(args, workdir)
+    missing = []
+    servers = servers_for(args, workdir, missing)
     cores = len(os.sched_getaffinity(0))
     modes = [("unpinned", None, None)]
     if not args.quick:
@@ -279,12 +282,13 @@ def main():
     scenarios = [SCENARIOS[k] for k in keys]
 
     b = Bench(args, workdir, servers, cores)
+    b.problems += missing
     meta = report.Meta(args, cores, modes, servers, started=datetime.datetime.now(datetime.timezone.utc),
                        load_before=os.getloadavg(), commit=measured_commit(), idle_count=idle_count)
     try:
         for mode, server_cpus, load_cpus in modes:
-            b.start_all(server_cpus, mode)
-            b.run_throughput(mode, server_cpus, load_cpus, scenarios)
+            b.start_all(server_cpus)
+            b.run_throughput(mode, load_cpus, scenarios, record_memory=mode == modes[0][0])
             if mode == "pinned":
                 b.run_paced(load_cpus)
                 b.run_sweep(load_cpus, ("unary", "ss10"))
@@ -295,7 +299,7 @@ def main():
             for key in list(b.throughput):
                 if key[0] == "unpinned":
                     b.throughput[("pinned",) + key[1:]] = b.throughput[key]
-            b.start_all(None, "unpinned")
+            b.start_all(None)
             b.run_sweep(None, ("unary",))
             for server in servers:
                 server.stop()
