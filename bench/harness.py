@@ -242,6 +242,8 @@ def bench(args, server, scenario, cpus, rate=None, connections=None, concurrency
     note = None
     if report["failed"]:
         note = f"errors: {report['errors']}"
+    if report.get("loops_stopped"):
+        note = (note + "; " if note else "") + f"{report['loops_stopped']} call loops lost their connection"
     elif report["messages"] != expected:
         note = f"{report['messages']} messages, expected {expected}"
     latency = report["latency_us"]

@@ -239,3 +239,27 @@ async fn refuses_the_global_flags_it_cannot_honour() {
         assert_eq!(error.exit_code(), std::process::ExitCode::from(2));
     }
 }
+
+#[tokio::test]
+async fn a_call_loop_whose_connection_the_server_closed_stops_instead_of_spinning() {
+    // The server asks each connection to go away after 300 ms and closes it 100 ms later.
+    let server = TestServer::start_with_args(&[
+        "--max-connection-age",
+        "300ms",
+        "--max-connection-age-grace",
+        "100ms",
+    ])
+    .await;
+    let report = bench(
+        &server,
+        &["--duration", "1500ms", "--warmup", "0s", "--connections", "2", "--concurrency", "4"],
+    )
+    .await;
+    assert_eq!(report.tally.loops_stopped, 4);
+    // Each loop fails once, when its connection goes, and then stops: not the
+    // millions of instant failures a loop on a closed connection would count.
+    assert_eq!(report.tally.failed(), 4, "{:?}", report.tally.errors);
+    assert_eq!(report.tally.errors.get("UNAVAILABLE"), Some(&4));
+    assert!(report.table().contains("  stopped     4 of 4 call loops: the server closed their connection\n"));
+    assert_eq!(report.json()["loops_stopped"], 4);
+}

@@ -25,6 +25,9 @@ pub struct Tally {
     pub messages: u64,
     /// Failed calls by status code name.
     pub errors: BTreeMap<&'static str, u64>,
+    /// Call loops that stopped early because the server closed their connection
+    /// (counted in the warm-up too: the lost load is missing from the figures).
+    pub loops_stopped: u64,
 }
 
 impl Default for Tally {
@@ -35,6 +38,7 @@ impl Default for Tally {
             ok: 0,
             messages: 0,
             errors: BTreeMap::new(),
+            loops_stopped: 0,
         }
     }
 }
@@ -59,6 +63,7 @@ impl Tally {
         let _ = self.latency_us.add(&other.latency_us);
         self.ok += other.ok;
         self.messages += other.messages;
+        self.loops_stopped += other.loops_stopped;
         for (code, count) in &other.errors {
             *self.errors.entry(code).or_default() += count;
         }
@@ -138,6 +143,13 @@ impl Report {
         for (code, count) in &tally.errors {
             let _ = writeln!(out, "  error       {code}: {count}");
         }
+        if tally.loops_stopped > 0 {
+            let _ = writeln!(
+                out,
+                "  stopped     {} of {} call loops: the server closed their connection",
+                tally.loops_stopped, self.concurrency
+            );
+        }
         out
     }
 
@@ -159,6 +171,7 @@ impl Report {
             "ok": self.tally.ok,
             "failed": self.tally.failed(),
             "errors": self.tally.errors,
+            "loops_stopped": self.tally.loops_stopped,
             "messages": self.tally.messages,
             "calls_per_sec": self.calls_per_sec(),
             "messages_per_sec": self.messages_per_sec(),

@@ -229,6 +229,7 @@ async fn call_loop(
             None => call(&mut client, template, plan).await,
         };
         let done = Instant::now();
+        let failed = outcome.is_err();
         if measured {
             counter.fetch_add(1, Ordering::Relaxed);
             let mut tally = tally.borrow_mut();
@@ -238,7 +239,19 @@ async fn call_loop(
             }
             *last_done.borrow_mut() = Some(done);
         }
+        // A connection the server has closed fails every call at once: this loop
+        // stops after one such failure instead of counting millions of them.
+        if failed && connection_lost(&mut client) {
+            tally.borrow_mut().loops_stopped += 1;
+            break;
+        }
     }
+}
+
+/// Whether `connection` is closed for good (not merely at its stream limit).
+fn connection_lost(connection: &mut Connection) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    matches!(connection.poll_ready(&mut cx), std::task::Poll::Ready(Err(_)))
 }
 
 /// When the next call of a loop starts: now, or when it is due with `--rate`
