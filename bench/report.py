@@ -350,7 +350,7 @@ CPU time (all threads, from `/proc`) over the run, in percent of one core or in 
 ## Reproduce
 
 ```sh
-bench/run                 # release build, every peer built, all five views (about 30 minutes)
+bench/run                 # release build, every peer built, all five views (about 40 minutes)
 bench/run --runs 5        # more rounds per figure
 bench/run --quick         # smoke run: debug build, our server and the baseline, a few seconds each
 ```

@@ -242,7 +242,7 @@ def main():
                         help="smoke run: our server, the baseline (and built peers), unpinned, short runs")
     parser.add_argument("--runs", type=int, default=3, help="rounds per measurement; the median is reported")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per throughput run")
-    parser.add_argument("--sweep-duration", type=float, default=2.0, help="seconds measured per open-loop run")
+    parser.add_argument("--sweep-duration", type=float, default=3.0, help="seconds measured per open-loop run")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of warm-up per connect-client bench run")
     parser.add_argument("--output", type=Path, help="markdown report (default: BENCHMARKS.md, or none with --quick)")
     parser.add_argument("--no-python", action="store_true", help="leave out the Python grpc.aio server")
