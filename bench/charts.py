@@ -7,7 +7,7 @@ import math
 from html import escape
 
 PANEL_W, PANEL_H = 300, 210
-TOP = 70  # room for the title and the legend
+TOP = 86  # room for the title and two rows of legend
 
 
 def figure(title, servers, panels, note):
@@ -18,18 +18,25 @@ def figure(title, servers, panels, note):
              'font-family="sans-serif" font-size="11">',
              '<rect width="100%" height="100%" fill="white"/>',
              f'<text x="10" y="20" font-size="14">{escape(title)}</text>']
-    x = 10
-    for name, colour in servers:
-        parts.append(f'<rect x="{x}" y="32" width="11" height="11" fill="{colour}"/>'
-                     f'<text x="{x + 15}" y="42">{escape(name)}</text>')
-        x += 22 + 6.2 * len(name)
-        if x > width - 120:
-            break
+    parts += legend(servers, width)
     for i, panel in enumerate(panels):
         parts += panel(20 + i * (PANEL_W + 20), TOP)
     parts.append(f'<text x="10" y="{height - 10}" font-size="10" fill="#555">{escape(note)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def legend(servers, width):
+    """One swatch and name per server, wrapping onto a second row."""
+    parts, x, y = [], 10, 32
+    for name, colour in servers:
+        step = 22 + 6.2 * len(name)
+        if x + step > width - 10:
+            x, y = 10, y + 18
+        parts.append(f'<rect x="{x}" y="{y}" width="11" height="11" fill="{colour}"/>'
+                     f'<text x="{x + 15}" y="{y + 10}">{escape(name)}</text>')
+        x += step
+    return parts
 
 
 def short(value):
