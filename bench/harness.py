@@ -22,6 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = "x" * 16  # request_data of every request
 
+# The servers every report names, and the load shapes of bench/run.py's views.
+OURS, OURS_SPIN, BASELINE, PYTHON = ("connect-server", "connect-server --busy-poll 100us", "tonic (default)",
+                                     "Python grpc.aio")
+TOOLS = ("h2load", "connect-client bench")
+SWEEP = (25, 50, 75, 90)  # percent of each server's own peak
+CONNECTIONS = (1, 4, 16, 64, 1000)
+IDLE = 10_000
+PACED_RATE = 10_000
+
 
 class Scenario:
     """One load shape: which RPC, how many messages per call, how much concurrency."""

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import DATA, ROOT, Server, cpu_seconds, run  # noqa: E402
+from harness import DATA, Server, cpu_seconds, run  # noqa: E402
 
 REQUEST = b"\x0a" + bytes([len(DATA)]) + DATA.encode()
 ANSWER = ("Hello, " + DATA).encode()

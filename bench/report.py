@@ -6,10 +6,21 @@ import platform
 from pathlib import Path
 
 import charts
-from harness import ROOT, SCENARIOS, median, run, spread
+from harness import (
+    BASELINE, OURS, OURS_SPIN, PACED_RATE, PYTHON, ROOT, SCENARIOS, SWEEP, TOOLS, median, run, spread,
+)
 
 MARKER = "<!-- Everything above is written by bench/run; everything below is kept as it is. -->"
-CHARTS = {"throughput": "bench/throughput.svg", "latency": "bench/latency.svg", "connections": "bench/connections.svg"}
+CHARTS = ("throughput", "latency", "connections")
+
+
+def chart_links(output):
+    """Where each chart goes, relative to the report: bench/NAME.svg for the
+    repository's BENCHMARKS.md, REPORT-NAME.svg beside any other report (so a
+    trial run never overwrites the committed charts)."""
+    if output.resolve() == (ROOT / "BENCHMARKS.md").resolve():
+        return {name: f"bench/{name}.svg" for name in CHARTS}
+    return {name: f"{output.stem}-{name}.svg" for name in CHARTS}
 
 
 class Meta:
@@ -40,13 +51,8 @@ def ratio_text(a, b, digits=2):
     return f"{a / b:.{digits}f}x" if a and b else "-"
 
 
-def names(meta):
-    from run import OURS, OURS_SPIN, BASELINE  # the names live with the servers
-    return OURS, OURS_SPIN, BASELINE
-
-
 def peer_table(meta, b):
-    ours, spin, _ = names(meta)
+    ours, spin = OURS, OURS_SPIN
     t = b.throughput
     lines = ["| server | full-featured | unary calls/s | vs connect-server | stream(10) messages/s | vs connect-server "
              "| CPU us per unary call | CPU us per stream(10) call | unary calls/s (connect-client bench) "
@@ -69,7 +75,6 @@ def peer_table(meta, b):
 
 
 def sweep_table(meta, b):
-    from run import SWEEP
     lines = ["| scenario | server | own peak calls/s | " + " | ".join(f"{p}%: p50 / p99 / p99.9 ms" for p in SWEEP) + " |",
              "|---|---|---:|" + "---:|" * len(SWEEP)]
     for key in ("unary", "ss10"):
@@ -87,11 +92,10 @@ def sweep_table(meta, b):
 
 
 def busy_poll_table(meta, b):
-    from run import PACED_RATE
     lines = ["| server | unloaded mean ms, pinned | server CPU, pinned | unloaded mean ms, unpinned "
              f"| server CPU, unpinned | {PACED_RATE:,} calls/s on one connection: p50 / p99 ms | server CPU |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for name in names(meta):
+    for name in (OURS, OURS_SPIN, BASELINE):
         row = [f"| {name} "]
         for mode in ("pinned", "unpinned"):
             key = (mode, "latency", "h2load", name)
@@ -108,7 +112,7 @@ def busy_poll_table(meta, b):
 
 
 def connections_table(meta, b):
-    ours, _, base = names(meta)
+    ours, base = OURS, BASELINE
     counts = sorted({c for c, _ in b.connections})
     lines = [f"| client connections | {ours} calls/s | {base} calls/s | ratio | {ours} p99 ms | {base} p99 ms "
              f"| {ours} peak RSS MiB | {base} peak RSS MiB |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -139,8 +143,7 @@ def idle_table(meta, b):
 
 
 def throughput_table(meta, b):
-    from run import TOOLS
-    _, _, base = names(meta)
+    base = BASELINE
     lines = ["| mode | scenario | load generator | server | calls/s | messages/s | mean ms | p99 ms | vs tonic "
              "| server CPU | CPU us per call | run spread |", "|" + "---|" * 12]
     for mode, _, _ in meta.modes:
@@ -169,8 +172,7 @@ def throughput_table(meta, b):
 
 def evaluate(meta, b):
     """Each target, with the figures that decide it."""
-    from run import TOOLS, PYTHON
-    ours, _, base = names(meta)
+    ours, base = OURS, BASELINE
     t = b.throughput
     full_peers = [s.name for s in meta.servers if s.full and s.name not in (ours,) and s.only is None]
     out = []
@@ -255,9 +257,8 @@ def render(meta, b):
 
 
 def draw(meta, b):
-    """The three charts, written next to BENCHMARKS.md's links to them."""
-    from run import SWEEP, TOOLS  # noqa: F401
-    ours, spin, base = names(meta)
+    """The three charts, written next to BENCHMARKS.md's links to them."""# noqa: F401
+    ours, spin, base = OURS, OURS_SPIN, BASELINE
     shown = [s for s in meta.servers if s.name != spin]
     legend = [(s.name, s.colour) for s in shown]
     t = b.throughput
@@ -297,18 +298,19 @@ def draw(meta, b):
 
 
 def write(meta, b, text, output):
+    links = chart_links(output)
     for key, svg in draw(meta, b).items():
-        (ROOT / CHARTS[key]).write_text(svg)
+        (output.parent / links[key]).write_text(svg)
     kept = ""
     if output.exists():
         old = output.read_text()
         if MARKER in old:
             kept = old.split(MARKER, 1)[1]
-    output.write_text(markdown(meta, b, text) + "\n" + MARKER + kept)
-    print(f"wrote {output} and {', '.join(CHARTS.values())}")
+    output.write_text(markdown(meta, b, text, links) + "\n" + MARKER + kept)
+    print(f"wrote {output} and {', '.join(links.values())}")
 
 
-def markdown(meta, b, text):
+def markdown(meta, b, text, charts_at):
     args = meta.args
     cpu = "unknown CPU"
     try:
@@ -345,7 +347,7 @@ Before measuring, the script checks that every server gives connect-server's exa
 connect-client bench checks every call's `grpc-status` and message count. *Server CPU* is the server process's
 CPU time (all threads, from `/proc`) over the run, in percent of one core or in microseconds per call served.
 
-![throughput and CPU per call by server](./{CHARTS['throughput']})
+![throughput and CPU per call by server](./{charts_at['throughput']})
 
 ## Reproduce
 
@@ -364,7 +366,7 @@ bench/run --quick         # smoke run: debug build, our server and the baseline,
 Open loop: `connect-client bench --rate` at 25, 50, 75 and 90% of each server's own pinned peak (its
 connect-client bench calls/s, 8 connections, 64 calls in flight), latency counted from each call's due time.
 
-![p99 latency against load](./{CHARTS['latency']})
+![p99 latency against load](./{charts_at['latency']})
 
 {body['Latency under load (open loop, pinned)']}
 
@@ -376,7 +378,7 @@ connect-client bench calls/s, 8 connections, 64 calls in flight), latency counte
 
 A fresh server for each reading, unpinned; `max(64, connections)` calls in flight; peak RSS is the server's `VmHWM`.
 
-![cost against connections](./{CHARTS['connections']})
+![cost against connections](./{charts_at['connections']})
 
 {body['Cost as client connections grow (unpinned, connect-client bench)']}
 

@@ -31,18 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
-    ROOT, SCENARIOS, Server, bench, h2load, idle_connections, measured, raise_open_files_limit,
-    rss_kib, run, verify_responses,
+    BASELINE, CONNECTIONS, IDLE, OURS, OURS_SPIN, PACED_RATE, PYTHON, ROOT, SCENARIOS, SWEEP, TOOLS, Server, bench,
+    h2load, idle_connections, measured, raise_open_files_limit, rss_kib, run, verify_responses,
 )
 import report  # noqa: E402
 
-OURS, OURS_SPIN, BASELINE, PYTHON = ("connect-server", "connect-server --busy-poll 100us", "tonic (default)",
-                                     "Python grpc.aio")
-TOOLS = ("h2load", "connect-client bench")
-SWEEP = (25, 50, 75, 90)  # percent of each server's own peak
-CONNECTIONS = (1, 4, 16, 64, 1000)
-IDLE = 10_000
-PACED_RATE = 10_000
 
 # The peers under bench/peers/: directory, name in the tables, scenarios served
 # (None: all), whether full-featured (four call kinds, deadlines, cancellation), colour.
