@@ -141,13 +141,13 @@ class Bench:
                         if server.name in self.memory:
                             self.memory[server.name]["after"].append(rss_kib(server.proc.pid))
 
-    def run_sweep(self, load_cpus, keys):
-        """Open loop at fractions of each server's own peak (pinned connect-client bench)."""
+    def run_sweep(self, mode, load_cpus, keys):
+        """Open loop at fractions of each server's own peak (its connect-client bench figure in `mode`)."""
         for scenario in (SCENARIOS[k] for k in keys):
             for round_ in range(self.args.runs):
                 for percent in SWEEP:
                     for server in self.servers:
-                        peak = report.median_of(self.throughput, ("pinned", scenario.key, "connect-client bench",
+                        peak = report.median_of(self.throughput, (mode, scenario.key, "connect-client bench",
                                                                    server.name), "calls_per_sec")
                         if not server.serves(scenario.key) or not peak or server.name == OURS_SPIN:
                             continue
@@ -282,18 +282,10 @@ def main():
         for mode, server_cpus, load_cpus in modes:
             b.start_all(server_cpus)
             b.run_throughput(mode, load_cpus, scenarios, record_memory=mode == modes[0][0])
-            if mode == "pinned":
+            # The open-loop views are pinned; a smoke run (unpinned only) walks their code once.
+            if mode == "pinned" or args.quick:
                 b.run_paced(load_cpus)
-                b.run_sweep(load_cpus, ("unary", "ss10"))
-            for server in servers:
-                server.stop()
-        if args.quick:
-            # The open-loop code path, unpinned, against the unpinned peaks.
-            for key in list(b.throughput):
-                if key[0] == "unpinned":
-                    b.throughput[("pinned",) + key[1:]] = b.throughput[key]
-            b.start_all(None)
-            b.run_sweep(None, ("unary",))
+                b.run_sweep(mode, load_cpus, ("unary",) if args.quick else ("unary", "ss10"))
             for server in servers:
                 server.stop()
         b.run_connections((1, 16) if args.quick else CONNECTIONS)
