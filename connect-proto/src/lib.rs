@@ -6,7 +6,7 @@
 //!
 //! It also holds the vocabulary the server and the client share: the names
 //! of status codes ([`codes`]), gRPC's message framing ([`framing`]), the four
-//! RPC kinds and the method table ([`methods`]).
+//! RPC kinds ([`methods`]).
 
 /// The generated messages, `connect_service_client` and `connect_service_server`.
 pub mod connect {

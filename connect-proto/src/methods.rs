@@ -1,7 +1,5 @@
-//! The four RPC kinds and the methods this system serves, named once for the
-//! server's handlers, metrics and logs and the client's commands and bench.
-
-use crate::SERVICE_NAME;
+//! The four RPC kinds, named once for the server's handlers, metrics and
+//! logs and the client's commands and bench.
 
 /// The four call lifecycles: how many messages flow each way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,6 +18,17 @@ pub enum RpcKind {
 impl RpcKind {
     /// The four kinds, in the order of the proto.
     pub const ALL: [Self; 4] = [Self::Unary, Self::ServerStream, Self::ClientStream, Self::Bidi];
+
+    /// The kind of a method whose client and server send streams (or not), as
+    /// its descriptor says.
+    pub fn of(client_streaming: bool, server_streaming: bool) -> Self {
+        match (client_streaming, server_streaming) {
+            (false, false) => Self::Unary,
+            (false, true) => Self::ServerStream,
+            (true, false) => Self::ClientStream,
+            (true, true) => Self::Bidi,
+        }
+    }
 
     /// The `ConnectService` method of this kind, as it appears on the wire.
     pub fn method(self) -> &'static str {
@@ -47,71 +56,18 @@ impl RpcKind {
     }
 }
 
-/// One method a server of this system may serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Method {
-    /// The request path, `/service/method`.
-    pub path: &'static str,
-    /// The fully-qualified service name.
-    pub service: &'static str,
-    /// The method name.
-    pub method: &'static str,
-    /// How many messages flow each way.
-    pub kind: RpcKind,
-}
-
-impl Method {
-    /// Whether it is a `ConnectService` method (rather than health or reflection).
-    pub fn is_connect_service(&self) -> bool {
-        self.service == SERVICE_NAME
-    }
-}
-
-const fn method(path: &'static str, service: &'static str, method: &'static str, kind: RpcKind) -> Method {
-    Method { path, service, method, kind }
-}
-
-/// `ConnectService`'s methods, then the standard services the server adds
-/// (health, reflection v1 and v1alpha).
-pub const METHODS: [Method; 8] = [
-    method("/ConnectService/UnaryRPC", SERVICE_NAME, "UnaryRPC", RpcKind::Unary),
-    method("/ConnectService/ServerStreamRPC", SERVICE_NAME, "ServerStreamRPC", RpcKind::ServerStream),
-    method("/ConnectService/ClientStreamRPC", SERVICE_NAME, "ClientStreamRPC", RpcKind::ClientStream),
-    method("/ConnectService/BidiStreamRPC", SERVICE_NAME, "BidiStreamRPC", RpcKind::Bidi),
-    method("/grpc.health.v1.Health/Check", "grpc.health.v1.Health", "Check", RpcKind::Unary),
-    method("/grpc.health.v1.Health/Watch", "grpc.health.v1.Health", "Watch", RpcKind::ServerStream),
-    method(
-        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        "grpc.reflection.v1.ServerReflection",
-        "ServerReflectionInfo",
-        RpcKind::Bidi,
-    ),
-    method(
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        "grpc.reflection.v1alpha.ServerReflection",
-        "ServerReflectionInfo",
-        RpcKind::Bidi,
-    ),
-];
-
-/// The index in [`METHODS`] of the method at `path`.
-pub fn lookup(path: &str) -> Option<usize> {
-    METHODS.iter().position(|method| method.path == path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_connect_service_methods_come_first_in_kind_order() {
-        for (method, kind) in METHODS.iter().zip(RpcKind::ALL) {
-            assert_eq!(method.kind, kind);
-            assert_eq!(method.path, format!("/{SERVICE_NAME}/{}", kind.method()));
-            assert!(method.is_connect_service());
+    fn the_kind_follows_the_streaming_flags() {
+        assert_eq!(RpcKind::of(false, false), RpcKind::Unary);
+        assert_eq!(RpcKind::of(false, true), RpcKind::ServerStream);
+        assert_eq!(RpcKind::of(true, false), RpcKind::ClientStream);
+        assert_eq!(RpcKind::of(true, true), RpcKind::Bidi);
+        for kind in RpcKind::ALL {
+            assert_eq!(kind.is_stream(), kind != RpcKind::Unary);
         }
-        assert!(!METHODS[4].is_connect_service());
-        assert_eq!(lookup("/grpc.health.v1.Health/Watch"), Some(5));
-        assert_eq!(lookup("/ConnectService/Nope"), None);
     }
 }

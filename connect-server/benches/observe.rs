@@ -66,8 +66,10 @@ fn main() {
     let calls: u32 = std::env::args().skip(1).find_map(|arg| arg.parse().ok()).unwrap_or(200_000);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let bare = || service_fn(|_: Request<tonic::body::Body>| async { Ok::<_, Infallible>(response()) });
+    let pool = prost_reflect::DescriptorPool::decode(connect_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let services: Vec<_> = pool.services().collect();
     let layer = ObserveLayer::new(
-        Arc::new(Metrics::new()),
+        Arc::new(Metrics::new(&services)),
         Arc::new(Stats::default()),
         HeaderValue::from_static("bench:1"),
     );

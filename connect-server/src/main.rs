@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let serving = server.clone().serve(listeners, shutdown());
     tokio::pin!(serving);
     tokio::select! {
-        result = &mut serving => return result,
+        result = &mut serving => return Ok(result?),
         // Printed once every worker accepts: scripts and tests wait for this line.
         () = server.ready() => println!("Server listening on {addr}"),
     }

@@ -21,6 +21,6 @@ async fn a_missing_certificate_fails_before_the_listening_line() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), "", "nothing announced");
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "Error: cannot read --tls-cert /nonexistent/cert.pem\n\nCaused by:\n    No such file or directory (os error 2)\n"
+        "Error: cannot read --tls-cert /nonexistent/cert.pem: No such file or directory (os error 2)\n"
     );
 }

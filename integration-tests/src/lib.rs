@@ -63,7 +63,7 @@ pub struct TestServer {
     /// How to reach it when it listens in memory rather than on `addr`.
     memory: Option<MemoryConnector>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), connect_server::Error>>,
 }
 
 impl TestServer {
@@ -207,13 +207,13 @@ impl TestServer {
     }
 
     /// Shuts down and waits for the server to stop; returns what `serve` returned.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> Result<(), connect_server::Error> {
         self.begin_shutdown();
         (&mut self.task).await.expect("server task panicked")
     }
 
     /// Waits for the server task to end (after [`begin_shutdown`](Self::begin_shutdown)).
-    pub async fn join(&mut self) -> anyhow::Result<()> {
+    pub async fn join(&mut self) -> Result<(), connect_server::Error> {
         (&mut self.task).await.expect("server task panicked")
     }
 }

@@ -125,8 +125,9 @@ async fn counts_a_known_sequence_of_calls() {
         .sum();
     assert_eq!(handled_total, 8.0);
     assert!(!body.contains("NoSuchRPC"), "unknown methods get no series");
-    // Each of the 4 methods has a series for each of the 17 codes from the start.
-    assert_eq!(got.keys().filter(|name| name.starts_with("grpc_server_handled_total")).count(), 4 * 17);
+    // Each method served has a series for each of the 17 codes from the start:
+    // ConnectService's 4, health's 2, reflection's v1 and v1alpha.
+    assert_eq!(got.keys().filter(|name| name.starts_with("grpc_server_handled_total")).count(), 8 * 17);
 }
 
 #[tokio::test]

@@ -53,14 +53,17 @@ async fn call_path(server: &TestServer, path: &'static str) -> Status {
 async fn unknown_method_is_unimplemented() {
     let server = TestServer::start().await;
     let status = call_path(&server, "/ConnectService/NoSuchRPC").await;
-    assert_eq!((status.code(), status.message()), (Code::Unimplemented, ""));
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::Unimplemented, "unknown method NoSuchRPC for service ConnectService")
+    );
 }
 
 #[tokio::test]
 async fn unknown_service_is_unimplemented() {
     let server = TestServer::start().await;
     let status = call_path(&server, "/NoSuchService/UnaryRPC").await;
-    assert_eq!((status.code(), status.message()), (Code::Unimplemented, ""));
+    assert_eq!((status.code(), status.message()), (Code::Unimplemented, "unknown service NoSuchService"));
     // The server carries on.
     let mut client = server.client().await;
     assert_eq!(client.unary_rpc(request("ok")).await.unwrap().get_ref().response_data, "Hello, ok");

@@ -5,6 +5,8 @@
 
 use std::{env, path::PathBuf};
 
+use prost::Message;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("proto");
     for file in ["empty", "messages", "test"] {
@@ -14,6 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let fds = protox::compile(["src/proto/grpc/testing/test.proto"], [&proto_dir])?;
+    // For reflection, JSON and the playground of the server that serves them.
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("grpc_testing_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
     Ok(())
 }

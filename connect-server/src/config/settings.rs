@@ -11,7 +11,7 @@ use super::{Config, MetricsAddr};
 use crate::{
     service::{BearerAuth, Limits, MessageLimits},
     transport::{ConnectionRules, Http1Limits, Http2Limits, Tls, TransportSettings},
-    web::{EdgeLayer, Enabled, WebShared},
+    web::{EdgeLayer, Enabled, Schema, WebShared},
 };
 
 /// The largest HTTP/1.1 read buffer, which bounds a request's line and headers.
@@ -24,6 +24,24 @@ fn tls(config: &Config, refusals: IntCounterVec, http1: bool) -> anyhow::Result<
     Ok(server_config.map(|server_config| Tls::new(server_config, timeout, refusals, http1)))
 }
 
+impl Limits {
+    /// The limits `config` sets.
+    pub(crate) fn of(config: &Config) -> Self {
+        Self {
+            max_stream_count: config.max_stream_count,
+            max_interval_ms: config.max_interval_ms,
+            max_client_stream_bytes: config.max_client_stream_bytes,
+        }
+    }
+}
+
+impl MessageLimits {
+    /// The message size limits `config` sets.
+    pub(crate) fn of(config: &Config) -> Self {
+        Self { max_recv: config.limits.max_recv_message_size, max_send: config.limits.max_send_message_size }
+    }
+}
+
 /// Everything the server needs from its configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -31,8 +49,6 @@ pub(crate) struct Settings {
     pub(crate) transport: TransportSettings,
     /// `--max-connections`.
     pub(crate) max_connections: usize,
-    /// The per-call limits of the handlers.
-    pub(crate) calls: Limits,
     /// Largest messages received and sent.
     pub(crate) messages: MessageLimits,
     /// The `ConnectService` token check.
@@ -63,9 +79,14 @@ pub(crate) struct ShutdownSettings {
 }
 
 impl Settings {
-    /// Reads the files the flags name and checks what clap cannot; failed TLS
-    /// handshakes will count into `tls_refusals`.
-    pub(crate) fn build(config: &Config, tls_refusals: IntCounterVec) -> anyhow::Result<Self> {
+    /// Reads the files the flags name and checks what clap cannot, for a
+    /// server of the services of `schema`; failed TLS handshakes will count
+    /// into `tls_refusals`.
+    pub(crate) fn build(
+        config: &Config,
+        schema: Schema,
+        tls_refusals: IntCounterVec,
+    ) -> anyhow::Result<Self> {
         if let Some(id) = &config.server_id {
             HeaderValue::from_str(id)
                 .map_err(|_| anyhow::anyhow!("server id {id:?} is not a valid header value"))?;
@@ -76,8 +97,7 @@ impl Settings {
             header_timeout: config.handshake_timeout,
             max_buf_size: HTTP1_MAX_BUFFER,
         });
-        let messages =
-            MessageLimits { max_recv: limits.max_recv_message_size, max_send: limits.max_send_message_size };
+        let messages = MessageLimits::of(config);
         let transport = TransportSettings::new(ConnectionRules {
             http2: Http2Limits {
                 max_concurrent_streams: limits.max_concurrent_streams,
@@ -96,14 +116,9 @@ impl Settings {
         Ok(Self {
             transport,
             max_connections: config.max_connections,
-            calls: Limits {
-                max_stream_count: config.max_stream_count,
-                max_interval_ms: config.max_interval_ms,
-                max_client_stream_bytes: config.max_client_stream_bytes,
-            },
             messages,
             auth: BearerAuth::new(config.auth.token()?),
-            web: EdgeLayer::new(WebShared::new(enabled, &config.web.cors_allow_origins, messages)?),
+            web: EdgeLayer::new(WebShared::new(enabled, &config.web.cors_allow_origins, messages, schema)?),
             server_id: config.server_id.clone(),
             busy_poll: config.busy_poll,
             metrics_addr: config.metrics_addr,

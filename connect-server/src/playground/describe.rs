@@ -19,7 +19,7 @@ pub(super) async fn serve(State(playground): State<Arc<Playground>>) -> impl Int
 pub(super) fn services(schema: &Schema) -> Value {
     let mut messages = BTreeMap::new();
     let mut services = Vec::new();
-    for service in schema.pool().services() {
+    for service in schema.services() {
         let methods: Vec<Value> = service
             .methods()
             .map(|method| {
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn describes_the_methods_and_their_request_types() {
-        let description = services(&Schema::new().unwrap());
+        let description = services(&Schema::connect_service());
         let connect = description["services"]
             .as_array()
             .unwrap()

@@ -115,6 +115,7 @@ impl std::fmt::Debug for Playground {
 /// `grpc_url` (for the page's "copy as" commands).
 pub(crate) fn router<S, B>(
     stack_for: impl Fn(Option<SocketAddr>) -> S + Send + Sync + 'static,
+    schema: Schema,
     messages: MessageLimits,
     max_calls: NonZeroUsize,
     endpoint: SocketAddr,
@@ -126,7 +127,6 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<tonic::codegen::StdError>,
 {
-    let schema = Schema::new()?;
     let mut description = describe::services(&schema);
     description["grpcUrl"] = grpc_url.into();
     description["maxCalls"] = max_calls.get().into();

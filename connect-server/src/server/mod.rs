@@ -6,9 +6,11 @@
 //! (counters, metrics, health, the drain and the hard stop), so every worker
 //! serves the same server and one shutdown stops them all.
 
+mod builder;
 mod shutdown;
 mod workers;
 
+pub use builder::{Builder, ServiceOptions};
 pub use shutdown::signal;
 pub use workers::{bind, default_count};
 
@@ -22,11 +24,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    Error,
     config::{Config, MetricsAddr, Settings},
     playground,
-    service::{DispatchLayer, Handlers, Health, routes},
-    telemetry::{Metrics, MetricsEndpoint, Stats},
-    transport::{Connections, Drain, Listener},
+    service::{Dispatch, Handlers, Health, Limits, MessageLimits, connect_service},
+    telemetry::{Metrics, MetricsEndpoint, Observe, ObserveLayer, Stats},
+    transport::{ConnectionCalls, Connections, Drain, Listener},
+    web::Schema,
 };
 
 /// A configured server; clones share their state.
@@ -46,9 +50,10 @@ struct Shared {
     connections: Connections,
     /// `NOT_SERVING` from the moment shutdown starts.
     health: Health,
-    /// `ConnectService` (behind the token check) in front of the other services.
-    dispatch: DispatchLayer,
-    others: tonic::service::Routes,
+    /// Every service, by method path.
+    dispatch: Dispatch,
+    /// Their descriptors.
+    schema: Schema,
     /// Started when shutdown starts: listeners stop accepting, connections drain.
     draining: Drain,
     /// Cancelled when the grace is over: every remaining call ends with `UNAVAILABLE`.
@@ -68,48 +73,66 @@ impl Drop for Shared {
     }
 }
 
-impl ConnectServer {
-    /// A server with `config`: reads its files (TLS, the token) and binds the
-    /// metrics endpoint, so a bad flag fails here, before anything is served.
-    pub fn new(config: Config) -> anyhow::Result<Self> {
-        Self::with_routes(config, |routes| routes)
-    }
-
-    /// [`new`](Self::new), also serving the tonic services that `extra` adds to the
-    /// router of health and reflection, through the same transport, limits and telemetry.
-    pub fn with_routes(
-        config: Config,
-        extra: impl FnOnce(tonic::service::Routes) -> tonic::service::Routes,
-    ) -> anyhow::Result<Self> {
-        let metrics = Arc::new(Metrics::new());
-        let settings = Settings::build(&config, metrics.tls_handshake_failures())?;
-        let stats = Arc::new(Stats::default());
-        let hard_stop = CancellationToken::new();
-        let health = Health::serving();
-        let service = Handlers::new(settings.calls, Arc::clone(&stats), hard_stop.clone());
-        let (dispatch, others) = routes(service, settings.messages, settings.auth.clone(), &health)?;
-        let others = extra(others);
+impl Shared {
+    /// The state of a server with `settings` and these services; binds the metrics endpoint.
+    fn new(
+        settings: Settings,
+        schema: Schema,
+        metrics: Arc<Metrics>,
+        stats: Arc<Stats>,
+        health: Health,
+        dispatch: Dispatch,
+        hard_stop: CancellationToken,
+    ) -> Result<Self, Error> {
         let metrics_endpoint = match settings.metrics_addr {
             MetricsAddr::Off => None,
-            MetricsAddr::At(addr) => Some(MetricsEndpoint::bind(addr)?),
+            MetricsAddr::At(addr) => Some(MetricsEndpoint::bind(addr).map_err(Error::config)?),
         };
         Ok(Self {
-            shared: Arc::new(Shared {
-                connections: Connections::new(settings.max_connections),
-                metrics_addr: metrics_endpoint.as_ref().map(MetricsEndpoint::addr),
-                metrics_endpoint: Mutex::new(metrics_endpoint),
-                settings,
-                stats,
-                metrics,
-                health,
-                dispatch,
-                others,
-                draining: Drain::default(),
-                hard_stop,
-                ready: watch::Sender::new(false),
-                dropped: CancellationToken::new(),
-            }),
+            connections: Connections::new(settings.max_connections),
+            metrics_addr: metrics_endpoint.as_ref().map(MetricsEndpoint::addr),
+            metrics_endpoint: Mutex::new(metrics_endpoint),
+            settings,
+            stats,
+            metrics,
+            health,
+            dispatch,
+            schema,
+            draining: Drain::default(),
+            hard_stop,
+            ready: watch::Sender::new(false),
+            dropped: CancellationToken::new(),
         })
+    }
+
+    /// The service stack of every call, named `served_by`: observe, then dispatch.
+    fn stack(&self, served_by: http::HeaderValue) -> Observe<Dispatch> {
+        use tower::Layer as _;
+        let observe = ObserveLayer::new(Arc::clone(&self.metrics), Arc::clone(&self.stats), served_by);
+        observe.layer(self.dispatch.clone())
+    }
+}
+
+impl ConnectServer {
+    /// A server of the services the [`Builder`] adds, with everything
+    /// `config` sets (protocols, TLS, the token, limits, telemetry).
+    pub fn builder(config: Config) -> Builder {
+        Builder::new(config)
+    }
+
+    /// The `ConnectService` server: [`builder`](Self::builder) with
+    /// `ConnectService` and its descriptors added. Reads its files (TLS, the
+    /// token) and binds the metrics endpoint, so a bad flag fails here,
+    /// before anything is served.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let builder = Self::builder(config);
+        let handlers = Handlers::new(
+            Limits::of(builder.config()),
+            Arc::clone(&builder.stats),
+            builder.hard_stop.clone(),
+        );
+        let service = connect_service(handlers, MessageLimits::of(builder.config()));
+        builder.add_service(service).file_descriptor_set(connect_proto::FILE_DESCRIPTOR_SET)?.build()
     }
 
     /// The live counters, for tests and the periodic summary.
@@ -142,20 +165,26 @@ impl ConnectServer {
         self,
         listeners: Vec<L>,
         shutdown: impl Future<Output = ()>,
-    ) -> anyhow::Result<()> {
-        anyhow::ensure!(!listeners.is_empty(), "nothing to serve: no listener");
+    ) -> Result<(), Error> {
+        if listeners.is_empty() {
+            return Err(Error::NoListener);
+        }
         let shared = &self.shared;
         let endpoint = shared.metrics_endpoint.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(endpoint) = endpoint {
             let playground = match shared.settings.playground {
                 Some(max_calls) => {
-                    playground_routes(shared, listeners[0].local_addr()?, max_calls, endpoint.addr())?
+                    let grpc_addr =
+                        listeners[0].local_addr().map_err(|error| Error::Serve(error.to_string()))?;
+                    playground_routes(shared, grpc_addr, max_calls, endpoint.addr()).map_err(Error::config)?
                 }
                 None => axum::Router::new(),
             };
-            endpoint.spawn(shared.metrics.registry().clone(), playground, shared.dropped.clone())?;
+            endpoint
+                .spawn(shared.metrics.registry().clone(), playground, shared.dropped.clone())
+                .map_err(Error::config)?;
         }
-        let workers = workers::start(&self, listeners).await?;
+        let workers = workers::start(&self, listeners).await.map_err(Error::serve)?;
         shared.ready.send_replace(true);
         let reporter =
             shared.settings.stats_interval.map(|every| tokio::spawn(self.stats().report_every(every)));
@@ -179,7 +208,7 @@ impl ConnectServer {
         if let Some(reporter) = reporter {
             reporter.abort();
         }
-        result
+        result.map_err(Error::serve)
     }
 }
 
@@ -191,20 +220,21 @@ fn playground_routes(
     max_calls: std::num::NonZeroUsize,
     endpoint: SocketAddr,
 ) -> anyhow::Result<axum::Router> {
-    use tower::Layer as _;
     let served_by = crate::telemetry::served_by(shared.settings.server_id.as_deref(), grpc_addr)?;
-    let observe = crate::telemetry::ObserveLayer::new(
-        Arc::clone(&shared.metrics),
-        Arc::clone(&shared.stats),
-        served_by,
-    );
-    let stack = observe.layer(shared.dispatch.layer(shared.others.clone()));
-    let stack_for = move |peer| stack.on_connection(&Arc::new(crate::transport::ConnectionCalls::new(peer)));
+    let stack = shared.stack(served_by);
+    let stack_for = move |peer| stack.on_connection(&Arc::new(ConnectionCalls::new(peer)));
     // For the page's "copy as" commands: where a client reaches the gRPC port.
     let host =
         if grpc_addr.ip().is_unspecified() { "localhost".to_owned() } else { grpc_addr.ip().to_string() };
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let scheme = if shared.settings.transport.tls() { "https" } else { "http" };
     let grpc_url = format!("{scheme}://{host}:{}", grpc_addr.port());
-    playground::router(stack_for, shared.settings.messages, max_calls, endpoint, grpc_url)
+    playground::router(
+        stack_for,
+        shared.schema.clone(),
+        shared.settings.messages,
+        max_calls,
+        endpoint,
+        grpc_url,
+    )
 }

@@ -24,7 +24,8 @@ use tower::Layer as _;
 
 use super::{ConnectServer, Shared};
 use crate::{
-    telemetry::{ObserveLayer, served_by},
+    Error,
+    telemetry::served_by,
     transport::{self, Listener, bind_tcp, with_busy_polling},
 };
 
@@ -46,13 +47,13 @@ pub fn bind(
     addr: SocketAddr,
     count: NonZeroUsize,
     share_port: bool,
-) -> anyhow::Result<Vec<std::net::TcpListener>> {
+) -> Result<Vec<std::net::TcpListener>, Error> {
     let in_use = |error: io::Error| {
-        if error.kind() == io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("cannot listen on {addr}: address already in use (another process is serving it)")
+        Error::Config(if error.kind() == io::ErrorKind::AddrInUse {
+            format!("cannot listen on {addr}: address already in use (another process is serving it)")
         } else {
-            anyhow::anyhow!("cannot listen on {addr}: {error}")
-        }
+            format!("cannot listen on {addr}: {error}")
+        })
     };
     let mut addr = addr;
     if !share_port {
@@ -62,12 +63,12 @@ pub fn bind(
         if count.get() == 1 {
             return Ok(vec![alone]);
         }
-        addr = alone.local_addr()?;
+        addr = alone.local_addr().map_err(in_use)?;
     }
     let mut listeners = Vec::with_capacity(count.get());
     for _ in 0..count.get() {
         let listener = bind_tcp(addr, true).map_err(in_use)?;
-        addr = listener.local_addr()?;
+        addr = listener.local_addr().map_err(in_use)?;
         listeners.push(listener);
     }
     Ok(listeners)
@@ -168,8 +169,7 @@ where
     A: transport::Accept<Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>,
 {
     let settings = &shared.settings;
-    let observe = ObserveLayer::new(Arc::clone(&shared.metrics), Arc::clone(&shared.stats), served_by);
-    let service = observe.layer(shared.dispatch.layer(shared.others.clone()));
+    let service = shared.stack(served_by);
     let serving = with_busy_polling(
         settings.busy_poll,
         shared.metrics.busy_poll_seconds(),

@@ -1,7 +1,8 @@
-//! The `grpc.health.v1` service (tonic-health): `""` and `ConnectService`
-//! report `SERVING` until the graceful shutdown starts.
+//! The `grpc.health.v1` service (tonic-health): `""` and every service
+//! served report `SERVING` until the graceful shutdown starts.
 
-use connect_proto::SERVICE_NAME;
+use std::sync::Arc;
+
 use futures::FutureExt as _;
 use tonic_health::{
     ServingStatus,
@@ -9,25 +10,28 @@ use tonic_health::{
     server::{HealthReporter, HealthService},
 };
 
-/// The names health reports on: the whole server (`""`) and `ConnectService`.
-const SERVICES: [&str; 2] = ["", SERVICE_NAME];
-
 /// The health state shared by every listener; clones share it.
 #[derive(Debug, Clone)]
 pub(crate) struct Health {
     reporter: HealthReporter,
+    /// The names health reports on: the whole server (`""`) and every service.
+    services: Arc<[String]>,
     server: HealthServer<HealthService>,
 }
 
 impl Health {
-    /// Health with every service `SERVING`.
-    pub(crate) fn serving() -> Self {
+    /// Health with the server and each of `services` `SERVING`.
+    pub(crate) fn serving<'a>(services: impl IntoIterator<Item = &'a str>) -> Self {
         let reporter = HealthReporter::new();
-        // The reporter's lock is new and uncontended, so this completes on its first poll.
-        let registered = reporter.set_service_status(SERVICE_NAME, ServingStatus::Serving).now_or_never();
-        debug_assert!(registered.is_some(), "a new health reporter is never locked");
+        let mut names = vec![String::new()];
+        for service in services {
+            // The reporter's lock is new and uncontended, so this completes on its first poll.
+            let registered = reporter.set_service_status(service, ServingStatus::Serving).now_or_never();
+            debug_assert!(registered.is_some(), "a new health reporter is never locked");
+            names.push(service.to_owned());
+        }
         let server = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
-        Self { reporter, server }
+        Self { reporter, services: names.into(), server }
     }
 
     /// The `grpc.health.v1.Health` service, for one listener's router.
@@ -37,7 +41,7 @@ impl Health {
 
     /// Reports every service `NOT_SERVING` (watchers are told at once).
     pub(crate) async fn set_not_serving(&self) {
-        for service in SERVICES {
+        for service in self.services.iter() {
             self.reporter.set_service_status(service, ServingStatus::NotServing).await;
         }
     }
@@ -47,7 +51,7 @@ impl Health {
     /// `Check` answers `NOT_FOUND` afterwards.
     pub(crate) async fn end_watches(&self) {
         let mut reporter = self.reporter.clone();
-        for service in SERVICES {
+        for service in self.services.iter() {
             reporter.clear_service_status(service).await;
         }
     }

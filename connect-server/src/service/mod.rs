@@ -12,14 +12,14 @@ mod routes;
 pub(crate) use auth::BearerAuth;
 pub use greeting::hello;
 pub(crate) use health::Health;
-pub(crate) use routes::{DispatchLayer, routes};
+pub(crate) use routes::{Dispatch, Routes};
 
 use std::{sync::Arc, time::Duration};
 
-use connect_proto::{ConnectService, RequestMessage, ResponseMessage, RpcKind};
+use connect_proto::{ConnectService, ConnectServiceServer, RequestMessage, ResponseMessage, RpcKind};
 use futures::future::Either;
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status, Streaming, codec::CompressionEncoding};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use self::{
@@ -90,6 +90,19 @@ impl Handlers {
         let count = if request.count == 0 { DEFAULT_STREAM_COUNT } else { request.count };
         Ok((count, Duration::from_millis(request.interval_ms.into())))
     }
+}
+
+/// `ConnectService` as served: accepting and answering gzip and zstd, within
+/// the message size limits.
+pub(crate) fn connect_service(handlers: Handlers, messages: MessageLimits) -> ConnectServiceServer<Handlers> {
+    ConnectServiceServer::new(handlers)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        // Responses are compressed only for clients that ask (`grpc-accept-encoding`).
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd)
+        .max_decoding_message_size(messages.max_recv)
+        .max_encoding_message_size(messages.max_send)
 }
 
 /// The request header asking `UnaryRPC` to fail with that status code, its

@@ -1,119 +1,150 @@
-//! The services one listener serves: `ConnectService` (with compression,
-//! message limits and auth), health, and reflection v1 and v1alpha.
+//! Taking each call to its service: one hash lookup of the path among every
+//! method the schema describes, then the token check when the service asks
+//! for it.
 //!
-//! `ConnectService` calls are told apart by a prefix check and go straight to
-//! their service; only the others go through tonic's router (axum), whose
-//! matching, boxed route clone and path parameters cost each call more than
-//! the whole unary handler.
+//! Not tonic's router: its axum matching, boxed route clone and path
+//! parameters cost each call more than a whole unary handler, and every
+//! service here is found by the same single lookup.
 
 use std::{
+    collections::HashMap,
     convert::Infallible,
+    sync::Arc,
     task::{Context, Poll},
 };
 
-use connect_proto::{ConnectServiceServer, FILE_DESCRIPTOR_SET};
-use futures::future::Either;
-use futures::future::{BoxFuture, ready};
+use futures::future::{BoxFuture, FutureExt as _, ready};
 use http::{Request, Response};
-use tonic::{body::Body, codec::CompressionEncoding, server::NamedService, service::Routes};
-use tower::{Layer, Service};
+use tonic::{Status, body::Body, server::NamedService};
+use tower::{Service, ServiceExt as _};
 
-use super::{BearerAuth, Handlers, Health, MessageLimits};
+use super::BearerAuth;
+use crate::web::Schema;
 
-/// `ConnectService` as served (the auth check is in [`Dispatch`]).
-type ConnectRoute = ConnectServiceServer<Handlers>;
+/// The future of every route: the services are of many types.
+type RouteFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
 
-/// `ConnectService` accepting and answering gzip and zstd, within the message size limits.
-fn connect_service(messages: MessageLimits, service: Handlers) -> ConnectRoute {
-    ConnectServiceServer::new(service)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        // Responses are compressed only for clients that ask (`grpc-accept-encoding`).
-        .send_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(messages.max_recv)
-        .max_encoding_message_size(messages.max_send)
+/// A service of any type, called through a shared reference.
+trait Route: Send + Sync {
+    fn call(&self, request: Request<Body>) -> RouteFuture;
 }
 
-/// Every service of one listener: the layer that takes `ConnectService` calls
-/// to their service, and tonic's router with the others.
-pub(crate) fn routes(
-    service: Handlers,
-    messages: MessageLimits,
-    auth: BearerAuth,
-    health: &Health,
-) -> anyhow::Result<(DispatchLayer, Routes)> {
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            // So reflection tools can call the health service too.
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let others = Routes::new(health.service())
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?);
-    let dispatch = DispatchLayer { connect: connect_service(messages, service), auth };
-    Ok((dispatch, others))
-}
+/// A tonic service as a [`Route`]: each call gets a clone (an `Arc` for
+/// tonic's generated servers), driven to ready and called.
+struct Served<S>(S);
 
-/// Puts `ConnectService` in front of a router (see the module docs).
-#[derive(Debug, Clone)]
-pub(crate) struct DispatchLayer {
-    connect: ConnectRoute,
-    auth: BearerAuth,
-}
-
-impl<S> Layer<S> for DispatchLayer {
-    type Service = Dispatch<S>;
-
-    fn layer(&self, others: S) -> Self::Service {
-        Dispatch { connect: self.connect.clone(), auth: self.auth.clone(), others }
+impl<S> Route for Served<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    fn call(&self, request: Request<Body>) -> RouteFuture {
+        self.0.clone().oneshot(request).boxed()
     }
 }
 
-/// Sends `ConnectService` calls (with the right token, when auth is on) to
-/// their service and every other request (health and reflection stay open) to `S`.
+/// One service and whether its calls need the token.
+#[derive(Clone)]
+struct Entry {
+    route: Arc<dyn Route>,
+    auth: bool,
+}
+
+/// The services of a server by name; built once, shared by every connection.
+#[derive(Clone, Default)]
+pub(crate) struct Routes {
+    services: HashMap<Box<str>, Entry>,
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.services.keys()).finish()
+    }
+}
+
+impl Routes {
+    /// Adds `service` under its name, behind the token check when `auth`;
+    /// `false` when a service of that name is there already.
+    pub(crate) fn add<S>(&mut self, service: S, auth: bool) -> bool
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let entry = Entry { route: Arc::new(Served(service)), auth };
+        self.services.insert(S::NAME.into(), entry).is_none()
+    }
+
+    /// The service that takes every call to a method of `schema`, checking tokens with `auth`.
+    pub(crate) fn into_dispatch(self, schema: &Schema, auth: BearerAuth) -> Dispatch {
+        let mut methods = HashMap::new();
+        for service in schema.services() {
+            let Some(entry) = self.services.get(service.full_name()) else { continue };
+            for method in service.methods() {
+                methods.insert(format!("/{}/{}", service.full_name(), method.name()).into(), entry.clone());
+            }
+        }
+        Dispatch { shared: Arc::new(DispatchShared { methods, services: self, auth }) }
+    }
+}
+
+/// Sends each call to its service (see the module docs); cheap to clone.
 #[derive(Debug, Clone)]
-pub(crate) struct Dispatch<S> {
-    connect: ConnectRoute,
+pub(crate) struct Dispatch {
+    shared: Arc<DispatchShared>,
+}
+
+#[derive(Debug)]
+struct DispatchShared {
+    /// Every method's service, by path (`/package.Service/Method`).
+    methods: HashMap<Box<str>, Entry>,
+    /// The services, to tell an unknown method from an unknown service.
+    services: Routes,
     auth: BearerAuth,
-    others: S,
 }
 
-/// Whether `path` names a `ConnectService` method (`/ConnectService/...`).
-fn is_connect_path(path: &str) -> bool {
-    let name = <ConnectServiceServer<Handlers> as NamedService>::NAME;
-    path.strip_prefix('/').and_then(|rest| rest.strip_prefix(name)).is_some_and(|rest| rest.starts_with('/'))
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry").field("auth", &self.auth).finish_non_exhaustive()
+    }
 }
 
-impl<S> Service<Request<Body>> for Dispatch<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
+/// Why no service takes a call to `path`, in grpc-go's words.
+fn unknown(path: &str, services: &Routes) -> Status {
+    let (service, method) =
+        path.strip_prefix('/').and_then(|path| path.split_once('/')).unwrap_or(("", path));
+    if services.services.contains_key(service) {
+        Status::unimplemented(format!("unknown method {method} for service {service}"))
+    } else {
+        Status::unimplemented(format!("unknown service {service}"))
+    }
+}
+
+impl Service<Request<Body>> for Dispatch {
     type Response = Response<Body>;
     type Error = Infallible;
-    // The rare paths (refused calls, health, reflection) are boxed: every call's future
-    // is as large as its largest variant, and hyper moves it around more than once.
-    type Future = Either<
-        <ConnectRoute as Service<Request<Body>>>::Future,
-        BoxFuture<'static, Result<Response<Body>, Infallible>>,
-    >;
+    type Future = RouteFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // tonic's generated servers are always ready; the router decides for the rest.
-        self.others.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each route is driven to ready on its own call.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if is_connect_path(request.uri().path()) {
-            match self.auth.check(request.headers()) {
-                Ok(()) => Either::Left(self.connect.call(request)),
-                Err(status) => Either::Right(Box::pin(ready(Ok(status.into_http())))),
-            }
-        } else {
-            Either::Right(Box::pin(self.others.call(request)))
+        let shared = &*self.shared;
+        let Some(entry) = shared.methods.get(request.uri().path()) else {
+            return ready(Ok(unknown(request.uri().path(), &shared.services).into_http())).boxed();
+        };
+        if entry.auth
+            && let Err(status) = shared.auth.check(request.headers())
+        {
+            return ready(Ok(status.into_http())).boxed();
         }
+        entry.route.call(request)
     }
 }
 
@@ -122,11 +153,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_connect_service_paths_take_the_short_way() {
-        assert!(is_connect_path("/ConnectService/UnaryRPC"));
-        assert!(is_connect_path("/ConnectService/Nope"));
-        assert!(!is_connect_path("/ConnectServiceX/UnaryRPC"));
-        assert!(!is_connect_path("/grpc.health.v1.Health/Check"));
-        assert!(!is_connect_path("/ConnectService"));
+    fn an_unknown_path_is_named_as_grpc_go_names_it() {
+        let mut routes = Routes::default();
+        let health = tonic_health::server::health_reporter().1;
+        assert!(routes.add(health.clone(), false));
+        assert!(!routes.add(health, false), "a second service of the same name");
+        let message = |path: &str| unknown(path, &routes).message().to_owned();
+        assert_eq!(
+            message("/grpc.health.v1.Health/Nope"),
+            "unknown method Nope for service grpc.health.v1.Health"
+        );
+        assert_eq!(message("/Nope/Check"), "unknown service Nope");
+        assert_eq!(message("/a/b/c"), "unknown service a");
+        assert_eq!(message("nothing"), "unknown service ");
     }
 }

@@ -29,7 +29,7 @@ pub(crate) enum Method {
 impl Method {
     fn path(&self) -> &str {
         match self {
-            Self::Known(metrics) => metrics.known.path,
+            Self::Known(metrics) => &metrics.path,
             Self::Unknown(uri) => uri.path(),
         }
     }

@@ -19,7 +19,7 @@ use pin_project_lite::pin_project;
 use tonic::Code;
 use tower::{Layer, Service};
 
-use connect_proto::{framing::FrameCounter, methods};
+use connect_proto::framing::FrameCounter;
 
 use super::{
     call::{Call, Method},
@@ -116,8 +116,9 @@ where
             && content_type::is_grpc(request.headers().get(CONTENT_TYPE));
         // A request that is not gRPC is logged but not counted: like grpc-go, whose
         // transport answers it before any interceptor (and so go-grpc-prometheus) runs.
-        let method = match methods::lookup(request.uri().path()).filter(|_| is_grpc) {
-            Some(index) => Method::Known(self.layer.shared.metrics.method(index)),
+        let known = self.layer.shared.metrics.method(request.uri().path()).filter(|_| is_grpc);
+        let method = match known {
+            Some(metrics) => Method::Known(Arc::clone(metrics)),
             None => Method::Unknown(Box::new(request.uri().clone())),
         };
         let request_id = request.headers().get(REQUEST_ID).cloned().unwrap_or_else(new_request_id);

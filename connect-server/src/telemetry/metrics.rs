@@ -1,13 +1,14 @@
 //! The go-grpc-prometheus server metrics, in a registry owned by one
 //! [`ConnectServer`](crate::ConnectServer) and shared by all its listeners.
 //!
-//! The methods of [`METHODS`] have their label handles resolved once instead
-//! of on every call. Calls to any other path are logged but not counted: an
-//! unknown path must not create new series (anyone could otherwise grow the
-//! registry without bound), which is also what go-grpc-prometheus does, since
-//! unknown methods never reach it.
+//! Every method served has its series from the start (go-grpc-prometheus's
+//! `InitializeMetrics`) and its label handles resolved once, found by one
+//! hash lookup of the path. Calls to any other path are logged but not
+//! counted: an unknown path must not create new series (anyone could
+//! otherwise grow the registry without bound), which is also what
+//! go-grpc-prometheus does, since unknown methods never reach it.
 
-use std::sync::{Arc, OnceLock};
+use std::{collections::HashMap, sync::Arc};
 
 use prometheus::{
     Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
@@ -15,10 +16,8 @@ use prometheus::{
 };
 use tonic::Code;
 
-use connect_proto::{
-    codes,
-    methods::{METHODS, Method},
-};
+use connect_proto::{RpcKind, codes};
+use prost_reflect::ServiceDescriptor;
 
 const LABELS: [&str; 3] = ["grpc_service", "grpc_method", "grpc_type"];
 
@@ -35,14 +34,15 @@ pub struct Metrics {
     busy_poll_seconds: Counter,
     /// Failed TLS handshakes, by reason.
     tls_handshake_failures: IntCounterVec,
-    /// Label handles of each known method, resolved once.
-    methods: [OnceLock<Arc<MethodMetrics>>; METHODS.len()],
+    /// Label handles of each method served, by path.
+    methods: HashMap<Box<str>, Arc<MethodMetrics>>,
 }
 
 /// One method's metrics with their labels already applied: updating them is an atomic add.
 #[derive(Debug)]
 pub(crate) struct MethodMetrics {
-    pub(crate) known: &'static Method,
+    /// `/package.Service/Method`.
+    pub(crate) path: Box<str>,
     pub(crate) started: IntCounter,
     handled: [IntCounter; codes::COUNT],
     pub(crate) received: IntCounter,
@@ -59,9 +59,10 @@ impl MethodMetrics {
 }
 
 impl Metrics {
-    /// A fresh registry with the five go-grpc-prometheus families (`ConnectService`'s
-    /// series at zero) and `connect_busy_poll_seconds_total`.
-    pub fn new() -> Self {
+    /// A fresh registry with the five go-grpc-prometheus families (the series
+    /// of every method of `services` at zero), `connect_busy_poll_seconds_total`
+    /// and `connect_tls_handshake_failures_total`.
+    pub fn new(services: &[ServiceDescriptor]) -> Self {
         let counter = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
         };
@@ -103,7 +104,7 @@ impl Metrics {
                 "TLS handshakes that failed, by reason.",
                 &["reason"],
             ),
-            methods: Default::default(),
+            methods: HashMap::new(),
         };
         let counters = [
             &metrics.started,
@@ -120,35 +121,37 @@ impl Metrics {
             .registry
             .register(Box::new(metrics.busy_poll_seconds.clone()))
             .expect("metric names are unique");
-        // The series of the service this server always serves exist from the start;
-        // the others' appear at their first call.
-        for (index, known) in METHODS.iter().enumerate() {
-            if known.is_connect_service() {
-                metrics.method(index);
+        let mut metrics = metrics;
+        for service in services {
+            for method in service.methods() {
+                let kind = RpcKind::of(method.is_client_streaming(), method.is_server_streaming());
+                let handles = metrics.handles(service.full_name(), method.name(), kind);
+                metrics.methods.insert(handles.path.clone(), Arc::new(handles));
             }
         }
         metrics
     }
 
-    /// The label handles of known method `index`, created at first use.
-    pub(crate) fn method(&self, index: usize) -> Arc<MethodMetrics> {
-        Arc::clone(self.methods[index].get_or_init(|| {
-            let known = &METHODS[index];
-            let labels = [known.service, known.method, known.kind.grpc_type()];
-            let handled = std::array::from_fn(|code| {
-                let [service, method, kind] = labels;
-                let code = codes::prometheus_label(Code::from(code as i32));
-                self.handled.with_label_values(&[service, method, kind, code])
-            });
-            Arc::new(MethodMetrics {
-                known,
-                started: self.started.with_label_values(&labels),
-                handled,
-                received: self.received.with_label_values(&labels),
-                sent: self.sent.with_label_values(&labels),
-                seconds: self.seconds.with_label_values(&labels),
-            })
-        }))
+    /// The metrics of the method at `path`, if it is served.
+    pub(crate) fn method(&self, path: &str) -> Option<&Arc<MethodMetrics>> {
+        self.methods.get(path)
+    }
+
+    /// The label handles of one method.
+    fn handles(&self, service: &str, method: &str, kind: RpcKind) -> MethodMetrics {
+        let labels = [service, method, kind.grpc_type()];
+        let handled = std::array::from_fn(|code| {
+            let code = codes::prometheus_label(Code::from(code as i32));
+            self.handled.with_label_values(&[service, method, kind.grpc_type(), code])
+        });
+        MethodMetrics {
+            path: format!("/{service}/{method}").into(),
+            started: self.started.with_label_values(&labels),
+            handled,
+            received: self.received.with_label_values(&labels),
+            sent: self.sent.with_label_values(&labels),
+            seconds: self.seconds.with_label_values(&labels),
+        }
     }
 
     /// The counter of time spent busy polling, shared by every worker.
@@ -172,12 +175,6 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// `registry` in the Prometheus text exposition format.
 pub(crate) fn render(registry: &Registry) -> String {
     let mut out = Vec::new();
@@ -190,14 +187,16 @@ pub(crate) fn render(registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use connect_proto::methods::lookup;
+    use crate::web::Schema;
 
     #[test]
-    fn other_services_get_series_at_their_first_call() {
-        let metrics = Metrics::new();
-        assert!(metrics.render().contains("grpc_method=\"UnaryRPC\""));
-        assert!(!metrics.render().contains("grpc.health.v1.Health"));
-        let check = metrics.method(lookup("/grpc.health.v1.Health/Check").unwrap());
+    fn every_method_served_has_its_series_from_the_start() {
+        let metrics = Metrics::new(Schema::connect_service().services());
+        let text = metrics.render();
+        assert!(text.contains(
+            "grpc_server_started_total{grpc_method=\"Check\",grpc_service=\"grpc.health.v1.Health\",grpc_type=\"unary\"} 0\n"
+        ));
+        let check = metrics.method("/grpc.health.v1.Health/Check").unwrap();
         check.started.inc();
         check.finished(Code::Ok, 0.001);
         let text = metrics.render();
@@ -207,6 +206,9 @@ mod tests {
         assert!(text.contains(
             "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Check\",grpc_service=\"grpc.health.v1.Health\",grpc_type=\"unary\"} 1\n"
         ));
-        assert_eq!(lookup("/grpc.health.v1.Health/Nope"), None);
+        assert!(text.contains(
+            "grpc_server_started_total{grpc_method=\"BidiStreamRPC\",grpc_service=\"ConnectService\",grpc_type=\"bidi_stream\"} 0\n"
+        ));
+        assert!(metrics.method("/grpc.health.v1.Health/Nope").is_none());
     }
 }

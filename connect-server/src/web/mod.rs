@@ -59,11 +59,13 @@ pub(crate) struct WebShared {
 }
 
 impl WebShared {
-    /// The web path for `enabled` protocols, pages from `cors_origins` (`*`: any).
+    /// The web path for `enabled` protocols to the services of `schema`,
+    /// pages from `cors_origins` (`*`: any).
     pub(crate) fn new(
         enabled: Enabled,
         cors_origins: &[String],
         messages: MessageLimits,
+        schema: Schema,
     ) -> anyhow::Result<Self> {
         let accepted = enabled.accepted_content_types();
         let unsupported = format!(
@@ -73,7 +75,7 @@ impl WebShared {
         Ok(Self {
             enabled,
             cors: cors::layer(cors_origins)?,
-            schema: Schema::new()?,
+            schema,
             messages,
             unsupported: Bytes::from(unsupported),
         })

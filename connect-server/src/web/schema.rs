@@ -5,41 +5,56 @@
 
 use prost::Message;
 use prost_reflect::{
-    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions,
+    DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, MethodDescriptor,
+    SerializeOptions, ServiceDescriptor,
 };
 use tonic::Status;
+
+use crate::Error;
+
+/// What every server serves or answers with beside its own services: health,
+/// reflection, and the error details of `google.rpc`.
+const STANDARD_SETS: [&[u8]; 4] = [
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    tonic_types::pb::FILE_DESCRIPTOR_SET,
+];
 
 /// The descriptors of every service served, and of the error details.
 #[derive(Debug, Clone)]
 pub(crate) struct Schema {
     pool: DescriptorPool,
+    /// The services served, in the order they were added.
+    served: Vec<ServiceDescriptor>,
 }
 
 impl Schema {
-    /// The services of this server (ConnectService, health, reflection) and
-    /// `google.rpc`'s error details.
-    pub(crate) fn new() -> anyhow::Result<Self> {
-        let mut pool = DescriptorPool::new();
-        for set in [
-            connect_proto::FILE_DESCRIPTOR_SET,
-            tonic_health::pb::FILE_DESCRIPTOR_SET,
-            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-            tonic_types::pb::FILE_DESCRIPTOR_SET,
-        ] {
-            pool.decode_file_descriptor_set(set)?;
+    /// The services named `served`, each of which `pool` must describe, with
+    /// health, reflection and `google.rpc`'s error details added to `pool`.
+    pub(crate) fn new(mut pool: DescriptorPool, served: &[&str]) -> Result<Self, Error> {
+        for set in STANDARD_SETS {
+            pool.decode_file_descriptor_set(set).map_err(Error::Descriptors)?;
         }
-        Ok(Self { pool })
+        let served = served
+            .iter()
+            .map(|name| {
+                pool.get_service_by_name(name).ok_or_else(|| Error::NoDescriptors((*name).to_owned()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { pool, served })
     }
 
-    /// Every descriptor, for the playground's description of the services.
-    pub(crate) fn pool(&self) -> &DescriptorPool {
-        &self.pool
+    /// The services served, for the playground's description and the metrics.
+    pub(crate) fn services(&self) -> &[ServiceDescriptor] {
+        &self.served
     }
 
-    /// The method a path (`/package.Service/Method`) names, if the server has it.
+    /// The method a path (`/package.Service/Method`) names, if the server serves it.
     pub(crate) fn method(&self, path: &str) -> Option<MethodDescriptor> {
         let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-        self.pool.get_service_by_name(service)?.methods().find(|m| m.name() == method)
+        let service = self.served.iter().find(|served| served.full_name() == service)?;
+        service.methods().find(|m| m.name() == method)
     }
 
     /// A JSON message of type `message`, encoded as protobuf.
@@ -103,12 +118,23 @@ pub(crate) struct Detail {
 }
 
 #[cfg(test)]
+impl Schema {
+    /// `ConnectService`'s schema, with health and reflection, as `ConnectServer::new` serves them.
+    pub(crate) fn connect_service() -> Self {
+        let mut pool = DescriptorPool::new();
+        pool.decode_file_descriptor_set(connect_proto::FILE_DESCRIPTOR_SET).unwrap();
+        Self::new(pool, &["ConnectService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"])
+            .unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn knows_every_served_method() {
-        let schema = Schema::new().unwrap();
+        let schema = Schema::connect_service();
         for path in [
             "/ConnectService/UnaryRPC",
             "/ConnectService/BidiStreamRPC",
@@ -120,11 +146,23 @@ mod tests {
         assert!(schema.method("/ConnectService/Nope").is_none());
         assert!(schema.method("/Nope/UnaryRPC").is_none());
         assert!(schema.method("ConnectService").is_none());
+        // Described but not served.
+        assert!(schema.method("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo").is_none());
+    }
+
+    #[test]
+    fn a_served_service_needs_its_descriptors() {
+        let error = Schema::new(DescriptorPool::new(), &["ConnectService"]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "service ConnectService has no descriptors: add the FileDescriptorSet that defines it \
+             with `file_descriptor_set`"
+        );
     }
 
     #[test]
     fn reads_both_field_spellings_and_writes_camel_case() {
-        let schema = Schema::new().unwrap();
+        let schema = Schema::connect_service();
         let input = schema.method("/ConnectService/UnaryRPC").unwrap().input();
         let camel = Schema::json_to_proto(&input, br#"{"requestData":"x"}"#).unwrap();
         let snake = Schema::json_to_proto(&input, br#"{"request_data":"x"}"#).unwrap();
@@ -139,7 +177,7 @@ mod tests {
 
     #[test]
     fn bad_json_is_invalid_argument() {
-        let schema = Schema::new().unwrap();
+        let schema = Schema::connect_service();
         let input = schema.method("/ConnectService/UnaryRPC").unwrap().input();
         for bad in [&b"{"[..], br#"{"requestData":5}"#, br#"[]"#, br#"{} {}"#] {
             let error = Schema::json_to_proto(&input, bad).unwrap_err();

@@ -11,6 +11,10 @@ pub mod pb {
     tonic::include_proto!("grpc.testing");
 }
 
+/// The encoded `FileDescriptorSet` of `grpc.testing` (test.proto and what it imports).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/grpc_testing_descriptor.bin"));
+
 pub mod client;
 pub mod server;
 pub mod wire;

@@ -10,14 +10,14 @@ use std::{
     time::Duration,
 };
 
-use connect_server::{config::LimitArgs, grpc::deadline::parse_grpc_timeout};
+use connect_server::{Builder, grpc::deadline::parse_grpc_timeout};
 use futures::{Stream, future::BoxFuture};
 use http::{Request, Response};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{
     Code, Status, Streaming, body::Body, codec::CompressionEncoding, codec::SingleMessageCompressionOverride,
-    server::NamedService, service::Routes,
+    server::NamedService,
 };
 use tower::Service;
 
@@ -35,12 +35,13 @@ use crate::{
 /// Responses a streaming handler may have queued before the client reads them.
 const QUEUE: usize = 16;
 
-/// `routes` with `grpc.testing.TestService` (compressed requests accepted,
+/// `builder` with `grpc.testing.TestService` (compressed requests accepted,
 /// responses compressed for clients that accept it, messages within the
-/// server's `--max-recv-message-size` and `--max-send-message-size`) and
-/// `grpc.testing.UnimplementedService`: what `interop-server` adds with
-/// `ConnectServer::with_routes`.
-pub fn add_to(routes: Routes, limits: &LimitArgs) -> Routes {
+/// server's `--max-recv-message-size` and `--max-send-message-size`),
+/// `grpc.testing.UnimplementedService` and their descriptors: what
+/// `interop-server` serves.
+pub fn add_to(builder: Builder) -> Result<Builder, connect_server::Error> {
+    let limits = &builder.config().limits;
     let test = TestServiceServer::new(TestServer)
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
@@ -48,7 +49,10 @@ pub fn add_to(routes: Routes, limits: &LimitArgs) -> Routes {
         .send_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(limits.max_recv_message_size)
         .max_encoding_message_size(limits.max_send_message_size);
-    routes.add_service(Wire { inner: test }).add_service(UnimplementedServiceServer::new(Unimplemented))
+    builder
+        .add_service(Wire { inner: test })
+        .add_service(UnimplementedServiceServer::new(Unimplemented))
+        .file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
 }
 
 /// The test service's handlers.

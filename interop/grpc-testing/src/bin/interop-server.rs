@@ -8,8 +8,10 @@
 //! ```
 //!
 //! Port 0 picks a free port; the line above is printed once it accepts. It
-//! serves with connect-server's defaults (connection and HTTP/2 limits, message
-//! sizes, the observe layer and access log on stdout), without the metrics endpoint.
+//! serves through connect-server's builder with its defaults (every protocol,
+//! health, reflection, connection and HTTP/2 limits, message sizes, the
+//! observe layer and access log on stdout); the metrics endpoint and the
+//! playground are off unless `--admin_addr HOST:PORT` turns them on.
 
 use std::{net::IpAddr, num::NonZeroUsize, path::PathBuf};
 
@@ -36,14 +38,17 @@ struct Args {
     /// Server private key (PEM).
     #[arg(long = "tls_key_file")]
     tls_key_file: Option<PathBuf>,
+    /// Serve `/metrics` and the playground here (port 0: any free port); off by default.
+    #[arg(long = "admin_addr")]
+    admin_addr: Option<std::net::SocketAddr>,
 }
 
 impl Args {
-    /// connect-server's configuration for these flags: no metrics endpoint, its defaults otherwise.
+    /// connect-server's configuration for these flags: its defaults otherwise.
     fn config(&self) -> anyhow::Result<Config> {
         let addr = std::net::SocketAddr::new(self.host, self.port).to_string();
-        let mut flags =
-            vec!["interop-server".into(), "--addr".into(), addr, "--metrics-addr".into(), "off".into()];
+        let admin = self.admin_addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string());
+        let mut flags = vec!["interop-server".into(), "--addr".into(), addr, "--metrics-addr".into(), admin];
         if self.use_tls {
             let cert = self.tls_cert_file.as_ref().context("--use_tls needs --tls_cert_file")?;
             let key = self.tls_key_file.as_ref().context("--use_tls needs --tls_key_file")?;
@@ -64,13 +69,15 @@ async fn main() -> anyhow::Result<()> {
     let _log = logging::init(config.log_format);
     let listeners = connect_server::bind(config.addr, NonZeroUsize::MIN, false)?;
     let addr = listeners[0].local_addr()?;
-    let limits = config.limits.clone();
-    let server = ConnectServer::with_routes(config, |routes| grpc_testing::server::add_to(routes, &limits))?;
+    let server = grpc_testing::server::add_to(ConnectServer::builder(config))?.build()?;
     let serving = server.clone().serve(listeners, connect_server::signal());
     tokio::pin!(serving);
     tokio::select! {
-        result = &mut serving => return result,
-        () = server.ready() => println!("Server listening on {addr}"),
+        result = &mut serving => return Ok(result?),
+        () = server.ready() => match server.metrics_addr() {
+            Some(admin) => println!("Server listening on {addr} (metrics and playground on http://{admin})"),
+            None => println!("Server listening on {addr}"),
+        },
     }
-    serving.await
+    Ok(serving.await?)
 }
