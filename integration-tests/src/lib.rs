@@ -75,12 +75,7 @@ impl TestServer {
     /// Starts a server with `args` as if given on its command line.
     /// The metrics endpoint is off unless `args` has `--metrics-addr`.
     pub async fn start_with_args(args: &[&str]) -> Self {
-        let mut argv = vec!["connect-server", "--addr", "127.0.0.1:0", "--stats-interval", "0"];
-        if !args.contains(&"--metrics-addr") {
-            argv.extend_from_slice(&["--metrics-addr", "off"]);
-        }
-        argv.extend_from_slice(args);
-        Self::start_with_config(Config::parse_from(argv)).await
+        Self::start_with_config(Self::config(args)).await
     }
 
     /// Starts a server with `args` on `transport`.
@@ -114,7 +109,24 @@ impl TestServer {
     /// Starts a server with `config` on a listener the test bound itself.
     pub async fn start_on(listener: TcpListener, config: Config) -> Self {
         let addr = listener.local_addr().expect("local addr");
-        Self::serve(listener, addr, None, config).await
+        Self::serve(listener, addr, None, Self::server(config)).await
+    }
+
+    /// The configuration of [`start_with_args`](Self::start_with_args): the test defaults, then `args`.
+    pub fn config(args: &[&str]) -> Config {
+        let mut argv = vec!["connect-server", "--addr", "127.0.0.1:0", "--stats-interval", "0"];
+        if !args.contains(&"--metrics-addr") {
+            argv.extend_from_slice(&["--metrics-addr", "off"]);
+        }
+        argv.extend_from_slice(args);
+        Config::parse_from(argv)
+    }
+
+    /// Serves `server`, built by the test (with its own services), on `127.0.0.1:0`.
+    pub async fn start_built(server: ConnectServer) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        Self::serve(listener, addr, None, server).await
     }
 
     /// Starts a server with default flags and `args` on an in-memory listener:
@@ -125,16 +137,20 @@ impl TestServer {
         argv.extend_from_slice(args);
         let (listener, connector) = MemoryListener::new();
         let addr = listener.local_addr().expect("local addr");
-        Self::serve(listener, addr, Some(connector), Config::parse_from(argv)).await
+        Self::serve(listener, addr, Some(connector), Self::server(Config::parse_from(argv))).await
+    }
+
+    /// `ConnectService`'s server with `config`.
+    fn server(config: Config) -> ConnectServer {
+        ConnectServer::new(config).expect("a valid configuration")
     }
 
     async fn serve<L: Listener>(
         listener: L,
         addr: SocketAddr,
         memory: Option<MemoryConnector>,
-        config: Config,
+        server: ConnectServer,
     ) -> Self {
-        let server = ConnectServer::new(config).expect("a valid configuration");
         let stats = server.stats();
         let connections = server.connections().clone();
         let metrics_addr = server.metrics_addr();

@@ -57,6 +57,8 @@ pub(crate) struct Settings {
     pub(crate) web: EdgeLayer,
     /// `--server-id`, when given.
     pub(crate) server_id: Option<String>,
+    /// Where [`ConnectServer::run`](crate::ConnectServer::run) listens.
+    pub(crate) listen: Listen,
     /// The busy-polling window; zero: off.
     pub(crate) busy_poll: Duration,
     /// Where `/metrics` is served.
@@ -67,6 +69,14 @@ pub(crate) struct Settings {
     pub(crate) shutdown: ShutdownSettings,
     /// The playground's most calls at once; `None`: off.
     pub(crate) playground: Option<std::num::NonZeroUsize>,
+}
+
+/// `--addr`, `--workers` and `--share-port`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listen {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) workers: std::num::NonZeroUsize,
+    pub(crate) share_port: bool,
 }
 
 /// The phases of a graceful shutdown.
@@ -120,6 +130,11 @@ impl Settings {
             auth: BearerAuth::new(config.auth.token()?),
             web: EdgeLayer::new(WebShared::new(enabled, &config.web.cors_allow_origins, messages, schema)?),
             server_id: config.server_id.clone(),
+            listen: Listen {
+                addr: config.addr,
+                workers: config.workers.unwrap_or_else(crate::default_count),
+                share_port: config.share_port,
+            },
             busy_poll: config.busy_poll,
             metrics_addr: config.metrics_addr,
             stats_interval: non_zero(config.stats_interval),

@@ -135,6 +135,23 @@ impl ConnectServer {
         builder.add_service(service).file_descriptor_set(connect_proto::FILE_DESCRIPTOR_SET)?.build()
     }
 
+    /// Binds `--addr` (one listener per `--workers`), prints `Server listening
+    /// on ADDR` once every worker accepts, and serves until SIGINT or SIGTERM
+    /// ([`signal`]) and the drain are done: what a binary's `main` does.
+    pub async fn run(self) -> Result<(), Error> {
+        let listen = self.shared.settings.listen;
+        let listeners = bind(listen.addr, listen.workers, listen.share_port)?;
+        let addr = listeners[0].local_addr().map_err(|error| Error::Serve(error.to_string()))?;
+        let serving = self.clone().serve(listeners, signal());
+        tokio::pin!(serving);
+        tokio::select! {
+            result = &mut serving => return result,
+            // Scripts and tests wait for this line.
+            () = self.ready() => println!("Server listening on {addr}"),
+        }
+        serving.await
+    }
+
     /// The live counters, for tests and the periodic summary.
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.shared.stats)
