@@ -1,6 +1,6 @@
 //! The WebSocket of one call: the same-origin check at the upgrade, the
 //! `start` command, then the page's commands and the call's events until
-//! the call ends (see the protocol in the module docs of `playground`).
+//! the call ends (the messages are `protocol`'s).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -13,11 +13,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::StreamExt as _;
-use serde_json::{Map, Value, json};
 
 use super::{
-    Playground,
-    call::{self, Start},
+    Playground, call,
+    protocol::{Command, Event},
 };
 
 /// How long a socket may stay open without starting its call.
@@ -76,53 +75,6 @@ fn is_loopback_host(host: &str) -> bool {
         || name.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
 }
 
-/// A command from the page.
-#[derive(Debug)]
-enum Command {
-    Start(Start),
-    Message(Value),
-    HalfClose,
-    Cancel,
-}
-
-/// The command in a text message, or why it is none.
-fn parse(text: &str) -> Result<Command, String> {
-    let value: Value = serde_json::from_str(text).map_err(|error| format!("invalid JSON: {error}"))?;
-    let Value::Object(mut object) = value else {
-        return Err("a command is a JSON object with a \"type\"".to_owned());
-    };
-    match object.get("type").and_then(Value::as_str) {
-        Some("start") => {
-            let method = match object.remove("method") {
-                Some(Value::String(method)) => method,
-                _ => return Err("start needs \"method\": \"/package.Service/Method\"".to_owned()),
-            };
-            let metadata = match object.remove("metadata") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(metadata)) => metadata,
-                Some(_) => return Err("\"metadata\" must be an object of strings".to_owned()),
-            };
-            let timeout_ms = match object.remove("timeoutMs") {
-                None | Some(Value::Null) => None,
-                Some(value) => {
-                    Some(value.as_u64().ok_or("\"timeoutMs\" must be a whole number of milliseconds")?)
-                }
-            };
-            Ok(Command::Start(Start { method, metadata, timeout_ms }))
-        }
-        Some("message") => match object.remove("json") {
-            Some(json) => Ok(Command::Message(json)),
-            None => Err("message needs \"json\": the request message".to_owned()),
-        },
-        Some("halfClose") => Ok(Command::HalfClose),
-        Some("cancel") => Ok(Command::Cancel),
-        Some(other) => {
-            Err(format!("unknown command type {other:?}: expected start, message, halfClose or cancel"))
-        }
-        None => Err("a command is a JSON object with a \"type\"".to_owned()),
-    }
-}
-
 /// The socket of one call, from its `start` to its end.
 async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketAddr) {
     let start = match tokio::time::timeout(START_WITHIN, socket.recv()).await {
@@ -132,7 +84,7 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
         }
         // Gone before it began: nothing to do.
         Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
-        Ok(Some(Ok(Message::Text(text)))) => match parse(&text) {
+        Ok(Some(Ok(Message::Text(text)))) => match Command::parse(&text) {
             Ok(Command::Start(start)) => start,
             Ok(_) => return fatal(socket, "the first command must be start").await,
             Err(error) => return fatal(socket, &error).await,
@@ -163,7 +115,7 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
-                        let error = error_event(call.elapsed_ms(), "commands are JSON text messages", false);
+                        let error = Event::error(call.elapsed_ms(), "commands are JSON text messages", false);
                         if send(&mut socket, &error).await.is_err() {
                             return;
                         }
@@ -172,8 +124,8 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
                     // Pings are answered by the socket itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 };
-                let answer = match parse(&text) {
-                    Ok(Command::Message(json)) => call.send(&json),
+                let answer = match Command::parse(&text) {
+                    Ok(Command::Message { json }) => call.send(&json),
                     Ok(Command::HalfClose) => call.half_close(),
                     Ok(Command::Cancel) => {
                         drop(events);
@@ -187,7 +139,7 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
                     Ok(Command::Start(_)) => Err("the call has already started".to_owned()),
                     Err(error) => Err(error),
                 };
-                let answer = answer.unwrap_or_else(|error| vec![error_event(call.elapsed_ms(), &error, false)]);
+                let answer = answer.unwrap_or_else(|error| vec![Event::error(call.elapsed_ms(), error, false)]);
                 for event in answer {
                     if send(&mut socket, &event).await.is_err() {
                         return;
@@ -199,10 +151,10 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
                     drop(permit);
                     return close(socket).await;
                 };
-                if send(&mut socket, &event.value).await.is_err() {
+                if send(&mut socket, &event).await.is_err() {
                     return;
                 }
-                if event.last {
+                if event.ends_call() {
                     drop(permit);
                     return close(socket).await;
                 }
@@ -211,19 +163,14 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
     }
 }
 
-/// An `error` event.
-fn error_event(t: f64, message: &str, fatal: bool) -> Value {
-    json!({ "type": "error", "t": t, "message": message, "fatal": fatal })
-}
-
 /// Sends `event` as a text message.
-async fn send(socket: &mut WebSocket, event: &Value) -> Result<(), axum::Error> {
-    socket.send(Message::Text(event.to_string().into())).await
+async fn send(socket: &mut WebSocket, event: &Event) -> Result<(), axum::Error> {
+    socket.send(Message::Text(event.to_json().into())).await
 }
 
 /// Sends a fatal `error` event and closes the socket.
 async fn fatal(mut socket: WebSocket, message: &str) {
-    if send(&mut socket, &error_event(0.0, message, true)).await.is_ok() {
+    if send(&mut socket, &Event::error(0.0, message, true)).await.is_ok() {
         close(socket).await;
     }
 }
@@ -273,29 +220,6 @@ mod tests {
         assert!(check_origin(&headers("evil.test:9464", Some("http://evil.test:9464")), true).is_err());
         assert!(
             check_origin(&headers("admin.internal:9464", Some("http://admin.internal:9464")), false).is_ok()
-        );
-    }
-
-    #[test]
-    fn parses_the_commands() {
-        let start = parse(r#"{"type":"start","method":"/ConnectService/UnaryRPC","timeoutMs":100}"#).unwrap();
-        let Command::Start(start) = start else { panic!("a start") };
-        assert_eq!(start.method, "/ConnectService/UnaryRPC");
-        assert_eq!(start.timeout_ms, Some(100));
-        assert!(matches!(parse(r#"{"type":"halfClose"}"#), Ok(Command::HalfClose)));
-        assert!(matches!(parse(r#"{"type":"cancel"}"#), Ok(Command::Cancel)));
-        assert_eq!(parse("{").unwrap_err(), "invalid JSON: EOF while parsing an object at line 1 column 1");
-        assert_eq!(
-            parse(r#"{"type":"nope"}"#).unwrap_err(),
-            "unknown command type \"nope\": expected start, message, halfClose or cancel"
-        );
-        assert_eq!(
-            parse(r#"{"type":"message"}"#).unwrap_err(),
-            "message needs \"json\": the request message"
-        );
-        assert_eq!(
-            parse(r#"{"type":"start","method":"/a/b","timeoutMs":-1}"#).unwrap_err(),
-            "\"timeoutMs\" must be a whole number of milliseconds"
         );
     }
 }
