@@ -15,8 +15,9 @@ use axum::{
 use futures::StreamExt as _;
 
 use super::{
-    Playground, call,
-    protocol::{Command, Event},
+    Playground,
+    call::{self, Call, Events},
+    protocol::{Command, Event, Start},
 };
 
 /// How long a socket may stay open without starting its call.
@@ -75,23 +76,18 @@ fn is_loopback_host(host: &str) -> bool {
         || name.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
 }
 
+/// Why a message that is not text is refused.
+const NOT_TEXT: &str = "commands are JSON text messages";
+
 /// The socket of one call, from its `start` to its end.
 async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketAddr) {
-    let start = match tokio::time::timeout(START_WITHIN, socket.recv()).await {
-        Err(_) => {
-            let message = format!("no start command within {} s", START_WITHIN.as_secs());
-            return fatal(socket, &message).await;
-        }
+    let start = match first_command(&mut socket).await {
+        Some(Ok(start)) => start,
+        Some(Err(error)) => return fatal(socket, &error).await,
         // Gone before it began: nothing to do.
-        Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
-        Ok(Some(Ok(Message::Text(text)))) => match Command::parse(&text) {
-            Ok(Command::Start(start)) => start,
-            Ok(_) => return fatal(socket, "the first command must be start").await,
-            Err(error) => return fatal(socket, &error).await,
-        },
-        Ok(Some(Ok(_))) => return fatal(socket, "commands are JSON text messages").await,
+        None => return,
     };
-    // Held until the call is over (and let go before the close, so the page may start another).
+    // Held until the call is over.
     let Ok(permit) = Arc::clone(&playground.calls).try_acquire_owned() else {
         let message = format!(
             "too many playground calls: at most {} run at once (--playground-max-calls); \
@@ -100,63 +96,83 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
         );
         return fatal(socket, &message).await;
     };
-    let (mut call, request, mut events) = match call::start(&playground, start, peer) {
+    let (call, request, events) = match call::start(&playground, start, peer) {
         Ok(started) => started,
         Err(error) => return fatal(socket, &error).await,
     };
     if send(&mut socket, &request).await.is_err() {
         return;
     }
+    if let End::Over = relay(&mut socket, call, events).await {
+        // Let go before the close, so the page may start another call at once.
+        drop(permit);
+        close(socket).await;
+    }
+}
+
+/// The page's `start` command; an error when it sends something else first
+/// or nothing in time, `None` when it goes away first.
+async fn first_command(socket: &mut WebSocket) -> Option<Result<Start, String>> {
+    match tokio::time::timeout(START_WITHIN, socket.recv()).await {
+        Err(_) => Some(Err(format!("no start command within {} s", START_WITHIN.as_secs()))),
+        Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => None,
+        Ok(Some(Ok(Message::Text(text)))) => Some(match Command::parse(&text) {
+            Ok(Command::Start(start)) => Ok(start),
+            Ok(_) => Err("the first command must be start".to_owned()),
+            Err(error) => Err(error),
+        }),
+        Ok(Some(Ok(_))) => Some(Err(NOT_TEXT.to_owned())),
+    }
+}
+
+/// How a call's socket ends.
+enum End {
+    /// The call is over: the socket closes.
+    Over,
+    /// The page went away (or cannot be written to); dropping the call cancels it.
+    Gone,
+}
+
+/// Runs the call: the page's commands go to `call`, and `events` (the
+/// response) and the answers to the commands go to the page.
+async fn relay(socket: &mut WebSocket, mut call: Call, mut events: Events) -> End {
     loop {
         tokio::select! {
             incoming = socket.recv() => {
-                let text = match incoming {
-                    // The page went away: dropping the call cancels it.
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Binary(_))) => {
-                        let error = Event::error(call.elapsed_ms(), "commands are JSON text messages", false);
-                        if send(&mut socket, &error).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
+                let command = match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Gone,
+                    Some(Ok(Message::Text(text))) => Command::parse(&text),
+                    Some(Ok(Message::Binary(_))) => Err(NOT_TEXT.to_owned()),
                     // Pings are answered by the socket itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 };
-                let answer = match Command::parse(&text) {
-                    Ok(Command::Message { json }) => call.send(&json),
-                    Ok(Command::HalfClose) => call.half_close(),
+                let answer = match command {
                     Ok(Command::Cancel) => {
                         drop(events);
-                        let cancelled = call.cancel();
-                        if send(&mut socket, &cancelled).await.is_ok() {
-                            drop(permit);
-                            close(socket).await;
-                        }
-                        return;
+                        return match send(socket, &call.cancel()).await {
+                            Ok(()) => End::Over,
+                            Err(_) => End::Gone,
+                        };
                     }
+                    Ok(Command::Message { json }) => call.send(&json),
+                    Ok(Command::HalfClose) => call.half_close(),
                     Ok(Command::Start(_)) => Err("the call has already started".to_owned()),
                     Err(error) => Err(error),
                 };
                 let answer = answer.unwrap_or_else(|error| vec![Event::error(call.elapsed_ms(), error, false)]);
                 for event in answer {
-                    if send(&mut socket, &event).await.is_err() {
-                        return;
+                    if send(socket, &event).await.is_err() {
+                        return End::Gone;
                     }
                 }
             }
             event = events.next() => {
-                let Some(event) = event else {
-                    drop(permit);
-                    return close(socket).await;
-                };
-                if send(&mut socket, &event).await.is_err() {
-                    return;
+                let Some(event) = event else { return End::Over };
+                if send(socket, &event).await.is_err() {
+                    return End::Gone;
                 }
                 if event.ends_call() {
-                    drop(permit);
-                    return close(socket).await;
+                    return End::Over;
                 }
             }
         }
