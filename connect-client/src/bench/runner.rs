@@ -155,17 +155,27 @@ fn run_thread(index: usize, plan: &Plan, shared: &Shared, counter: &AtomicU64) -
         .lock()
         .map_or_else(|_| Instant::now(), |mut started| *started.get_or_insert_with(Instant::now));
 
-    let tally = RefCell::new(Tally::default());
-    let last_done = RefCell::new(None);
+    let thread = LoadThread {
+        plan,
+        shared,
+        started,
+        counter,
+        tally: RefCell::default(),
+        last_done: RefCell::default(),
+    };
     let loops = (0..plan.concurrency).filter_map(|j| {
         let connection = j % plan.connections;
         let slot = mine.iter().position(|&c| c == connection)?;
         let client = clients[slot].clone();
         let template = &plan.templates[connection % plan.addrs.len()];
-        Some(call_loop(j, client, template, plan, shared, started, counter, &tally, &last_done))
+        Some(thread.call_loop(j, client, template))
     });
     runtime.block_on(join_all(loops));
-    ThreadResult { tally: tally.into_inner(), started: Some(started), last_done: last_done.into_inner() }
+    ThreadResult {
+        tally: thread.tally.into_inner(),
+        started: Some(started),
+        last_done: thread.last_done.into_inner(),
+    }
 }
 
 /// Keeps the first failure; later ones are usually the same cause.
@@ -175,76 +185,88 @@ fn fail(shared: &Shared, error: ClientError) {
     }
 }
 
-/// One call loop: calls back to back (or on schedule with `--rate`) until the run is over.
-#[allow(clippy::too_many_arguments)] // the loop's whole context, borrowed from its thread
-async fn call_loop(
-    index: usize,
-    mut client: Connection,
-    template: &CallTemplate,
-    plan: &Plan,
-    shared: &Shared,
+/// What the call loops of one load thread share: the run's plan and state,
+/// and what the thread measures (its loops take turns on one thread, so a
+/// `RefCell` is enough).
+struct LoadThread<'a> {
+    plan: &'a Plan,
+    shared: &'a Shared,
+    /// When the run (warm-up included) started.
     started: Instant,
-    counter: &AtomicU64,
-    tally: &RefCell<Tally>,
-    last_done: &RefCell<Option<Instant>>,
-) {
-    let measured_from = started + plan.warmup;
-    let end = plan.duration.map(|duration| measured_from + duration);
-    // Loops start staggered over one interval so a fixed rate does not arrive in bursts.
-    let mut due =
-        plan.interval.map(|interval| started + interval.mul_f64(index as f64 / plan.concurrency as f64));
-    // One timer for the loop, reset only when the give-up time changes (with
-    // `--timeout`, every call): a timer per call would cost the load generator.
-    let backstop = tokio::time::sleep_until((started + END_GRACE).into());
-    tokio::pin!(backstop);
-    loop {
-        let Some(call_started) = next_start(&mut due, plan.interval, end).await else {
-            break;
-        };
-        let measured = call_started >= measured_from;
-        if measured
-            && let Some(remaining) = &shared.remaining
-            && remaining.fetch_sub(1, Ordering::Relaxed) <= 0
-        {
-            break;
-        }
-        let give_up_at = [
-            end.map(|end| end + END_GRACE),
-            plan.timeout.map(|timeout| call_started + timeout + DEADLINE_SLACK),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let outcome = match give_up_at {
-            Some(at) => {
-                if backstop.deadline() != at.into() {
-                    backstop.as_mut().reset(at.into());
-                }
-                tokio::select! {
-                    biased;
-                    outcome = call(&mut client, template, plan) => outcome,
-                    () = &mut backstop => Err(Status::deadline_exceeded("no answer from the server (client-side backstop)")),
-                }
+    /// The thread's measured calls, for the progress bar.
+    counter: &'a AtomicU64,
+    tally: RefCell<Tally>,
+    last_done: RefCell<Option<Instant>>,
+}
+
+impl LoadThread<'_> {
+    /// One call loop: calls back to back (or on schedule with `--rate`) until the run is over.
+    async fn call_loop(&self, index: usize, mut client: Connection, template: &CallTemplate) {
+        let plan = self.plan;
+        let measured_from = self.started + plan.warmup;
+        let end = plan.duration.map(|duration| measured_from + duration);
+        // Loops start staggered over one interval so a fixed rate does not arrive in bursts.
+        let mut due = plan
+            .interval
+            .map(|interval| self.started + interval.mul_f64(index as f64 / plan.concurrency as f64));
+        // One timer for the loop, reset only when the give-up time changes (with
+        // `--timeout`, every call): a timer per call would cost the load generator.
+        let backstop = tokio::time::sleep_until((self.started + END_GRACE).into());
+        tokio::pin!(backstop);
+        loop {
+            let Some(call_started) = next_start(&mut due, plan.interval, end).await else {
+                break;
+            };
+            let measured = call_started >= measured_from;
+            if measured
+                && let Some(remaining) = &self.shared.remaining
+                && remaining.fetch_sub(1, Ordering::Relaxed) <= 0
+            {
+                break;
             }
-            None => call(&mut client, template, plan).await,
-        };
+            let give_up_at = [
+                end.map(|end| end + END_GRACE),
+                plan.timeout.map(|timeout| call_started + timeout + DEADLINE_SLACK),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let outcome = match give_up_at {
+                Some(at) => {
+                    if backstop.deadline() != at.into() {
+                        backstop.as_mut().reset(at.into());
+                    }
+                    tokio::select! {
+                        biased;
+                        outcome = call(&mut client, template, plan) => outcome,
+                        () = &mut backstop => Err(Status::deadline_exceeded("no answer from the server (client-side backstop)")),
+                    }
+                }
+                None => call(&mut client, template, plan).await,
+            };
+            let failed = outcome.is_err();
+            if measured {
+                self.record(call_started, outcome);
+            }
+            // A connection the server has closed fails every call at once: this loop
+            // stops after one such failure instead of counting millions of them.
+            if failed && connection_lost(&mut client) {
+                self.tally.borrow_mut().loops_stopped += 1;
+                break;
+            }
+        }
+    }
+
+    /// Counts a measured call that started at `call_started` and has just ended with `outcome`.
+    fn record(&self, call_started: Instant, outcome: Result<u64, Status>) {
         let done = Instant::now();
-        let failed = outcome.is_err();
-        if measured {
-            counter.fetch_add(1, Ordering::Relaxed);
-            let mut tally = tally.borrow_mut();
-            match outcome {
-                Ok(messages) => tally.record_ok(done - call_started, messages),
-                Err(status) => tally.record_error(canonical_name(status.code())),
-            }
-            *last_done.borrow_mut() = Some(done);
+        self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut tally = self.tally.borrow_mut();
+        match outcome {
+            Ok(messages) => tally.record_ok(done - call_started, messages),
+            Err(status) => tally.record_error(canonical_name(status.code())),
         }
-        // A connection the server has closed fails every call at once: this loop
-        // stops after one such failure instead of counting millions of them.
-        if failed && connection_lost(&mut client) {
-            tally.borrow_mut().loops_stopped += 1;
-            break;
-        }
+        *self.last_done.borrow_mut() = Some(done);
     }
 }
 

@@ -22,28 +22,16 @@ use tower::ServiceExt as _;
 
 use connect_proto::{codes, framing};
 
-use super::{Playground, Stack};
+use super::{
+    Playground, Stack,
+    protocol::{Event, Headers, Start},
+};
 use crate::web::{Arrived, Protocol, Schema};
 
 /// Request messages that may wait for a service that reads them slowly.
 const QUEUED_REQUESTS: usize = 16;
 /// The longest `timeoutMs` (`grpc-timeout` has at most 8 digits).
 const MAX_TIMEOUT_MS: u64 = 99_999_999;
-
-/// What the page asked for in its `start` command.
-#[derive(Debug)]
-pub(super) struct Start {
-    pub(super) method: String,
-    pub(super) metadata: Map<String, Value>,
-    pub(super) timeout_ms: Option<u64>,
-}
-
-/// An event for the page, and whether the call is over with it.
-#[derive(Debug)]
-pub(super) struct Event {
-    pub(super) value: Value,
-    pub(super) last: bool,
-}
 
 /// The response side of a call, as events.
 pub(super) type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
@@ -68,7 +56,7 @@ pub(super) fn start(
     playground: &Playground,
     start: Start,
     peer: SocketAddr,
-) -> Result<(Call, Value, Events), String> {
+) -> Result<(Call, Event, Events), String> {
     let started = Instant::now();
     let method = playground.schema.method(&start.method).ok_or_else(|| {
         format!(
@@ -77,12 +65,8 @@ pub(super) fn start(
         )
     })?;
     let headers = request_headers(&start)?;
-    let request_event = json!({
-        "type": "request",
-        "t": 0,
-        "method": start.method,
-        "headers": header_object(&headers),
-    });
+    let request_event =
+        Event::Request { t: 0, method: start.method.clone(), headers: header_object(&headers) };
     let (requests, body) = mpsc::channel(QUEUED_REQUESTS);
     let mut request = Request::new(Body::new(StreamBody::new(ReceiverStream::new(body))));
     *request.method_mut() = Method::POST;
@@ -167,7 +151,7 @@ impl Call {
 
     /// Sends one request message (`json`); the events to show (`sent`, and
     /// `halfClosed` when the method takes one message), or why not.
-    pub(super) fn send(&mut self, json: &Value) -> Result<Vec<Value>, String> {
+    pub(super) fn send(&mut self, json: &Value) -> Result<Vec<Event>, String> {
         let Some(requests) = &self.requests else {
             return Err("the request is half-closed: no more messages".to_owned());
         };
@@ -200,7 +184,7 @@ impl Call {
                 return Err("the service no longer reads requests".to_owned());
             }
         }
-        let mut events = vec![json!({ "type": "sent", "t": self.elapsed_ms(), "json": as_read })];
+        let mut events = vec![Event::Sent { t: self.elapsed_ms(), json: as_read }];
         if !self.client_streaming {
             // A method that takes one message: the request ends with it, as a client's would.
             events.extend(self.half_close()?);
@@ -209,21 +193,21 @@ impl Call {
     }
 
     /// Ends the request stream: the `halfClosed` event, or why not.
-    pub(super) fn half_close(&mut self) -> Result<Vec<Value>, String> {
+    pub(super) fn half_close(&mut self) -> Result<Vec<Event>, String> {
         match self.requests.take() {
-            Some(_) => Ok(vec![json!({ "type": "halfClosed", "t": self.elapsed_ms() })]),
+            Some(_) => Ok(vec![Event::HalfClosed { t: self.elapsed_ms() }]),
             None => Err("the request is already half-closed".to_owned()),
         }
     }
 
     /// Cancels the call's request side: a handler still reading sees an
     /// error, not a clean end. (Dropping the response side is what ends it.)
-    pub(super) fn cancel(&mut self) -> Value {
+    pub(super) fn cancel(&mut self) -> Event {
         if let Some(requests) = self.requests.take() {
             // A full queue or a service no longer reading: dropping the sender is enough.
             let _ = requests.try_send(Err(Status::cancelled("cancelled by the playground")));
         }
-        json!({ "type": "cancelled", "t": self.elapsed_ms(), "code": "CANCELLED", "method": self.path })
+        Event::Cancelled { t: self.elapsed_ms(), code: "CANCELLED", method: self.path.clone() }
     }
 }
 
@@ -257,10 +241,7 @@ fn responses(
                         let event = trailers(t(), &parts.headers, true, &schema);
                         return Some((vec![event], Phase::Done));
                     }
-                    let event = Event {
-                        value: json!({ "type": "headers", "t": t(), "headers": header_object(&parts.headers) }),
-                        last: false,
-                    };
+                    let event = Event::Headers { t: t(), headers: header_object(&parts.headers) };
                     Some((vec![event], Phase::Body(body, BytesMut::new())))
                 }
                 Phase::Body(mut body, mut buffer) => match body.frame().await {
@@ -296,21 +277,15 @@ fn responses(
 fn messages(buffer: &mut BytesMut, output: &MessageDescriptor, t: f64) -> Vec<Event> {
     let mut events = Vec::new();
     while let Some((message, rest)) = framing::split(buffer) {
-        let value = if message.compressed {
-            json!({ "type": "error", "t": t, "fatal": false, "message": "a compressed response message (the playground asks for none)" })
+        let event = if message.compressed {
+            Event::error(t, "a compressed response message (the playground asks for none)", false)
         } else {
             match Schema::proto_to_json(output, message.payload) {
-                Ok(json) => json!({
-                    "type": "message",
-                    "t": t,
-                    "json": serde_json::from_slice::<Value>(&json).unwrap_or(Value::Null),
-                }),
-                Err(status) => {
-                    json!({ "type": "error", "t": t, "fatal": false, "message": status.message() })
-                }
+                Ok(json) => Event::Message { t, json: serde_json::from_slice(&json).unwrap_or(Value::Null) },
+                Err(status) => Event::error(t, status.message(), false),
             }
         };
-        events.push(Event { value, last: false });
+        events.push(event);
         let used = buffer.len() - rest.len();
         buffer.advance(used);
     }
@@ -322,18 +297,14 @@ fn trailers(t: f64, headers: &HeaderMap, trailers_only: bool, schema: &Schema) -
     let status = Status::from_header_map(headers)
         .unwrap_or_else(|| Status::unknown("the response ended without grpc-status"));
     let details = details(status.details(), schema);
-    Event {
-        value: json!({
-            "type": "trailers",
-            "t": t,
-            "status": status.code() as i32,
-            "code": codes::canonical_name(status.code()),
-            "message": status.message(),
-            "trailers": header_object(headers),
-            "details": details,
-            "trailersOnly": trailers_only,
-        }),
-        last: true,
+    Event::Trailers {
+        t,
+        status: status.code() as i32,
+        code: codes::canonical_name(status.code()),
+        message: status.message().to_owned(),
+        trailers: header_object(headers),
+        details,
+        trailers_only,
     }
 }
 
@@ -358,22 +329,20 @@ fn details(encoded: &[u8], schema: &Schema) -> Vec<Value> {
         .collect()
 }
 
-/// Headers as a JSON object; a repeated key's values joined with `, `.
-fn header_object(headers: &HeaderMap) -> Value {
-    let mut object = Map::new();
+/// Headers as the page shows them.
+fn header_object(headers: &HeaderMap) -> Headers {
+    let mut object = Headers::new();
     for (name, value) in headers {
-        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match object.get_mut(name.as_str()) {
-            Some(Value::String(previous)) => {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        object
+            .entry(name.as_str().to_owned())
+            .and_modify(|previous| {
                 previous.push_str(", ");
                 previous.push_str(&text);
-            }
-            _ => {
-                object.insert(name.as_str().to_owned(), Value::String(text));
-            }
-        }
+            })
+            .or_insert_with(|| text.into_owned());
     }
-    Value::Object(object)
+    object
 }
 
 /// A duration in milliseconds, to the microsecond.
@@ -422,6 +391,6 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append("a", HeaderValue::from_static("1"));
         headers.append("a", HeaderValue::from_static("2"));
-        assert_eq!(header_object(&headers), json!({"a": "1, 2"}));
+        assert_eq!(header_object(&headers), Headers::from([("a".to_owned(), "1, 2".to_owned())]));
     }
 }

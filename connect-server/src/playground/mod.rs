@@ -19,43 +19,10 @@
 //!
 //! # The WebSocket protocol
 //!
-//! One socket per call; every message is a JSON text frame. The page sends:
-//!
-//! - `{"type":"start","method":"/ConnectService/UnaryRPC","metadata":{"authorization":"Bearer t"},"timeoutMs":1000}`:
-//!   first, once. `metadata` (optional) is the request metadata, lower-case
-//!   keys (`-bin` values in base64); `grpc-*` and HTTP's own headers are
-//!   refused. `timeoutMs` (optional) is sent as `grpc-timeout`.
-//! - `{"type":"message","json":{"requestData":"ping"}}`: one request message,
-//!   in canonical proto3 JSON (snake_case names accepted). For a method whose
-//!   client sends one message (unary, server streaming) the request is
-//!   half-closed after it.
-//! - `{"type":"halfClose"}`: the client has no more messages.
-//! - `{"type":"cancel"}`: cancels the call (as `RST_STREAM(CANCEL)` would).
-//!
-//! The server answers with events, each with `t`, the milliseconds since
-//! the call began:
-//!
-//! - `{"type":"request","t":0,"method":..,"headers":{..}}`: the request
-//!   headers the service got (`content-type`, `te`, `grpc-timeout`, metadata).
-//! - `{"type":"sent","t":..,"json":{..}}`: a request message went in (as the
-//!   server read it); `{"type":"halfClosed","t":..}`: the request ended.
-//! - `{"type":"headers","t":..,"headers":{..}}`: the response headers
-//!   (`x-request-id`, `x-served-by`, ...).
-//! - `{"type":"message","t":..,"json":{..}}`: one response message.
-//! - `{"type":"trailers","t":..,"status":3,"code":"INVALID_ARGUMENT","message":"..","trailers":{..},"details":[..],"trailersOnly":false}`:
-//!   the end of the call; `details` are the `grpc-status-details-bin`
-//!   details as JSON with their `@type` (`google.rpc.BadRequest`, ...).
-//! - `{"type":"cancelled","t":..,"code":"CANCELLED"}`: the call was cancelled
-//!   at the page's request.
-//! - `{"type":"error","t":..,"message":"..","fatal":false}`: input the
-//!   playground refused (invalid JSON, a message after the half-close, a
-//!   message over `--max-recv-message-size`, ...); the call goes on. With
-//!   `"fatal":true` there is no call (an unknown method, bad metadata, too
-//!   many calls at once, no `start` in time).
-//!
-//! The server closes the socket after `trailers`, `cancelled` or a fatal
-//! `error`. A socket that drops mid-call cancels the call (the access log
-//! says `CANCELLED`).
+//! One socket per call: the page sends commands (`start`, then request
+//! messages, `halfClose` or `cancel`) and the server answers with events
+//! (`request`, `sent`, `headers`, `message`, `trailers`, ...), each a JSON
+//! text frame; `protocol` has them as types, and their description.
 //!
 //! # Hostile pages
 //!
@@ -67,6 +34,7 @@
 
 mod call;
 mod describe;
+mod protocol;
 mod socket;
 
 use std::{convert::Infallible, net::SocketAddr, num::NonZeroUsize, sync::Arc};

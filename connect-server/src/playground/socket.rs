@@ -1,6 +1,6 @@
 //! The WebSocket of one call: the same-origin check at the upgrade, the
 //! `start` command, then the page's commands and the call's events until
-//! the call ends (see the protocol in the module docs of `playground`).
+//! the call ends (the messages are `protocol`'s).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -13,11 +13,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::StreamExt as _;
-use serde_json::{Map, Value, json};
 
 use super::{
     Playground,
-    call::{self, Start},
+    call::{self, Call, Events},
+    protocol::{Command, Event, Start},
 };
 
 /// How long a socket may stay open without starting its call.
@@ -76,70 +76,18 @@ fn is_loopback_host(host: &str) -> bool {
         || name.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
 }
 
-/// A command from the page.
-#[derive(Debug)]
-enum Command {
-    Start(Start),
-    Message(Value),
-    HalfClose,
-    Cancel,
-}
-
-/// The command in a text message, or why it is none.
-fn parse(text: &str) -> Result<Command, String> {
-    let value: Value = serde_json::from_str(text).map_err(|error| format!("invalid JSON: {error}"))?;
-    let Value::Object(mut object) = value else {
-        return Err("a command is a JSON object with a \"type\"".to_owned());
-    };
-    match object.get("type").and_then(Value::as_str) {
-        Some("start") => {
-            let method = match object.remove("method") {
-                Some(Value::String(method)) => method,
-                _ => return Err("start needs \"method\": \"/package.Service/Method\"".to_owned()),
-            };
-            let metadata = match object.remove("metadata") {
-                None | Some(Value::Null) => Map::new(),
-                Some(Value::Object(metadata)) => metadata,
-                Some(_) => return Err("\"metadata\" must be an object of strings".to_owned()),
-            };
-            let timeout_ms = match object.remove("timeoutMs") {
-                None | Some(Value::Null) => None,
-                Some(value) => {
-                    Some(value.as_u64().ok_or("\"timeoutMs\" must be a whole number of milliseconds")?)
-                }
-            };
-            Ok(Command::Start(Start { method, metadata, timeout_ms }))
-        }
-        Some("message") => match object.remove("json") {
-            Some(json) => Ok(Command::Message(json)),
-            None => Err("message needs \"json\": the request message".to_owned()),
-        },
-        Some("halfClose") => Ok(Command::HalfClose),
-        Some("cancel") => Ok(Command::Cancel),
-        Some(other) => {
-            Err(format!("unknown command type {other:?}: expected start, message, halfClose or cancel"))
-        }
-        None => Err("a command is a JSON object with a \"type\"".to_owned()),
-    }
-}
+/// Why a message that is not text is refused.
+const NOT_TEXT: &str = "commands are JSON text messages";
 
 /// The socket of one call, from its `start` to its end.
 async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketAddr) {
-    let start = match tokio::time::timeout(START_WITHIN, socket.recv()).await {
-        Err(_) => {
-            let message = format!("no start command within {} s", START_WITHIN.as_secs());
-            return fatal(socket, &message).await;
-        }
+    let start = match first_command(&mut socket).await {
+        Some(Ok(start)) => start,
+        Some(Err(error)) => return fatal(socket, &error).await,
         // Gone before it began: nothing to do.
-        Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return,
-        Ok(Some(Ok(Message::Text(text)))) => match parse(&text) {
-            Ok(Command::Start(start)) => start,
-            Ok(_) => return fatal(socket, "the first command must be start").await,
-            Err(error) => return fatal(socket, &error).await,
-        },
-        Ok(Some(Ok(_))) => return fatal(socket, "commands are JSON text messages").await,
+        None => return,
     };
-    // Held until the call is over (and let go before the close, so the page may start another).
+    // Held until the call is over.
     let Ok(permit) = Arc::clone(&playground.calls).try_acquire_owned() else {
         let message = format!(
             "too many playground calls: at most {} run at once (--playground-max-calls); \
@@ -148,82 +96,97 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
         );
         return fatal(socket, &message).await;
     };
-    let (mut call, request, mut events) = match call::start(&playground, start, peer) {
+    let (call, request, events) = match call::start(&playground, start, peer) {
         Ok(started) => started,
         Err(error) => return fatal(socket, &error).await,
     };
     if send(&mut socket, &request).await.is_err() {
         return;
     }
+    if let End::Over = relay(&mut socket, call, events).await {
+        // Let go before the close, so the page may start another call at once.
+        drop(permit);
+        close(socket).await;
+    }
+}
+
+/// The page's `start` command; an error when it sends something else first
+/// or nothing in time, `None` when it goes away first.
+async fn first_command(socket: &mut WebSocket) -> Option<Result<Start, String>> {
+    match tokio::time::timeout(START_WITHIN, socket.recv()).await {
+        Err(_) => Some(Err(format!("no start command within {} s", START_WITHIN.as_secs()))),
+        Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => None,
+        Ok(Some(Ok(Message::Text(text)))) => Some(match Command::parse(&text) {
+            Ok(Command::Start(start)) => Ok(start),
+            Ok(_) => Err("the first command must be start".to_owned()),
+            Err(error) => Err(error),
+        }),
+        Ok(Some(Ok(_))) => Some(Err(NOT_TEXT.to_owned())),
+    }
+}
+
+/// How a call's socket ends.
+enum End {
+    /// The call is over: the socket closes.
+    Over,
+    /// The page went away (or cannot be written to); dropping the call cancels it.
+    Gone,
+}
+
+/// Runs the call: the page's commands go to `call`, and `events` (the
+/// response) and the answers to the commands go to the page.
+async fn relay(socket: &mut WebSocket, mut call: Call, mut events: Events) -> End {
     loop {
         tokio::select! {
             incoming = socket.recv() => {
-                let text = match incoming {
-                    // The page went away: dropping the call cancels it.
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Binary(_))) => {
-                        let error = error_event(call.elapsed_ms(), "commands are JSON text messages", false);
-                        if send(&mut socket, &error).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
+                let command = match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Gone,
+                    Some(Ok(Message::Text(text))) => Command::parse(&text),
+                    Some(Ok(Message::Binary(_))) => Err(NOT_TEXT.to_owned()),
                     // Pings are answered by the socket itself.
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 };
-                let answer = match parse(&text) {
-                    Ok(Command::Message(json)) => call.send(&json),
-                    Ok(Command::HalfClose) => call.half_close(),
+                let answer = match command {
                     Ok(Command::Cancel) => {
                         drop(events);
-                        let cancelled = call.cancel();
-                        if send(&mut socket, &cancelled).await.is_ok() {
-                            drop(permit);
-                            close(socket).await;
-                        }
-                        return;
+                        return match send(socket, &call.cancel()).await {
+                            Ok(()) => End::Over,
+                            Err(_) => End::Gone,
+                        };
                     }
+                    Ok(Command::Message { json }) => call.send(&json),
+                    Ok(Command::HalfClose) => call.half_close(),
                     Ok(Command::Start(_)) => Err("the call has already started".to_owned()),
                     Err(error) => Err(error),
                 };
-                let answer = answer.unwrap_or_else(|error| vec![error_event(call.elapsed_ms(), &error, false)]);
+                let answer = answer.unwrap_or_else(|error| vec![Event::error(call.elapsed_ms(), error, false)]);
                 for event in answer {
-                    if send(&mut socket, &event).await.is_err() {
-                        return;
+                    if send(socket, &event).await.is_err() {
+                        return End::Gone;
                     }
                 }
             }
             event = events.next() => {
-                let Some(event) = event else {
-                    drop(permit);
-                    return close(socket).await;
-                };
-                if send(&mut socket, &event.value).await.is_err() {
-                    return;
+                let Some(event) = event else { return End::Over };
+                if send(socket, &event).await.is_err() {
+                    return End::Gone;
                 }
-                if event.last {
-                    drop(permit);
-                    return close(socket).await;
+                if event.ends_call() {
+                    return End::Over;
                 }
             }
         }
     }
 }
 
-/// An `error` event.
-fn error_event(t: f64, message: &str, fatal: bool) -> Value {
-    json!({ "type": "error", "t": t, "message": message, "fatal": fatal })
-}
-
 /// Sends `event` as a text message.
-async fn send(socket: &mut WebSocket, event: &Value) -> Result<(), axum::Error> {
-    socket.send(Message::Text(event.to_string().into())).await
+async fn send(socket: &mut WebSocket, event: &Event) -> Result<(), axum::Error> {
+    socket.send(Message::Text(event.to_json().into())).await
 }
 
 /// Sends a fatal `error` event and closes the socket.
 async fn fatal(mut socket: WebSocket, message: &str) {
-    if send(&mut socket, &error_event(0.0, message, true)).await.is_ok() {
+    if send(&mut socket, &Event::error(0.0, message, true)).await.is_ok() {
         close(socket).await;
     }
 }
@@ -273,29 +236,6 @@ mod tests {
         assert!(check_origin(&headers("evil.test:9464", Some("http://evil.test:9464")), true).is_err());
         assert!(
             check_origin(&headers("admin.internal:9464", Some("http://admin.internal:9464")), false).is_ok()
-        );
-    }
-
-    #[test]
-    fn parses_the_commands() {
-        let start = parse(r#"{"type":"start","method":"/ConnectService/UnaryRPC","timeoutMs":100}"#).unwrap();
-        let Command::Start(start) = start else { panic!("a start") };
-        assert_eq!(start.method, "/ConnectService/UnaryRPC");
-        assert_eq!(start.timeout_ms, Some(100));
-        assert!(matches!(parse(r#"{"type":"halfClose"}"#), Ok(Command::HalfClose)));
-        assert!(matches!(parse(r#"{"type":"cancel"}"#), Ok(Command::Cancel)));
-        assert_eq!(parse("{").unwrap_err(), "invalid JSON: EOF while parsing an object at line 1 column 1");
-        assert_eq!(
-            parse(r#"{"type":"nope"}"#).unwrap_err(),
-            "unknown command type \"nope\": expected start, message, halfClose or cancel"
-        );
-        assert_eq!(
-            parse(r#"{"type":"message"}"#).unwrap_err(),
-            "message needs \"json\": the request message"
-        );
-        assert_eq!(
-            parse(r#"{"type":"start","method":"/a/b","timeoutMs":-1}"#).unwrap_err(),
-            "\"timeoutMs\" must be a whole number of milliseconds"
         );
     }
 }
