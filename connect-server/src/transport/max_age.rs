@@ -2,7 +2,7 @@
 //! `--max-connection-age-grace` after it was accepted, its socket fails.
 //!
 //! The GOAWAY at the age itself is sent by the HTTP/2 side
-//! ([`super::http2`]), after which calls finish; this is the backstop for
+//! ([`super::http`]), after which calls finish; this is the backstop for
 //! calls that do not finish in the grace.
 
 use std::{io, task::Context};
