@@ -13,7 +13,7 @@
 //! observe layer and access log on stdout); the metrics endpoint and the
 //! playground are off unless `--admin_addr HOST:PORT` turns them on.
 
-use std::{net::IpAddr, num::NonZeroUsize, path::PathBuf};
+use std::{net::IpAddr, path::PathBuf};
 
 use anyhow::Context as _;
 use clap::{ArgAction, Parser};
@@ -48,7 +48,15 @@ impl Args {
     fn config(&self) -> anyhow::Result<Config> {
         let addr = std::net::SocketAddr::new(self.host, self.port).to_string();
         let admin = self.admin_addr.map_or_else(|| "off".to_owned(), |addr| addr.to_string());
-        let mut flags = vec!["interop-server".into(), "--addr".into(), addr, "--metrics-addr".into(), admin];
+        let mut flags = vec![
+            "interop-server".into(),
+            "--addr".into(),
+            addr,
+            "--workers".into(),
+            "1".into(),
+            "--metrics-addr".into(),
+            admin,
+        ];
         if self.use_tls {
             let cert = self.tls_cert_file.as_ref().context("--use_tls needs --tls_cert_file")?;
             let key = self.tls_key_file.as_ref().context("--use_tls needs --tls_key_file")?;
@@ -67,17 +75,6 @@ impl Args {
 async fn main() -> anyhow::Result<()> {
     let config = Args::parse().config()?;
     let _log = logging::init(config.log_format);
-    let listeners = connect_server::bind(config.addr, NonZeroUsize::MIN, false)?;
-    let addr = listeners[0].local_addr()?;
-    let server = grpc_testing::server::add_to(ConnectServer::builder(config))?.build()?;
-    let serving = server.clone().serve(listeners, connect_server::signal());
-    tokio::pin!(serving);
-    tokio::select! {
-        result = &mut serving => return Ok(result?),
-        () = server.ready() => match server.metrics_addr() {
-            Some(admin) => println!("Server listening on {addr} (metrics and playground on http://{admin})"),
-            None => println!("Server listening on {addr}"),
-        },
-    }
-    Ok(serving.await?)
+    grpc_testing::server::add_to(ConnectServer::builder(config))?.build()?.run().await?;
+    Ok(())
 }
