@@ -474,3 +474,51 @@ async fn an_oversize_websocket_message_ends_the_call() {
     }
     timeout(PROMPTLY, server.stats.wait_until(|stats| stats.cancelled == 1)).await.unwrap();
 }
+
+/// A service added with the builder (the `greeter` example) is described
+/// and callable, with no code of its own.
+#[tokio::test]
+async fn a_service_of_its_own_is_described_and_callable() {
+    use connect_server::ConnectServer;
+    use greeter::{FILE_DESCRIPTOR_SET, Greeter, GreeterServer};
+    let built = ConnectServer::builder(TestServer::config(&["--metrics-addr", "127.0.0.1:0"]))
+        .add_service(GreeterServer::new(Greeter))
+        .file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .unwrap()
+        .build()
+        .unwrap();
+    let server = TestServer::start_built(built).await;
+    let (_, schema) = http_get(endpoint(&server), "/schema.json").await;
+    let schema: Value = serde_json::from_str(&schema).unwrap();
+    let services: Vec<&str> = schema["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|service| service["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        [
+            "greeter.v1.Greeter",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection"
+        ]
+    );
+    let request = &schema["messages"]["greeter.v1.SayHelloRequest"]["fields"];
+    assert_eq!(
+        (request[0]["jsonName"].as_str(), request[1]["jsonName"].as_str()),
+        (Some("name"), Some("times"))
+    );
+
+    let events = call(&server, start("/greeter.v1.Greeter/SayHello"), json!({"name": "Ada"})).await;
+    assert_eq!(types(&events), ["request", "sent", "halfClosed", "headers", "message", "trailers"]);
+    assert_eq!(events[4]["json"], json!({"message": "Hello, Ada"}));
+    assert_eq!(events[5]["code"], "OK");
+    let events =
+        call(&server, start("/greeter.v1.Greeter/SayHelloStream"), json!({"name": "Ada", "times": 2})).await;
+    let messages: Vec<&Value> =
+        events.iter().filter(|event| event["type"] == "message").map(|e| &e["json"]).collect();
+    assert_eq!(messages, [&json!({"message": "Hello, Ada (1/2)"}), &json!({"message": "Hello, Ada (2/2)"})]);
+    assert_eq!(events.last().unwrap()["code"], "OK");
+}
