@@ -1,14 +1,43 @@
 //! gRPC's length-prefixed messages: a compressed flag, a big-endian `u32`
 //! length, then that many bytes. One definition for the server's message
-//! counts, the load generator's decoder and the tests' hand-made frames.
+//! counts, Connect's envelopes (the same prefix, with a flag of their own for
+//! the end of a stream), the load generator's decoder and the tests'
+//! hand-made frames.
 
-/// Bytes before each message: the compressed flag and the length.
+/// Bytes before each message: the flags and the length.
 pub const PREFIX_LEN: usize = 5;
+
+/// The flag of a compressed message.
+pub const COMPRESSED: u8 = 0b01;
 
 /// The prefix of a message of `len` bytes.
 pub fn prefix(compressed: bool, len: u32) -> [u8; PREFIX_LEN] {
+    flagged_prefix(u8::from(compressed), len)
+}
+
+/// The prefix of a message of `len` bytes with `flags`.
+fn flagged_prefix(flags: u8, len: u32) -> [u8; PREFIX_LEN] {
     let [a, b, c, d] = len.to_be_bytes();
-    [u8::from(compressed), a, b, c, d]
+    [flags, a, b, c, d]
+}
+
+/// The flags and the payload length a prefix declares.
+pub fn decode_prefix(prefix: [u8; PREFIX_LEN]) -> (u8, u32) {
+    let [flags, a, b, c, d] = prefix;
+    (flags, u32::from_be_bytes([a, b, c, d]))
+}
+
+/// `payload` as one message: its prefix with `flags`, then its bytes.
+///
+/// # Panics
+///
+/// If `payload` is 4 GiB or more, which no length prefix can declare.
+pub fn encode(flags: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("a message is shorter than 4 GiB");
+    let mut out = Vec::with_capacity(PREFIX_LEN + payload.len());
+    out.extend_from_slice(&flagged_prefix(flags, len));
+    out.extend_from_slice(payload);
+    out
 }
 
 /// One whole message, as it lies in a buffer.
@@ -24,9 +53,9 @@ pub struct Message<'a> {
 /// while `data` holds less than a whole message.
 pub fn split(data: &[u8]) -> Option<(Message<'_>, &[u8])> {
     let (prefix, rest) = data.split_first_chunk::<PREFIX_LEN>()?;
-    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+    let (flags, len) = decode_prefix(*prefix);
     let (payload, rest) = rest.split_at_checked(usize::try_from(len).ok()?)?;
-    Some((Message { compressed: prefix[0] != 0, payload }, rest))
+    Some((Message { compressed: flags != 0, payload }, rest))
 }
 
 /// Where a byte stream is within the gRPC length-prefixed framing.
@@ -62,11 +91,11 @@ impl FrameCounter {
             }
             // A whole prefix at hand (the usual case): read it at once.
             if self.prefix_seen == 0
-                && let Some((prefix, rest)) = data.split_first_chunk::<5>()
+                && let Some((prefix, rest)) = data.split_first_chunk::<PREFIX_LEN>()
             {
-                started(prefix[0] != 0);
-                self.payload_left =
-                    u64::from(u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]));
+                let (flags, len) = decode_prefix(*prefix);
+                started(flags != 0);
+                self.payload_left = u64::from(len);
                 data = rest;
                 continue;
             }
@@ -97,6 +126,25 @@ mod tests {
         let mut out = prefix(false, payload.len() as u32).to_vec();
         out.extend_from_slice(payload);
         out
+    }
+
+    #[test]
+    fn encodes_flags_then_a_big_endian_length() {
+        assert_eq!(encode(0, b""), [0, 0, 0, 0, 0]);
+        assert_eq!(encode(COMPRESSED, b"ab"), [1, 0, 0, 0, 2, b'a', b'b']);
+        assert_eq!(encode(0b10, &[7; 258])[..PREFIX_LEN], [2, 0, 0, 1, 2]);
+        assert_eq!(prefix(true, 0x0102_0304), [1, 1, 2, 3, 4]);
+        assert_eq!(prefix(false, u32::MAX), [0, 0xff, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn decodes_what_it_encodes() {
+        assert_eq!(decode_prefix([0, 0, 0, 0, 0]), (0, 0));
+        assert_eq!(decode_prefix([0x80, 1, 2, 3, 4]), (0x80, 0x0102_0304));
+        assert_eq!(decode_prefix([1, 0xff, 0xff, 0xff, 0xff]), (1, u32::MAX));
+        let message = encode(0b10, &[7; 300]);
+        let prefix = *message.first_chunk::<PREFIX_LEN>().unwrap();
+        assert_eq!(decode_prefix(prefix), (0b10, 300));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! everything generated lives at the top of [`connect`].
 //!
 //! It also holds the vocabulary the server and the client share: the names
-//! of status codes ([`codes`]), gRPC's message framing ([`framing`]), the four
-//! RPC kinds ([`methods`]).
+//! of status codes ([`codes`]), gRPC's message framing ([`framing`]), the
+//! header names and the reserved headers ([`headers`]), the `grpc-timeout`
+//! format ([`timeout`]) and the four RPC kinds ([`methods`]).
 
 /// The generated messages, `connect_service_client` and `connect_service_server`.
 pub mod connect {
@@ -16,7 +17,9 @@ pub mod connect {
 
 pub mod codes;
 pub mod framing;
+pub mod headers;
 pub mod methods;
+pub mod timeout;
 
 pub use methods::RpcKind;
 

@@ -48,11 +48,10 @@
 
 pub mod config;
 mod error;
-// What benches, fuzz targets and tests reach inside: not the API.
-#[doc(hidden)]
-pub mod grpc;
+mod grpc;
 mod playground;
 mod server;
+// What benches, fuzz targets and tests reach inside: not the API.
 #[doc(hidden)]
 pub mod service;
 #[doc(hidden)]

@@ -11,9 +11,13 @@
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use connect_proto::{RequestMessage, ResponseMessage, framing};
+use connect_proto::{
+    RequestMessage, ResponseMessage, framing,
+    headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, insert_grpc_request_headers},
+    timeout,
+};
 use h2::{RecvStream, client::SendRequest};
-use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use prost::Message as _;
 use tokio::{net::TcpStream, time::Instant};
 use tonic::{Code, Status};
@@ -107,14 +111,9 @@ impl CallTemplate {
             .parse()
             .map_err(|error: http::uri::InvalidUri| invalid(addr, &error.to_string()))?;
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        insert_grpc_request_headers(&mut headers);
         if let Some(timeout) = timeout {
-            // Milliseconds, at most the eight digits the spec allows.
-            let millis = timeout.as_millis().clamp(1, 99_999_999);
-            let value = HeaderValue::from_str(&format!("{millis}m"))
-                .map_err(|error| ClientError::Other(format!("bad timeout: {error}")))?;
-            headers.insert("grpc-timeout", value);
+            headers.insert(GRPC_TIMEOUT, timeout::encode(timeout));
         }
         add_headers(&mut headers, extra, authorization);
         Ok(Self { uri, headers, frames: messages.iter().map(frame).collect() })
@@ -229,11 +228,11 @@ fn decode_complete(data: &mut &[u8], message: &mut ResponseMessage) -> Result<u6
 
 /// The call's outcome from `grpc-status` (and `grpc-message`), if the map has one.
 fn grpc_status(headers: &HeaderMap) -> Option<Result<(), Status>> {
-    let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    let code = Code::from_bytes(headers.get(GRPC_STATUS)?.as_bytes());
     Some(match code {
         Code::Ok => Ok(()),
         code => {
-            let message = headers.get("grpc-message").map(|value| String::from_utf8_lossy(value.as_bytes()));
+            let message = headers.get(GRPC_MESSAGE).map(|value| String::from_utf8_lossy(value.as_bytes()));
             Err(Status::new(code, message.unwrap_or_default()))
         }
     })

@@ -17,6 +17,7 @@ use base64::{
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD_NO_PAD},
 };
 use bytes::Bytes;
+use connect_proto::headers::{GRPC_STATUS, is_reserved};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, combinators::MapFrame};
@@ -51,11 +52,11 @@ pub fn parse_header(text: &str) -> Result<Header, String> {
     let (key, value) = text.split_once(':').ok_or_else(|| format!("expected `key: value`, got {text:?}"))?;
     let key = key.trim().to_ascii_lowercase();
     let value = value.trim();
-    if key.starts_with("grpc-") {
-        return Err(format!("{key:?} is reserved by gRPC"));
-    }
     let name =
         HeaderName::from_bytes(key.as_bytes()).map_err(|_| format!("{key:?} is not a valid metadata key"))?;
+    if is_reserved(&name) {
+        return Err(format!("{key:?} is reserved by gRPC"));
+    }
     let value = if key.ends_with(BINARY_SUFFIX) {
         let bytes =
             LENIENT_BASE64.decode(value).map_err(|error| format!("{key}: value is not base64: {error}"))?;
@@ -143,7 +144,7 @@ where
                 Some(output) => {
                     // With `grpc-status` already in the headers, they are the trailers.
                     let kind =
-                        if response.headers().contains_key("grpc-status") { "trailer" } else { "header" };
+                        if response.headers().contains_key(GRPC_STATUS) { "trailer" } else { "header" };
                     output.metadata(kind, response.headers());
                     Box::new(move |frame| print_trailers(&output, frame))
                 }

@@ -6,8 +6,9 @@ pub mod retry;
 
 use std::{future::Future, time::Duration};
 
-use connect_proto::{ConnectServiceClient, RequestMessage};
-use tonic::{Request, codec::CompressionEncoding, transport::Channel};
+use connect_proto::{ConnectServiceClient, RequestMessage, headers::GRPC_TIMEOUT, timeout};
+use http::{Extensions, HeaderMap};
+use tonic::{Request, codec::CompressionEncoding, metadata::MetadataMap, transport::Channel};
 
 use crate::{
     error::{ClientError, client_deadline_exceeded},
@@ -65,12 +66,16 @@ pub(crate) fn request(data: String) -> RequestMessage {
 }
 
 /// Wraps `message` in a request with the optional deadline set as `grpc-timeout`.
+///
+/// Written with connect-proto's encoder rather than tonic's `set_timeout`
+/// (which rounds down), so every deadline the project sends follows one rule;
+/// tonic's channel still reads the header to run its own timer.
 pub(crate) fn with_deadline<T>(message: T, timeout: Option<Duration>) -> Request<T> {
-    let mut request = Request::new(message);
+    let mut headers = HeaderMap::new();
     if let Some(timeout) = timeout {
-        request.set_timeout(timeout);
+        headers.insert(GRPC_TIMEOUT, timeout::encode(timeout));
     }
-    request
+    Request::from_parts(MetadataMap::from_headers(headers), Extensions::default(), message)
 }
 
 /// Runs `call`, ending it with DEADLINE_EXCEEDED if it outlasts `timeout` by

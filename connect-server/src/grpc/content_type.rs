@@ -7,17 +7,16 @@
 //! does not begin with `application/grpc` with `415 Unsupported Media Type`
 //! before they reach tonic.
 
+use connect_proto::headers::APPLICATION_GRPC;
 use http::{HeaderValue, Response, StatusCode};
-
-/// The prefix every gRPC content type starts with (`application/grpc+proto`, ...).
-const GRPC_CONTENT_TYPE: &[u8] = b"application/grpc";
 
 /// Whether `content_type` names gRPC: exactly `application/grpc` or it followed by `+` or `;`.
 pub(crate) fn is_grpc(content_type: Option<&HeaderValue>) -> bool {
     let Some(value) = content_type.map(HeaderValue::as_bytes) else {
         return false;
     };
-    match value.strip_prefix(GRPC_CONTENT_TYPE) {
+    // Every gRPC content type starts with it (`application/grpc+proto`, ...).
+    match value.strip_prefix(APPLICATION_GRPC.as_bytes()) {
         Some(rest) => rest.is_empty() || rest.starts_with(b"+") || rest.starts_with(b";"),
         None => false,
     }

@@ -1,14 +1,9 @@
 //! The final status of a call as it travels: in the trailers, or in the
 //! headers of a trailers-only response.
 
-use http::{HeaderMap, HeaderName};
+use connect_proto::headers::{GRPC_STATUS, X_MESSAGE_COUNT};
+use http::{HeaderMap, HeaderValue};
 use tonic::{Code, Status, metadata::MetadataMap};
-
-/// The header (or trailer) carrying a call's status code.
-pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-
-/// The trailer that tells the client how many messages the server sent.
-pub(crate) const MESSAGE_COUNT_TRAILER: &str = "x-message-count";
 
 /// The `grpc-status` of a header or trailer block; `None` when it has none.
 /// A malformed value counts as `Unknown`, as the spec says.
@@ -18,9 +13,9 @@ pub(crate) fn code_in(headers: &HeaderMap) -> Option<Code> {
 
 /// Copies `status` with an `x-message-count` trailer added.
 pub(crate) fn with_message_count(status: Status, sent: u64) -> Status {
-    let mut metadata = MetadataMap::new();
-    metadata.insert(MESSAGE_COUNT_TRAILER, sent.into());
-    Status::with_metadata(status.code(), status.message(), metadata)
+    let mut trailers = HeaderMap::with_capacity(1);
+    trailers.insert(X_MESSAGE_COUNT, HeaderValue::from(sent));
+    Status::with_metadata(status.code(), status.message(), MetadataMap::from_headers(trailers))
 }
 
 #[cfg(test)]

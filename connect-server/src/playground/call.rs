@@ -10,7 +10,7 @@ use std::{
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{Stream, StreamExt, future::BoxFuture, stream};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Version, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Version};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use prost_reflect::MessageDescriptor;
@@ -20,7 +20,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, body::Body};
 use tower::ServiceExt as _;
 
-use connect_proto::{codes, framing};
+use connect_proto::{
+    codes, framing,
+    headers::{GRPC_TIMEOUT, insert_grpc_request_headers, is_reserved},
+    timeout,
+};
 
 use super::{
     Playground, Stack,
@@ -30,7 +34,7 @@ use crate::web::{Arrived, Protocol, Schema};
 
 /// Request messages that may wait for a service that reads them slowly.
 const QUEUED_REQUESTS: usize = 16;
-/// The longest `timeoutMs` (`grpc-timeout` has at most 8 digits).
+/// The longest `timeoutMs`: eight digits, about 27 hours.
 const MAX_TIMEOUT_MS: u64 = 99_999_999;
 
 /// The response side of a call, as events.
@@ -114,33 +118,14 @@ fn request_headers(start: &Start) -> Result<HeaderMap, String> {
             .ok_or_else(|| format!("metadata {key:?} must be printable ASCII"))?;
         headers.append(name, value);
     }
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    insert_grpc_request_headers(&mut headers);
     if let Some(millis) = start.timeout_ms {
         if millis == 0 || millis > MAX_TIMEOUT_MS {
             return Err(format!("timeoutMs must be from 1 to {MAX_TIMEOUT_MS}, not {millis}"));
         }
-        let timeout = HeaderValue::from_str(&format!("{millis}m")).expect("digits and a unit");
-        headers.insert(HeaderName::from_static("grpc-timeout"), timeout);
+        headers.insert(GRPC_TIMEOUT, timeout::encode(Duration::from_millis(millis)));
     }
     Ok(headers)
-}
-
-/// Headers gRPC or HTTP set, which metadata may not.
-fn is_reserved(name: &HeaderName) -> bool {
-    name.as_str().starts_with("grpc-")
-        || matches!(
-            name.as_str(),
-            "content-type"
-                | "content-length"
-                | "te"
-                | "host"
-                | "connection"
-                | "keep-alive"
-                | "transfer-encoding"
-                | "upgrade"
-                | "user-agent"
-        )
 }
 
 impl Call {

@@ -13,13 +13,16 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tonic::Code;
 use tower::{Layer, Service};
 
-use connect_proto::framing::FrameCounter;
+use connect_proto::{
+    framing::FrameCounter,
+    headers::{GRPC_TIMEOUT, X_REQUEST_ID, X_SERVED_BY},
+};
 
 use super::{
     call::{Call, Method},
@@ -31,12 +34,6 @@ use crate::{
     transport::ConnectionCalls,
     web::{Arrived, Protocol},
 };
-
-/// The request id header: echoed when the client sends one, generated otherwise.
-pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-/// The header naming the server that answered.
-pub(crate) const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
-const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// Adds the per-call behaviour (see the module docs) to a gRPC service.
 #[derive(Debug, Clone)]
@@ -121,7 +118,7 @@ where
             Some(metrics) => Method::Known(Arc::clone(metrics)),
             None => Method::Unknown(Box::new(request.uri().clone())),
         };
-        let request_id = request.headers().get(REQUEST_ID).cloned().unwrap_or_else(new_request_id);
+        let request_id = request.headers().get(X_REQUEST_ID).cloned().unwrap_or_else(new_request_id);
         // Fixed as the request arrives, not when the handler first runs (see `deadline::CallDeadline`).
         let call_deadline =
             request.headers().get(GRPC_TIMEOUT).and_then(|value| deadline::from_header(value.as_bytes()));
@@ -243,8 +240,8 @@ where
                 // both HPACK tables (and the searches through them) on every response.
                 let mut request_id = call.request_id().clone();
                 request_id.set_sensitive(true);
-                headers.insert(REQUEST_ID, request_id);
-                headers.insert(SERVED_BY, call.served_by().clone());
+                headers.insert(X_REQUEST_ID, request_id);
+                headers.insert(X_SERVED_BY, call.served_by().clone());
                 // A trailers-only response: the status is in the headers and the body is empty.
                 if let Some(code) = status::code_in(headers) {
                     call.finish(code);

@@ -5,21 +5,26 @@
 
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Method};
+use connect_proto::headers::{
+    CONNECT_CONTENT_ENCODING, GRPC_ENCODING, GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN,
+    X_MESSAGE_COUNT, X_REQUEST_ID, X_SERVED_BY,
+};
+use http::{HeaderName, HeaderValue, Method, header::CONTENT_ENCODING};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer, ExposeHeaders};
 
 /// The response headers a page may read.
-const EXPOSED: [&str; 10] = [
-    "grpc-status",
-    "grpc-message",
-    "grpc-status-details-bin",
-    "grpc-encoding",
-    "content-encoding",
-    "connect-content-encoding",
-    "x-request-id",
-    "x-served-by",
-    "x-message-count",
-    "trailer-x-message-count",
+const EXPOSED: [HeaderName; 10] = [
+    GRPC_STATUS,
+    GRPC_MESSAGE,
+    GRPC_STATUS_DETAILS_BIN,
+    GRPC_ENCODING,
+    CONTENT_ENCODING,
+    CONNECT_CONTENT_ENCODING,
+    X_REQUEST_ID,
+    X_SERVED_BY,
+    X_MESSAGE_COUNT,
+    // `x-message-count` as a Connect unary response carries it: a header with Connect's `trailer-` prefix.
+    HeaderName::from_static("trailer-x-message-count"),
 ];
 
 /// How long a browser may cache a preflight's answer.
@@ -42,14 +47,13 @@ pub(crate) fn layer(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
             .collect::<anyhow::Result<Vec<_>>>()?;
         AllowOrigin::list(parsed)
     };
-    let exposed: Vec<HeaderName> = EXPOSED.iter().map(|name| HeaderName::from_static(name)).collect();
     Ok(Some(
         CorsLayer::new()
             .allow_origin(allow_origin)
             .allow_methods([Method::POST, Method::GET])
             // Call metadata is any header the page sets (`authorization`, `x-request-id`, ...).
             .allow_headers(AllowHeaders::mirror_request())
-            .expose_headers(ExposeHeaders::list(exposed))
+            .expose_headers(ExposeHeaders::list(EXPOSED))
             .max_age(MAX_AGE),
     ))
 }

@@ -1,25 +1,20 @@
 //! Connect's enveloped messages: a flags byte, a big-endian `u32` length, the
-//! message. The layout is gRPC's length prefix (flag 1: compressed), plus flag
-//! 2 for the end-of-stream message that carries a stream's status.
+//! message. The layout is gRPC's length prefix (`connect_proto::framing`,
+//! flag 1: compressed), plus flag 2 for the end-of-stream message that
+//! carries a stream's status.
 
 use bytes::{Buf, Bytes, BytesMut};
+use connect_proto::framing::{self, PREFIX_LEN};
 use tonic::Status;
 
 use super::compression;
 
-/// The flag of a compressed message.
-pub(crate) const COMPRESSED: u8 = 0b01;
 /// The flag of the end-of-stream message.
 pub(crate) const END_STREAM: u8 = 0b10;
 
 /// `payload` in an envelope with `flags`.
 pub(crate) fn envelope(flags: u8, payload: &[u8]) -> Bytes {
-    let len = u32::try_from(payload.len()).expect("messages are bounded far below 4 GiB");
-    let mut out = BytesMut::with_capacity(5 + payload.len());
-    out.extend_from_slice(&[flags]);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(payload);
-    out.freeze()
+    Bytes::from(framing::encode(flags, payload))
 }
 
 /// Splits a byte stream into enveloped messages, none longer than its limit.
@@ -44,18 +39,18 @@ impl Decoder {
     /// arrived. A message over the limit is refused as soon as its length is
     /// read, before its bytes are buffered.
     pub(crate) fn next(&mut self) -> Result<Option<(u8, Bytes)>, Status> {
-        let Some(prefix) = self.buffer.first_chunk::<5>() else {
+        let Some(prefix) = self.buffer.first_chunk::<PREFIX_LEN>() else {
             return Ok(None);
         };
-        let flags = prefix[0];
-        let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+        let (flags, len) = framing::decode_prefix(*prefix);
+        let len = len as usize;
         if len > self.limit {
             return Err(compression::too_large(self.limit));
         }
-        if self.buffer.len() < 5 + len {
+        if self.buffer.len() < PREFIX_LEN + len {
             return Ok(None);
         }
-        self.buffer.advance(5);
+        self.buffer.advance(PREFIX_LEN);
         Ok(Some((flags, self.buffer.split_to(len).freeze())))
     }
 

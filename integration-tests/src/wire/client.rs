@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
+use connect_proto::headers::{GRPC_MESSAGE, GRPC_STATUS, insert_grpc_request_headers};
 use h2::client::SendRequest;
 use http::{HeaderMap, Request, StatusCode};
 use tokio::net::TcpStream;
@@ -38,12 +39,12 @@ pub struct RawResponse {
 impl RawResponse {
     /// The `grpc-status` code, from the trailers or a trailers-only response.
     pub fn grpc_status(&self) -> Option<i32> {
-        self.grpc_header("grpc-status").map(|value| value.parse().expect("numeric grpc-status"))
+        self.grpc_header(GRPC_STATUS.as_str()).map(|value| value.parse().expect("numeric grpc-status"))
     }
 
     /// The `grpc-message`, percent-decoded.
     pub fn grpc_message(&self) -> Option<String> {
-        self.grpc_header("grpc-message").map(|value| percent_decode(&value))
+        self.grpc_header(GRPC_MESSAGE.as_str()).map(|value| percent_decode(&value))
     }
 
     /// A gRPC header as it travelled (still percent-encoded), from the trailers or a
@@ -75,13 +76,9 @@ fn percent_decode(value: &str) -> String {
 
 /// A gRPC request to `path` with the standard headers; change them before sending.
 pub fn grpc_request(path: &str) -> Request<()> {
-    Request::builder()
-        .method("POST")
-        .uri(format!("http://localhost{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .expect("valid request")
+    let mut request = Request::post(format!("http://localhost{path}")).body(()).expect("valid request");
+    insert_grpc_request_headers(request.headers_mut());
+    request
 }
 
 /// Sends `request` with `body` (end of stream after it) and reads the whole response.

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use connect_proto::framing;
 use http::{HeaderMap, Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -77,19 +78,18 @@ pub fn post(path: &str, headers: &[(&str, &str)]) -> Request<()> {
 
 /// `payload` in a Connect envelope (gRPC's length prefix) with `flags`.
 pub fn envelope(flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![flags];
-    out.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
-    out.extend_from_slice(payload);
-    out
+    framing::encode(flags, payload)
 }
 
 /// The envelopes of a body: each one's flags and payload.
 pub fn envelopes(mut body: &[u8]) -> Vec<(u8, Bytes)> {
     let mut out = Vec::new();
-    while !body.is_empty() {
-        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
-        out.push((body[0], Bytes::copy_from_slice(&body[5..5 + len])));
-        body = &body[5 + len..];
+    while let Some((prefix, rest)) = body.split_first_chunk::<{ framing::PREFIX_LEN }>() {
+        let (flags, len) = framing::decode_prefix(*prefix);
+        let (payload, rest) = rest.split_at(len as usize);
+        out.push((flags, Bytes::copy_from_slice(payload)));
+        body = rest;
     }
+    assert!(body.is_empty(), "the body ends inside an envelope prefix: {body:?}");
     out
 }

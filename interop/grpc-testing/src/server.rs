@@ -10,7 +10,8 @@ use std::{
     time::Duration,
 };
 
-use connect_server::{Builder, grpc::deadline::parse_grpc_timeout};
+use connect_proto::{headers::GRPC_TIMEOUT, timeout};
+use connect_server::Builder;
 use futures::{Stream, future::BoxFuture};
 use http::{Request, Response};
 use tokio::{sync::mpsc, time::Instant};
@@ -113,8 +114,8 @@ async fn respond(
 /// When the call must end: its `grpc-timeout` from now. (connect-server
 /// enforces deadlines in its own handlers, so these handlers do it themselves.)
 fn deadline<T>(request: &tonic::Request<T>) -> Option<Instant> {
-    let timeout = request.metadata().get("grpc-timeout")?.to_str().ok()?;
-    Some(Instant::now() + parse_grpc_timeout(timeout)?)
+    let value = request.metadata().get(GRPC_TIMEOUT.as_str())?.to_str().ok()?;
+    Some(Instant::now() + timeout::parse(value)?)
 }
 
 /// The status of a call whose deadline passed.

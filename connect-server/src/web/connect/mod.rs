@@ -10,20 +10,17 @@ mod error;
 mod stream;
 mod unary;
 
-use std::{convert::Infallible, sync::Arc};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
+use connect_proto::{
+    headers::{CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, insert_grpc_request_headers, is_reserved},
+    timeout,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use tonic::{Status, body::Body};
 use tower::{Service, ServiceExt};
 
 use super::{Arrived, Protocol, WebShared, compression::Encoding, protocol::Codec};
-
-/// Connect's deadline header, in milliseconds.
-const TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
-const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("connect-protocol-version");
-const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
-const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
-const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
 
 /// Whether the call is unary or a stream, and how its messages are encoded.
 #[derive(Debug, Clone, Copy)]
@@ -91,24 +88,23 @@ fn refuse_shape<B>(shared: &WebShared, request: &Request<B>, shape: Shape) -> Op
 }
 
 /// The gRPC request headers for a Connect call with `headers`: the call's
-/// metadata as it came, and the gRPC content type; the Connect and HTTP/1.1
-/// headers are left behind.
+/// metadata as it came, and gRPC's own request headers; the reserved ones the
+/// client sent (Connect's, gRPC's, HTTP's) are left behind.
 fn grpc_headers(headers: &HeaderMap) -> HeaderMap {
     let mut grpc = HeaderMap::with_capacity(headers.len() + 2);
     for (name, value) in headers {
-        if !is_protocol_header(name) {
+        if !is_reserved(name) {
             grpc.append(name, value.clone());
         }
     }
-    grpc.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    grpc.insert(header::TE, HeaderValue::from_static("trailers"));
+    insert_grpc_request_headers(&mut grpc);
     grpc
 }
 
 /// Checks the protocol's own headers: the version, when sent, and the
 /// deadline, returned as a `grpc-timeout`.
 fn protocol_headers(headers: &HeaderMap) -> Result<Option<HeaderValue>, Status> {
-    if let Some(version) = headers.get(PROTOCOL_VERSION)
+    if let Some(version) = headers.get(CONNECT_PROTOCOL_VERSION)
         && version != "1"
     {
         return Err(Status::invalid_argument(format!(
@@ -116,7 +112,7 @@ fn protocol_headers(headers: &HeaderMap) -> Result<Option<HeaderValue>, Status> 
             String::from_utf8_lossy(version.as_bytes())
         )));
     }
-    headers.get(TIMEOUT_MS).map(grpc_timeout).transpose()
+    headers.get(CONNECT_TIMEOUT_MS).map(grpc_timeout).transpose()
 }
 
 /// A request body that fails at once with `status`: a request the translation
@@ -125,27 +121,6 @@ fn protocol_headers(headers: &HeaderMap) -> Result<Option<HeaderValue>, Status> 
 fn failing(status: Status) -> Body {
     let failed = futures::stream::once(std::future::ready(Err::<http_body::Frame<bytes::Bytes>, _>(status)));
     Body::new(http_body_util::StreamBody::new(failed))
-}
-
-/// Headers of the Connect protocol or of one HTTP/1.1 hop, not metadata.
-fn is_protocol_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "content-type"
-            | "content-length"
-            | "content-encoding"
-            | "accept-encoding"
-            | "connect-protocol-version"
-            | "connect-timeout-ms"
-            | "connect-content-encoding"
-            | "connect-accept-encoding"
-            | "te"
-            | "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "upgrade"
-            | "host"
-    )
 }
 
 /// `connect-timeout-ms` (at most 10 digits) as a `grpc-timeout` (at most 8).
@@ -159,9 +134,7 @@ fn grpc_timeout(value: &HeaderValue) -> Result<HeaderValue, Status> {
             )));
         }
     };
-    let timeout =
-        if millis <= 99_999_999 { format!("{millis}m") } else { format!("{}S", millis.div_ceil(1000)) };
-    Ok(HeaderValue::from_str(&timeout).expect("digits and a unit are valid header text"))
+    Ok(timeout::encode(Duration::from_millis(millis)))
 }
 
 /// The compression a header names (`content-encoding`, `connect-content-encoding`).
@@ -177,23 +150,11 @@ fn accepted_encoding(headers: &HeaderMap, name: &HeaderName) -> Option<Encoding>
     headers.get(name).and_then(|value| value.to_str().ok()).and_then(Encoding::first_accepted)
 }
 
-/// The metadata of a gRPC response's headers: what is not gRPC's own.
+/// The metadata of a gRPC response's headers: what is not gRPC's or HTTP's own.
 fn response_metadata(headers: &HeaderMap) -> HeaderMap {
     let mut metadata = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let own = matches!(
-            name.as_str(),
-            "content-type"
-                | "content-length"
-                | "grpc-status"
-                | "grpc-message"
-                | "grpc-status-details-bin"
-                | "grpc-encoding"
-                | "grpc-accept-encoding"
-                | "te"
-                | "trailer"
-        );
-        if !own {
+        if !is_reserved(name) {
             metadata.append(name, value.clone());
         }
     }

@@ -7,7 +7,7 @@ use std::{convert::Infallible, sync::Arc};
 
 use bytes::Bytes;
 use futures::{Stream, stream};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Version, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Request, Response, Version, header::CONTENT_TYPE};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use prost_reflect::MessageDescriptor;
@@ -15,20 +15,24 @@ use serde_json::{Map, Value, json};
 use tonic::{Status, body::Body};
 use tower::Service;
 
+use connect_proto::{
+    framing::COMPRESSED,
+    headers::{
+        CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT,
+    },
+};
+
 use super::{
-    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT, accepted_encoding, call_inner, encoding_of, error,
-    failing, grpc_headers, mark, protocol_headers, response_metadata,
+    accepted_encoding, call_inner, encoding_of, error, failing, grpc_headers, mark, protocol_headers,
+    response_metadata,
 };
 use crate::web::{
     WebShared,
     compression::Encoding,
-    envelope::{COMPRESSED, Decoder, END_STREAM, envelope},
+    envelope::{Decoder, END_STREAM, envelope},
     protocol::Codec,
     schema::Schema,
 };
-
-const CONTENT_ENCODING: HeaderName = HeaderName::from_static("connect-content-encoding");
-const ACCEPT_ENCODING: HeaderName = HeaderName::from_static("connect-accept-encoding");
 
 /// Serves one Connect streaming call through `inner`.
 pub(super) async fn serve<S, B>(
@@ -61,7 +65,7 @@ where
         }
         _ => {
             if let Some(name) = sent_with.and_then(|name| HeaderValue::from_str(&name).ok()) {
-                metadata.insert(CONTENT_ENCODING, name);
+                metadata.insert(CONNECT_CONTENT_ENCODING, name);
             }
             Body::new(StreamBody::new(binary_responses(body, shared)))
         }
@@ -81,7 +85,7 @@ fn translate(
     let mut headers = grpc_headers(&parts.headers);
     let method = shared.schema.method(parts.uri.path());
     let checked = protocol_headers(&parts.headers).and_then(|timeout| {
-        encoding_of(&parts.headers, &CONTENT_ENCODING).map(|encoding| (timeout, encoding))
+        encoding_of(&parts.headers, &CONNECT_CONTENT_ENCODING).map(|encoding| (timeout, encoding))
     });
     let body = match (checked, codec, &method) {
         (Err(status), _, _) => failing(status),
@@ -91,7 +95,7 @@ fn translate(
             if let Some(encoding) = encoding {
                 headers.insert(GRPC_ENCODING, HeaderValue::from_static(encoding.name()));
             }
-            if let Some(accept) = accepted_encoding(&parts.headers, &ACCEPT_ENCODING) {
+            if let Some(accept) = accepted_encoding(&parts.headers, &CONNECT_ACCEPT_ENCODING) {
                 headers.insert(GRPC_ACCEPT_ENCODING, HeaderValue::from_static(accept.name()));
             }
             Body::new(body)

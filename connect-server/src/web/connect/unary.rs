@@ -17,16 +17,19 @@ use prost_reflect::MessageDescriptor;
 use tonic::{Status, body::Body};
 use tower::Service;
 
-use connect_proto::framing;
+use connect_proto::{
+    framing::{self, COMPRESSED},
+    headers::{GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT},
+};
 
 use super::{
-    GRPC_ACCEPT_ENCODING, GRPC_ENCODING, GRPC_TIMEOUT, accepted_encoding, call_inner, encoding_of, error,
-    failing, grpc_headers, mark, protocol_headers, response_metadata,
+    accepted_encoding, call_inner, encoding_of, error, failing, grpc_headers, mark, protocol_headers,
+    response_metadata,
 };
 use crate::web::{
     WebShared,
     compression::{Encoding, too_large},
-    envelope::{COMPRESSED, envelope},
+    envelope::envelope,
     protocol::Codec,
     schema::Schema,
 };
