@@ -5,7 +5,7 @@
 //
 // Usage: node browser.mjs http://127.0.0.1:PORT/ SCREENSHOT.png
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { openPage, step } from './page.mjs';
 
 const [url, screenshot] = process.argv.slice(2);
 if (!url || !screenshot) {
@@ -13,31 +13,7 @@ if (!url || !screenshot) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run'],
-});
-const failed = [];
-const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-page.on('pageerror', (error) => failed.push(error.message));
-page.on('requestfailed', (request) => failed.push('request failed: ' + request.url()));
-page.setDefaultTimeout(10_000);
-
-const rows = (type) => page.locator('#timeline tbody tr.ev-' + type);
-const texts = async (type) => rows(type).locator('pre').allTextContents();
-const times = async (type) => (await rows(type).locator('td.t').allTextContents()).map(Number);
-
-async function choose(method) {
-  await page.selectOption('#method', method);
-}
-
-async function step(name, body) {
-  process.stdout.write(name + ' ... ');
-  await body();
-  console.log('ok');
-}
+const { browser, page, failed, rows, texts, times, choose } = await openPage();
 
 try {
   await page.goto(url);
