@@ -394,7 +394,7 @@ async fn the_page_is_served_and_off_means_404() {
     let server = server(&[]).await;
     let (status, body) = http_get(endpoint(&server), "/").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
-    assert!(body.contains("<title>ConnectService playground</title>"), "{body}");
+    assert!(body.contains("<title>gRPC playground</title>"), "{body}");
     let (status, body) = http_get(endpoint(&server), "/schema.json").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     let schema: Value = serde_json::from_str(&body).unwrap();

@@ -11,11 +11,22 @@ use tonic::Code;
 
 use connect_proto::codes;
 
-use super::{layer::LayerShared, metrics::MethodMetrics};
+use super::{
+    metrics::{MethodMetrics, Metrics},
+    stats::Stats,
+};
 use crate::{transport::ConnectionCalls, web::Protocol};
 
 /// The log target of the per-call lines, so `RUST_LOG=connect_server::access=off` silences just them.
 pub(crate) const ACCESS_LOG_TARGET: &str = "connect_server::access";
+
+/// What every call of an observe layer shares: where it counts, and the server's name.
+#[derive(Debug)]
+pub(crate) struct CallsShared {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) served_by: HeaderValue,
+}
 
 /// What a call is, for its log line and metrics.
 #[derive(Debug)]
@@ -45,7 +56,7 @@ pub(crate) struct Call {
     started: Instant,
     deadline: Option<Instant>,
     /// The layer's counters and server id.
-    shared: Arc<LayerShared>,
+    shared: Arc<CallsShared>,
     /// The connection: its peer for the log line, its call count for the idle timeout.
     connection: Option<Arc<ConnectionCalls>>,
     done: bool,
@@ -59,7 +70,7 @@ impl Call {
         connection: Option<Arc<ConnectionCalls>>,
         request_id: HeaderValue,
         deadline: Option<Instant>,
-        shared: Arc<LayerShared>,
+        shared: Arc<CallsShared>,
     ) -> Self {
         if let Method::Known(metrics) = &method {
             metrics.started.inc();

@@ -25,7 +25,7 @@ use connect_proto::{
 };
 
 use super::{
-    call::{Call, Method},
+    call::{Call, CallsShared, Method},
     metrics::Metrics,
     stats::Stats,
 };
@@ -39,22 +39,14 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
     // One Arc: the stack is cloned for every connection.
-    shared: Arc<LayerShared>,
-}
-
-/// What every call of a layer shares.
-#[derive(Debug)]
-pub(crate) struct LayerShared {
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) stats: Arc<Stats>,
-    pub(crate) served_by: HeaderValue,
+    shared: Arc<CallsShared>,
 }
 
 impl ObserveLayer {
     /// A layer counting into `metrics` and `stats` (cancelled and deadline-exceeded calls),
     /// naming the server `served_by`.
     pub fn new(metrics: Arc<Metrics>, stats: Arc<Stats>, served_by: HeaderValue) -> Self {
-        Self { shared: Arc::new(LayerShared { metrics, stats, served_by }) }
+        Self { shared: Arc::new(CallsShared { metrics, stats, served_by }) }
     }
 }
 
