@@ -48,8 +48,12 @@ impl SchemaSource {
 fn compile(protos: &[PathBuf], import_paths: &[PathBuf]) -> Result<DescriptorPool, ClientError> {
     // As grpcurl: without `--import-path`, each file's own directory.
     let dirs: Vec<PathBuf> = if import_paths.is_empty() {
-        let mut dirs: Vec<PathBuf> = protos.iter().map(|proto| directory_of(proto)).collect();
-        dirs.dedup();
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for dir in protos.iter().map(|proto| directory_of(proto)) {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
         dirs
     } else {
         import_paths.to_vec()

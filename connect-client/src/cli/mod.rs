@@ -201,11 +201,11 @@ pub struct RetryArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SchemaArgs {
     /// A `.proto` file defining the server's services (repeatable), compiled at run time; `list`, `describe` and `call` then use it instead of reflection.
-    #[arg(long, env = "CONNECT_PROTO", value_name = "FILE", global = true, conflicts_with = "protoset")]
+    #[arg(long, env = "CONNECT_PROTO", value_name = "FILE", global = true)]
     pub proto: Vec<PathBuf>,
 
     /// A directory to find `--proto` files and their imports in (repeatable); default: the directory of each `--proto` file. `google/protobuf/*.proto` need none.
-    #[arg(long, env = "CONNECT_IMPORT_PATH", value_name = "DIR", global = true, requires = "proto")]
+    #[arg(long, env = "CONNECT_IMPORT_PATH", value_name = "DIR", global = true)]
     pub import_path: Vec<PathBuf>,
 
     /// An encoded `FileDescriptorSet` (`protoc --include_imports -o`, `buf build -o`) to use instead of reflection (repeatable).
@@ -214,14 +214,20 @@ pub struct SchemaArgs {
 }
 
 impl SchemaArgs {
-    /// Reflection unless files are given; clap has refused `--proto` with `--protoset`.
-    fn source(self) -> SchemaSource {
-        if !self.protoset.is_empty() {
-            SchemaSource::Protoset(self.protoset)
-        } else if !self.proto.is_empty() {
-            SchemaSource::Files { protos: self.proto, import_paths: self.import_path }
-        } else {
-            SchemaSource::Reflection
+    /// Reflection unless files are given. The checks are here, not clap's
+    /// `requires`/`conflicts_with`: those miss a global flag given on the
+    /// other side of the command (`--proto a.proto list --import-path dir`).
+    fn source(self) -> Result<SchemaSource, ClientError> {
+        match (self.proto.is_empty(), self.protoset.is_empty()) {
+            (false, false) => {
+                Err(ClientError::Usage("--proto and --protoset cannot be used together".into()))
+            }
+            (true, _) if !self.import_path.is_empty() => {
+                Err(ClientError::Usage("--import-path needs --proto".into()))
+            }
+            (false, true) => Ok(SchemaSource::Files { protos: self.proto, import_paths: self.import_path }),
+            (true, false) => Ok(SchemaSource::Protoset(self.protoset)),
+            (true, true) => Ok(SchemaSource::Reflection),
         }
     }
 }
@@ -289,7 +295,7 @@ impl Cli {
                 backoff: self.retry.retry_backoff,
                 max_backoff: self.retry.retry_max_backoff,
             },
-            schema: self.schema.source(),
+            schema: self.schema.source()?,
             action,
         })
     }
@@ -317,5 +323,22 @@ mod tests {
             panic!("not repeated")
         };
         assert_eq!((data.as_str(), repeat.repeat, repeat.tally.as_deref()), ("Ann", 1, Some("x-served-by")));
+    }
+
+    #[test]
+    fn schema_flags_choose_the_source_once() {
+        let schema = |args: &[&str]| {
+            let argv = ["connect-client"].iter().chain(args);
+            Cli::try_parse_from(argv).expect("valid flags").settings().expect("usable flags").schema
+        };
+        assert_eq!(schema(&["list"]), SchemaSource::Reflection);
+        assert_eq!(
+            schema(&["--proto", "a.proto", "--proto", "b.proto", "list", "--import-path", "dir"]),
+            SchemaSource::Files {
+                protos: vec!["a.proto".into(), "b.proto".into()],
+                import_paths: vec!["dir".into()]
+            }
+        );
+        assert_eq!(schema(&["describe", "--protoset", "x.pb"]), SchemaSource::Protoset(vec!["x.pb".into()]));
     }
 }
