@@ -15,6 +15,13 @@ pub enum ClientError {
     /// The call reached the server and ended with a non-OK status.
     #[error("{}", rpc_failed(.0))]
     Rpc(Box<Status>),
+    /// The server answered both reflection versions with UNIMPLEMENTED: it
+    /// offers none, and the schema must come from files (exit 1, as a failed RPC).
+    #[error(
+        "the server does not offer reflection (grpc.reflection.v1 and v1alpha: UNIMPLEMENTED); \
+         give its schema with --proto FILE or --protoset FILE"
+    )]
+    NoReflection,
     /// The server could not be reached.
     #[error("cannot connect to {addr}: {reason}")]
     Connect {
@@ -60,12 +67,13 @@ impl ClientError {
         Self::Rpc(Box::new(status))
     }
 
-    /// The process exit code: 1 for a failed RPC, a health status other than
-    /// `SERVING` or benchmark calls that failed, 2 for bad usage (as clap's),
+    /// The process exit code: 1 for a failed RPC (reflection missing included),
+    /// a health status other than `SERVING` or benchmark calls that failed,
+    /// 2 for bad usage (as clap's, and bad `--proto`/`--protoset` files),
     /// 3 when the server is unreachable, 4 otherwise.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Self::Rpc(_) | Self::NotServing(_) | Self::CallsFailed(_) => 1,
+            Self::Rpc(_) | Self::NoReflection | Self::NotServing(_) | Self::CallsFailed(_) => 1,
             Self::Usage(_) => 2,
             Self::Connect { .. } => 3,
             Self::Other(_) => 4,

@@ -6,7 +6,8 @@
 //!
 //! - [`commands`]: what each command does, printing through an [`Output`];
 //! - [`call`]: what one call carries (metadata, token, deadline, retries);
-//! - [`reflect`]: gRPC reflection (v1, else v1alpha), for `list`, `describe` and `call`;
+//! - [`schema`]: where `list`, `describe` and `call` find descriptors: [`reflect`]
+//!   (gRPC reflection, v1, else v1alpha) or `--proto`/`--protoset` files;
 //! - [`channel`]: how the client reaches the server (TLS, balancing, waiting);
 //! - [`bench`](mod@bench): the load generator, on its own HTTP/2 caller;
 //! - [`error`] and [`output`]: how the client fails and where it prints.
@@ -19,6 +20,7 @@ pub mod commands;
 pub mod error;
 pub mod output;
 pub mod reflect;
+pub mod schema;
 
 pub use cli::Cli;
 pub use error::ClientError;

@@ -83,7 +83,9 @@ impl Reflection {
         Ok(pool)
     }
 
-    /// Asks one question, on v1 then, if the server does not implement it, on v1alpha.
+    /// Asks one question, on v1 then, if the server does not implement it, on
+    /// v1alpha; when neither is, says so and how to do without (as a Python
+    /// `grpc.aio` server without reflection answers "Method not found!").
     async fn ask(&mut self, request: MessageRequest) -> Result<MessageResponse, ClientError> {
         if let Some(path) = self.path {
             return self.ask_at(path, request).await.map_err(ClientError::from_call);
@@ -99,6 +101,7 @@ impl Reflection {
                 self.path = Some(path);
                 Ok(response)
             }
+            (V1ALPHA, Err(status)) if status.code() == Code::Unimplemented => Err(ClientError::NoReflection),
             (_, Err(status)) => Err(ClientError::from_call(status)),
         }
     }

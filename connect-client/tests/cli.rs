@@ -3,11 +3,14 @@
 //! `integration-tests` because only this package's tests are given the
 //! path of its binary, `CARGO_BIN_EXE_connect-client`.)
 
-use std::process::{Output, Stdio};
+mod common;
+
+use std::process::Stdio;
 
 use clap::Parser;
+use common::{client, client_with_input, command, text};
 use connect_server::{Config, ConnectServer};
-use tokio::{io::AsyncWriteExt, net::TcpListener, process::Command};
+use tokio::net::TcpListener;
 
 /// Starts a server on `127.0.0.1:0` for the rest of the test; returns its URL and port.
 async fn start_server(args: &[&str]) -> (String, u16) {
@@ -18,40 +21,6 @@ async fn start_server(args: &[&str]) -> (String, u16) {
     let server = ConnectServer::new(Config::parse_from(argv)).expect("valid flags");
     tokio::spawn(server.serve(vec![listener], std::future::pending()));
     (format!("http://127.0.0.1:{port}"), port)
-}
-
-fn command(url: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_connect-client"));
-    // Every flag has a `CONNECT_*` variable; one set in the caller's shell would change the output.
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("CONNECT_") {
-            command.env_remove(name);
-        }
-    }
-    command.arg("--addr").arg(url).args(args);
-    command
-}
-
-async fn client(url: &str, args: &[&str]) -> Output {
-    command(url, args).stdin(Stdio::null()).output().await.unwrap()
-}
-
-/// Runs the client with `input` on its stdin.
-async fn client_with_input(url: &str, args: &[&str], input: &[u8]) -> Output {
-    let mut child = command(url, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input).await.unwrap();
-    drop(stdin);
-    child.wait_with_output().await.unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
 /// The `header`/`trailer` lines of `-v`, without `date` (it changes every second).

@@ -25,6 +25,7 @@ use crate::{
     },
     error::ClientError,
     output::Output,
+    schema::SchemaSource,
 };
 
 /// Calls `ConnectService`; every option can also be set by its environment variable.
@@ -79,6 +80,10 @@ pub struct Cli {
     /// Repeating the unary call and tallying a response header.
     #[command(flatten)]
     pub repeat: RepeatArgs,
+    /// Where `list`, `describe` and `call` find the schema instead of reflection.
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+
     /// Request metadata `key: value` (repeatable); `-bin` keys take base64 values.
     #[arg(short = 'H', long = "header", value_name = "KEY: VALUE", value_parser = parse_header, global = true)]
     pub headers: Vec<Header>,
@@ -126,14 +131,14 @@ pub enum Command {
         #[arg(default_value = "")]
         service: String,
     },
-    /// Lists the server's services through gRPC reflection (v1, else v1alpha).
+    /// Lists the server's services through gRPC reflection (v1, else v1alpha), or those `--proto`/`--protoset` define.
     List,
-    /// Describes the server's services through reflection, or one service, method, message or enum.
+    /// Describes the server's services (through reflection, or `--proto`/`--protoset`), or one service, method, message or enum.
     Describe {
         /// A fully qualified name (e.g. `ConnectService`, `ConnectService.UnaryRPC`, `RequestMessage`); none: every service.
         symbol: Option<String>,
     },
-    /// Calls any method of a server with reflection, printing each response as one JSON line.
+    /// Calls any method of a server with reflection (or given `--proto`/`--protoset`), printing each response as one JSON line.
     Call {
         /// The method, as `SERVICE/METHOD` (the service fully qualified, e.g. `grpc.health.v1.Health/Check`).
         method: String,
@@ -189,6 +194,42 @@ pub struct RetryArgs {
     /// Longest pause between two retries.
     #[arg(long, env = "CONNECT_RETRY_MAX_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub retry_max_backoff: Duration,
+}
+
+/// Flags giving `list`, `describe` and `call` the schema in files, for a
+/// server without reflection (grpcurl's `-proto`, `-import-path`, `-protoset`).
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// A `.proto` file defining the server's services (repeatable), compiled at run time; `list`, `describe` and `call` then use it instead of reflection.
+    #[arg(long, env = "CONNECT_PROTO", value_name = "FILE", global = true)]
+    pub proto: Vec<PathBuf>,
+
+    /// A directory to find `--proto` files and their imports in (repeatable); default: the directory of each `--proto` file. `google/protobuf/*.proto` need none.
+    #[arg(long, env = "CONNECT_IMPORT_PATH", value_name = "DIR", global = true)]
+    pub import_path: Vec<PathBuf>,
+
+    /// An encoded `FileDescriptorSet` (`protoc --include_imports -o`, `buf build -o`) to use instead of reflection (repeatable).
+    #[arg(long, env = "CONNECT_PROTOSET", value_name = "FILE", global = true)]
+    pub protoset: Vec<PathBuf>,
+}
+
+impl SchemaArgs {
+    /// Reflection unless files are given. The checks are here, not clap's
+    /// `requires`/`conflicts_with`: those miss a global flag given on the
+    /// other side of the command (`--proto a.proto list --import-path dir`).
+    fn source(self) -> Result<SchemaSource, ClientError> {
+        match (self.proto.is_empty(), self.protoset.is_empty()) {
+            (false, false) => {
+                Err(ClientError::Usage("--proto and --protoset cannot be used together".into()))
+            }
+            (true, _) if !self.import_path.is_empty() => {
+                Err(ClientError::Usage("--import-path needs --proto".into()))
+            }
+            (false, true) => Ok(SchemaSource::Files { protos: self.proto, import_paths: self.import_path }),
+            (true, false) => Ok(SchemaSource::Protoset(self.protoset)),
+            (true, true) => Ok(SchemaSource::Reflection),
+        }
+    }
 }
 
 /// Flags for repeating the unary call.
@@ -254,6 +295,7 @@ impl Cli {
                 backoff: self.retry.retry_backoff,
                 max_backoff: self.retry.retry_max_backoff,
             },
+            schema: self.schema.source()?,
             action,
         })
     }
@@ -281,5 +323,22 @@ mod tests {
             panic!("not repeated")
         };
         assert_eq!((data.as_str(), repeat.repeat, repeat.tally.as_deref()), ("Ann", 1, Some("x-served-by")));
+    }
+
+    #[test]
+    fn schema_flags_choose_the_source_once() {
+        let schema = |args: &[&str]| {
+            let argv = ["connect-client"].iter().chain(args);
+            Cli::try_parse_from(argv).expect("valid flags").settings().expect("usable flags").schema
+        };
+        assert_eq!(schema(&["list"]), SchemaSource::Reflection);
+        assert_eq!(
+            schema(&["--proto", "a.proto", "--proto", "b.proto", "list", "--import-path", "dir"]),
+            SchemaSource::Files {
+                protos: vec!["a.proto".into(), "b.proto".into()],
+                import_paths: vec!["dir".into()]
+            }
+        );
+        assert_eq!(schema(&["describe", "--protoset", "x.pb"]), SchemaSource::Protoset(vec!["x.pb".into()]));
     }
 }

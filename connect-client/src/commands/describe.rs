@@ -1,28 +1,28 @@
 //! `describe`: the server's services, or one service, method, message or
-//! enum, as reflection gives them, in a `.proto`-like form.
-
-use std::time::Duration;
+//! enum, as reflection or the schema files give them, in a `.proto`-like form.
 
 use prost_reflect::{
     DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
     ServiceDescriptor,
 };
 
-use crate::{call::CallChannel, error::ClientError, output::Output, reflect::Reflection};
+use crate::{
+    error::ClientError,
+    output::Output,
+    schema::{Schema, find_method},
+};
 
-/// Prints every service the server lists (no `symbol`), or the service,
+/// Prints every service the schema lists (no `symbol`), or the service,
 /// method, message or enum named `symbol` (fully qualified).
 pub async fn describe(
-    channel: CallChannel,
+    mut schema: Schema,
     symbol: Option<String>,
-    timeout: Option<Duration>,
     output: &Output,
 ) -> Result<(), ClientError> {
-    let mut reflection = Reflection::new(channel, timeout);
     let Some(symbol) = symbol else {
-        let mut services = reflection.list_services().await?;
+        let mut services = schema.list_services().await?;
         services.sort();
-        let pool = reflection.pool(&services).await?;
+        let pool = schema.pool(&services).await?;
         for (i, name) in services.iter().enumerate() {
             if i > 0 {
                 output.line("");
@@ -32,11 +32,11 @@ pub async fn describe(
         return Ok(());
     };
     // Not every server knows `Service.Method` (nor `Service/Method`) as a symbol: then ask for the service.
-    let pool = match reflection.pool(std::slice::from_ref(&symbol)).await {
+    let pool = match schema.pool(std::slice::from_ref(&symbol)).await {
         Ok(pool) => pool,
         Err(error) => {
             let Some((service, _)) = symbol.rsplit_once(['/', '.']) else { return Err(error) };
-            reflection.pool(&[service.to_owned()]).await.map_err(|_| error)?
+            schema.pool(&[service.to_owned()]).await.map_err(|_| error)?
         }
     };
     if let Some(service) = pool.get_service_by_name(&symbol) {
@@ -48,7 +48,7 @@ pub async fn describe(
     } else if let Some(method) = find_method(&pool, &symbol) {
         output.line(rpc(&method));
     } else {
-        return Err(ClientError::Other(format!("the server does not describe {symbol:?}")));
+        return Err(schema.missing(&symbol));
     }
     Ok(())
 }
@@ -57,12 +57,6 @@ pub async fn describe(
 pub(crate) fn service(pool: &DescriptorPool, name: &str) -> Result<ServiceDescriptor, ClientError> {
     pool.get_service_by_name(name)
         .ok_or_else(|| ClientError::Other(format!("the server does not describe service {name:?}")))
-}
-
-/// The method `Service/Method` or `Service.Method` in `pool`.
-pub(crate) fn find_method(pool: &DescriptorPool, name: &str) -> Option<MethodDescriptor> {
-    let (service, method) = name.rsplit_once('/').or_else(|| name.rsplit_once('.'))?;
-    pool.get_service_by_name(service)?.methods().find(|candidate| candidate.name() == method)
 }
 
 fn print_service(service: &ServiceDescriptor, output: &Output) {

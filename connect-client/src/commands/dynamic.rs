@@ -1,4 +1,5 @@
-//! `call`: any method of any server with reflection. The request is JSON
+//! `call`: any method of any server, found through reflection or the
+//! schema files. The request is JSON
 //! (the method's input message in proto3's JSON mapping; one object per
 //! line for a request stream), each response is printed as one JSON line.
 
@@ -17,10 +18,9 @@ use tonic::{
 
 use crate::{
     call::{CallChannel, with_deadline},
-    commands::describe::find_method,
     error::ClientError,
     output::Output,
-    reflect::Reflection,
+    schema::Schema,
 };
 
 /// Where `call` reads its requests from (`-d`).
@@ -70,22 +70,17 @@ pub struct DynamicCall {
     pub input: Option<Input>,
 }
 
-/// Calls `call.method`, found through reflection on `reflection_channel`,
-/// on `channel` and prints each response as one JSON line.
+/// Calls `call.method`, found in `schema`, on `channel` and prints each
+/// response as one JSON line.
 pub async fn call(
-    reflection_channel: CallChannel,
+    mut schema: Schema,
     channel: CallChannel,
     compress: Option<CompressionEncoding>,
     call: DynamicCall,
     timeout: Option<Duration>,
     output: &Output,
 ) -> Result<(), ClientError> {
-    let Some((service, name)) = call.method.rsplit_once('/').or_else(|| call.method.rsplit_once('.')) else {
-        return Err(ClientError::Other(format!("expected SERVICE/METHOD, got {:?}", call.method)));
-    };
-    let pool = Reflection::new(reflection_channel, timeout).pool(&[service.to_owned()]).await?;
-    let method = find_method(&pool, &call.method)
-        .ok_or_else(|| ClientError::Other(format!("service {service:?} has no method {name:?}")))?;
+    let method = schema.method(&call.method).await?;
     let text = match &call.input {
         Some(input) => input.read().await?,
         None => "{}".to_owned(),

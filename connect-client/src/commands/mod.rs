@@ -10,6 +10,7 @@ pub mod repeat;
 use std::time::Duration;
 
 use connect_proto::RequestMessage;
+use prost_reflect::DescriptorPool;
 
 use crate::{
     bench::BenchSettings,
@@ -20,6 +21,7 @@ use crate::{
     channel::{self, ChannelSettings},
     error::ClientError,
     output::Output,
+    schema::{Schema, SchemaSource},
 };
 use dynamic::DynamicCall;
 use repeat::RepeatSettings;
@@ -35,6 +37,8 @@ pub struct Settings {
     pub timeout: Option<Duration>,
     /// How idempotent calls are retried.
     pub retry: RetrySettings,
+    /// Where `list`, `describe` and `call` find the descriptors.
+    pub schema: SchemaSource,
     /// What to do.
     pub action: Action,
 }
@@ -54,11 +58,11 @@ pub enum Action {
     Bidi,
     /// A health check of this service (`""`: the server).
     Health(String),
-    /// The services reflection lists.
+    /// The services the schema lists.
     List,
-    /// Every service reflection lists, or the one symbol named.
+    /// Every service the schema lists, or the one symbol named.
     Describe(Option<String>),
-    /// Any method, through reflection, with JSON requests and responses.
+    /// Any method, found in the schema, with JSON requests and responses.
     Call(DynamicCall),
     /// The load generator.
     Bench(Box<BenchSettings>),
@@ -69,6 +73,17 @@ pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError>
     // The benchmark opens its own connections and sets each call's deadline itself.
     if let Action::Bench(bench) = settings.action {
         return crate::bench::run(&bench, output).await;
+    }
+    // Bad schema files are reported before connecting, and from files `list`
+    // and `describe` need no server at all.
+    let files = match &settings.action {
+        Action::List | Action::Describe(_) | Action::Call(_) => settings.schema.load()?,
+        _ => None,
+    };
+    if let Some(pool) = &files
+        && let Some(done) = without_server(&settings.action, pool, output).await
+    {
+        return done;
     }
     let connected = channel::connect(&settings.channel).await?;
     let policy = RetryPolicy::new(&settings.retry, connected.reprobe.clone())
@@ -87,16 +102,19 @@ pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError>
             Action::Health(service) => {
                 probe::health(call::call_channel(channel, &options)?, service, timeout, output).await
             }
-            Action::List => probe::list(call::call_channel(channel, &options)?, timeout, output).await,
+            Action::List => {
+                probe::list(Schema::new(files, call::call_channel(channel, &options)?, timeout), output).await
+            }
             Action::Describe(symbol) => {
-                describe::describe(call::call_channel(channel, &options)?, symbol, timeout, output).await
+                let schema = Schema::new(files, call::call_channel(channel, &options)?, timeout);
+                describe::describe(schema, symbol, output).await
             }
             Action::Call(dynamic) => {
                 // `-v` shows the metadata of the call itself, not of the reflection calls before it.
                 let quiet = CallOptions { verbose: false, ..options.clone() };
-                let reflection = call::call_channel(channel.clone(), &quiet)?;
+                let schema = Schema::new(files, call::call_channel(channel.clone(), &quiet)?, timeout);
                 let channel = call::call_channel(channel, &options)?;
-                dynamic::call(reflection, channel, options.compress, dynamic, timeout, output).await
+                dynamic::call(schema, channel, options.compress, dynamic, timeout, output).await
             }
             Action::Unary(data) => calls::unary(&mut client, timeout, &policy, data, output).await,
             Action::ServerStream(message) => {
@@ -108,4 +126,21 @@ pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError>
         }
     };
     call::with_backstop(timeout, command).await
+}
+
+/// Runs `list` or `describe` on the descriptors of the schema files, with no
+/// connection, and checks that the files define `call`'s method before
+/// connecting; `None` when the command goes on to the server.
+async fn without_server(
+    action: &Action,
+    pool: &DescriptorPool,
+    output: &Output,
+) -> Option<Result<(), ClientError>> {
+    let mut schema = Schema::Files(pool.clone());
+    match action {
+        Action::List => Some(probe::list(schema, output).await),
+        Action::Describe(symbol) => Some(describe::describe(schema, symbol.clone(), output).await),
+        Action::Call(call) => schema.method(&call.method).await.err().map(Err),
+        _ => None,
+    }
 }

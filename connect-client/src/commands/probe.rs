@@ -1,4 +1,6 @@
-//! The operator commands, which ask the server about itself: `health` (grpc.health.v1) and `list` (gRPC reflection, v1 or v1alpha).
+//! The operator commands, which ask the server about itself: `health`
+//! (grpc.health.v1) and `list` (gRPC reflection, v1 or v1alpha, or the
+//! schema files).
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use crate::{
     error::ClientError,
     output::Output,
     reflect::Reflection,
+    schema::Schema,
 };
 
 /// Prints the health status of `service` (`""`: the server); fails unless `SERVING`.
@@ -32,13 +35,9 @@ pub async fn health(
     }
 }
 
-/// Prints the name of every service the server offers, one per line, sorted.
-pub async fn list(
-    channel: CallChannel,
-    timeout: Option<Duration>,
-    output: &Output,
-) -> Result<(), ClientError> {
-    let mut names = list_services(channel, timeout).await?;
+/// Prints the name of every service `schema` lists, one per line, sorted.
+pub async fn list(mut schema: Schema, output: &Output) -> Result<(), ClientError> {
+    let mut names = schema.list_services().await?;
     names.sort();
     for name in names {
         output.line(name);

@@ -1,0 +1,42 @@
+//! What the tests of the `connect-client` binary share: running it and reading what it printed.
+
+use std::process::{Output, Stdio};
+
+use tokio::{io::AsyncWriteExt, process::Command};
+
+/// The client binary with `--addr url` and `args`, without the caller's `CONNECT_*` variables.
+pub(crate) fn command(url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_connect-client"));
+    // Every flag has a `CONNECT_*` variable; one set in the caller's shell would change the output.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CONNECT_") {
+            command.env_remove(name);
+        }
+    }
+    command.arg("--addr").arg(url).args(args);
+    command
+}
+
+/// Runs the client with an empty stdin.
+pub(crate) async fn client(url: &str, args: &[&str]) -> Output {
+    command(url, args).stdin(Stdio::null()).output().await.unwrap()
+}
+
+/// Runs the client with `input` on its stdin.
+pub(crate) async fn client_with_input(url: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut child = command(url, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    child.wait_with_output().await.unwrap()
+}
+
+/// Bytes the client printed, as text.
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
