@@ -61,7 +61,7 @@ mod web;
 
 pub use config::Config;
 pub use error::Error;
-pub use server::{Builder, ConnectServer, ServiceOptions, bind, default_count, signal};
+pub use server::{Builder, ConnectServer, GrpcService, ServiceOptions, bind, default_count, signal};
 pub use telemetry::{Stats, StatsSnapshot, logging};
 pub use transport::{Accept, Connections, Listener, MemoryConnector, MemoryListener, TcpIo};
 pub use web::Protocol;

@@ -17,6 +17,28 @@ use crate::{
     web::Schema,
 };
 
+/// What the builder serves: a tonic-generated server, or any tower service of
+/// gRPC requests with a [`NamedService`] name (the fully-qualified service).
+pub trait GrpcService:
+    tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
+    + NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcService for S where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// How one service is served.
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceOptions {
@@ -82,30 +104,12 @@ impl Builder {
     /// or any tower service with a [`NamedService`] name, behind the token
     /// check. Its descriptors must be registered with
     /// [`file_descriptor_set`](Self::file_descriptor_set).
-    pub fn add_service<S>(self, service: S) -> Self
-    where
-        S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    pub fn add_service<S: GrpcService>(self, service: S) -> Self {
         self.add_service_with(service, ServiceOptions::new())
     }
 
     /// [`add_service`](Self::add_service) with `options`.
-    pub fn add_service_with<S>(mut self, service: S, options: ServiceOptions) -> Self
-    where
-        S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    pub fn add_service_with<S: GrpcService>(mut self, service: S, options: ServiceOptions) -> Self {
         if !self.routes.add(service, options.auth) {
             self.duplicate.get_or_insert_with(|| S::NAME.to_owned());
         }

@@ -10,7 +10,7 @@ mod builder;
 mod shutdown;
 mod workers;
 
-pub use builder::{Builder, ServiceOptions};
+pub use builder::{Builder, GrpcService, ServiceOptions};
 pub use shutdown::signal;
 pub use workers::{bind, default_count};
 

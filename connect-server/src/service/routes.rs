@@ -15,10 +15,11 @@ use std::{
 
 use futures::future::{BoxFuture, FutureExt as _, ready};
 use http::{Request, Response};
-use tonic::{Status, body::Body, server::NamedService};
+use tonic::{Status, body::Body};
 use tower::{Service, ServiceExt as _};
 
 use super::BearerAuth;
+use crate::GrpcService;
 use crate::web::Schema;
 
 /// The future of every route: the services are of many types.
@@ -65,16 +66,7 @@ impl std::fmt::Debug for Routes {
 impl Routes {
     /// Adds `service` under its name, behind the token check when `auth`;
     /// `false` when a service of that name is there already.
-    pub(crate) fn add<S>(&mut self, service: S, auth: bool) -> bool
-    where
-        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    pub(crate) fn add<S: GrpcService>(&mut self, service: S, auth: bool) -> bool {
         let entry = Entry { route: Arc::new(Served(service)), auth };
         self.services.insert(S::NAME.into(), entry).is_none()
     }
