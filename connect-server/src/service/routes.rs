@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
 use futures::future::{BoxFuture, FutureExt as _, ready};
@@ -34,13 +34,16 @@ trait Route: Send + Sync {
 /// tonic's generated servers), driven to ready and called.
 struct Served<S>(S);
 
-impl<S> Route for Served<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-{
+impl<S: GrpcService> Route for Served<S> {
     fn call(&self, request: Request<Body>) -> RouteFuture {
-        self.0.clone().oneshot(request).boxed()
+        let mut service = self.0.clone();
+        // tonic's generated servers are always ready: then the call's future is
+        // boxed alone, not with the whole request waiting for readiness.
+        match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => service.call(request).boxed(),
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => service.oneshot(request).boxed(),
+        }
     }
 }
 
@@ -73,7 +76,7 @@ impl Routes {
 
     /// The service that takes every call to a method of `schema`, checking tokens with `auth`.
     pub(crate) fn into_dispatch(self, schema: &Schema, auth: BearerAuth) -> Dispatch {
-        let mut methods = HashMap::new();
+        let mut methods = HashMap::default();
         for service in schema.services() {
             let Some(entry) = self.services.get(service.full_name()) else { continue };
             for method in service.methods() {
@@ -93,7 +96,7 @@ pub(crate) struct Dispatch {
 #[derive(Debug)]
 struct DispatchShared {
     /// Every method's service, by path (`/package.Service/Method`).
-    methods: HashMap<Box<str>, Entry>,
+    methods: HashMap<Box<str>, Entry, foldhash::fast::RandomState>,
     /// The services, to tell an unknown method from an unknown service.
     services: Routes,
     auth: BearerAuth,

@@ -35,7 +35,7 @@ pub struct Metrics {
     /// Failed TLS handshakes, by reason.
     tls_handshake_failures: IntCounterVec,
     /// Label handles of each method served, by path.
-    methods: HashMap<Box<str>, Arc<MethodMetrics>>,
+    methods: HashMap<Box<str>, Arc<MethodMetrics>, foldhash::fast::RandomState>,
 }
 
 /// One method's metrics with their labels already applied: updating them is an atomic add.
@@ -104,7 +104,7 @@ impl Metrics {
                 "TLS handshakes that failed, by reason.",
                 &["reason"],
             ),
-            methods: HashMap::new(),
+            methods: HashMap::default(),
         };
         let counters = [
             &metrics.started,
