@@ -198,3 +198,50 @@ async fn the_interop_test_service_answers_connect_json() {
     let response = send(server.addr, Version::HTTP_11, request, body).await;
     assert_eq!(response.json(), json!({"payload": {"body": "AAAA"}}));
 }
+
+/// A greeter whose `SayHello` panics for the name "panic".
+#[derive(Debug, Clone, Copy)]
+struct Panicky;
+
+#[tonic::async_trait]
+impl greeter::pb::greeter_server::Greeter for Panicky {
+    async fn say_hello(
+        &self,
+        request: tonic::Request<SayHelloRequest>,
+    ) -> Result<tonic::Response<greeter::pb::SayHelloResponse>, tonic::Status> {
+        assert_ne!(request.get_ref().name, "panic", "asked to panic");
+        greeter::pb::greeter_server::Greeter::say_hello(&Greeter, request).await
+    }
+
+    type SayHelloStreamStream = <Greeter as greeter::pb::greeter_server::Greeter>::SayHelloStreamStream;
+
+    async fn say_hello_stream(
+        &self,
+        request: tonic::Request<SayHelloRequest>,
+    ) -> Result<tonic::Response<Self::SayHelloStreamStream>, tonic::Status> {
+        greeter::pb::greeter_server::Greeter::say_hello_stream(&Greeter, request).await
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_ends_its_call_with_internal_and_the_connection_goes_on() {
+    let server = ConnectServer::builder(TestServer::config(&[]))
+        .add_service(GreeterServer::new(Panicky))
+        .file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .unwrap()
+        .build()
+        .unwrap();
+    let server = TestServer::start_built(server).await;
+    let mut client = GreeterClient::new(server.channel().await);
+    // A stream open on the same connection while the other call panics.
+    let stream = SayHelloRequest { name: "Ada".into(), times: 2 };
+    let mut open = client.say_hello_stream(stream).await.unwrap().into_inner();
+    let status = client.say_hello(SayHelloRequest { name: "panic".into(), times: 0 }).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Internal, "the handler panicked"));
+    assert_eq!(open.message().await.unwrap().unwrap().message, "Hello, Ada (1/2)");
+    assert_eq!(open.message().await.unwrap().unwrap().message, "Hello, Ada (2/2)");
+    assert!(open.message().await.unwrap().is_none());
+    let after = client.say_hello(SayHelloRequest { name: "Ada".into(), times: 0 }).await.unwrap();
+    assert_eq!(after.get_ref().message, "Hello, Ada");
+    assert_eq!(server.connections.open(), 1, "the one connection carried every call");
+}

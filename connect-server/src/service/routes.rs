@@ -15,6 +15,7 @@ use std::{
 
 use futures::future::{BoxFuture, FutureExt as _, ready};
 use http::{Request, Response};
+use std::{any::Any, panic::AssertUnwindSafe};
 use tonic::{Status, body::Body};
 use tower::{Service, ServiceExt as _};
 
@@ -39,12 +40,28 @@ impl<S: GrpcService> Route for Served<S> {
         let mut service = self.0.clone();
         // tonic's generated servers are always ready: then the call's future is
         // boxed alone, not with the whole request waiting for readiness.
-        match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => service.call(request).boxed(),
+        let call = match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => service.call(request).left_future(),
             Poll::Ready(Err(never)) => match never {},
-            Poll::Pending => service.oneshot(request).boxed(),
-        }
+            Poll::Pending => service.oneshot(request).right_future(),
+        };
+        // A handler that panics ends its own call, not the connection's others.
+        AssertUnwindSafe(call)
+            .catch_unwind()
+            .map(|outcome| outcome.unwrap_or_else(|panic| Ok(panicked(S::NAME, panic.as_ref()))))
+            .boxed()
     }
+}
+
+/// The answer to a call whose handler panicked: `INTERNAL`, and the panic in the log.
+fn panicked(service: &str, panic: &(dyn Any + Send)) -> Response<Body> {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)");
+    tracing::error!(service, panic = message, "a handler panicked: its call ends with INTERNAL");
+    Status::internal("the handler panicked").into_http()
 }
 
 /// One service and whether its calls need the token.
