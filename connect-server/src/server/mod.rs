@@ -203,8 +203,10 @@ impl ConnectServer {
         }
         let workers = workers::start(&self, listeners).await.map_err(Error::serve)?;
         shared.ready.send_replace(true);
-        let reporter =
-            shared.settings.stats_interval.map(|every| tokio::spawn(self.stats().report_every(every)));
+        let reporter = shared
+            .settings
+            .stats_interval
+            .map(|every| tokio::spawn(Arc::clone(&shared.metrics).summarize_every(every)));
         // A worker that fails stops the others, as a signal would.
         let failed = CancellationToken::new();
         let signal = async {

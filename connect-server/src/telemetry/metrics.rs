@@ -8,7 +8,7 @@
 //! otherwise grow the registry without bound), which is also what
 //! go-grpc-prometheus does, since unknown methods never reach it.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use prometheus::{
     Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
@@ -43,11 +43,23 @@ pub struct Metrics {
 pub(crate) struct MethodMetrics {
     /// `/package.Service/Method`.
     pub(crate) path: Box<str>,
+    kind: RpcKind,
     pub(crate) started: IntCounter,
     handled: [IntCounter; codes::COUNT],
     pub(crate) received: IntCounter,
     pub(crate) sent: IntCounter,
     seconds: Histogram,
+}
+
+/// The periodic summary's figures, over every service.
+#[derive(Debug, Default)]
+struct Summary {
+    unary: u64,
+    server_stream: u64,
+    client_stream: u64,
+    bidi: u64,
+    streams_open: u64,
+    cancelled: u64,
 }
 
 impl MethodMetrics {
@@ -137,6 +149,49 @@ impl Metrics {
         self.methods.get(path)
     }
 
+    /// Logs a one-line summary of the calls so far every `interval` (the
+    /// original server's background `testing2`/`testing3` tasks), read from
+    /// these metrics, until the task is dropped.
+    pub(crate) async fn summarize_every(self: Arc<Self>, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await; // the first tick is immediate; skip it
+        loop {
+            ticker.tick().await;
+            let s = self.summary();
+            tracing::info!(
+                unary = s.unary,
+                server_stream = s.server_stream,
+                client_stream = s.client_stream,
+                bidi = s.bidi,
+                streams_open = s.streams_open,
+                cancelled = s.cancelled,
+                "stats"
+            );
+        }
+    }
+
+    /// The calls of every method so far: started by kind, streams not
+    /// finished, and those that ended `CANCELLED`.
+    fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for method in self.methods.values() {
+            let started = method.started.get();
+            let by_kind = match method.kind {
+                RpcKind::Unary => &mut summary.unary,
+                RpcKind::ServerStream => &mut summary.server_stream,
+                RpcKind::ClientStream => &mut summary.client_stream,
+                RpcKind::Bidi => &mut summary.bidi,
+            };
+            *by_kind += started;
+            if method.kind.is_stream() {
+                let handled: u64 = method.handled.iter().map(IntCounter::get).sum();
+                summary.streams_open += started.saturating_sub(handled);
+            }
+            summary.cancelled += method.handled[codes::index(Code::Cancelled)].get();
+        }
+        summary
+    }
+
     /// The label handles of one method.
     fn handles(&self, service: &str, method: &str, kind: RpcKind) -> MethodMetrics {
         let labels = [service, method, kind.grpc_type()];
@@ -146,6 +201,7 @@ impl Metrics {
         });
         MethodMetrics {
             path: format!("/{service}/{method}").into(),
+            kind,
             started: self.started.with_label_values(&labels),
             handled,
             received: self.received.with_label_values(&labels),
@@ -210,5 +266,22 @@ mod tests {
             "grpc_server_started_total{grpc_method=\"BidiStreamRPC\",grpc_service=\"ConnectService\",grpc_type=\"bidi_stream\"} 0\n"
         ));
         assert!(metrics.method("/grpc.health.v1.Health/Nope").is_none());
+    }
+
+    #[test]
+    fn the_summary_counts_every_service_by_kind() {
+        let metrics = Metrics::new(Schema::connect_service().services());
+        let check = metrics.method("/grpc.health.v1.Health/Check").unwrap();
+        check.started.inc();
+        check.finished(Code::Ok, 0.001);
+        let bidi = metrics.method("/ConnectService/BidiStreamRPC").unwrap();
+        bidi.started.inc();
+        bidi.started.inc();
+        bidi.finished(Code::Cancelled, 0.001);
+        let s = metrics.summary();
+        assert_eq!(
+            (s.unary, s.server_stream, s.client_stream, s.bidi, s.streams_open, s.cancelled),
+            (1, 0, 0, 2, 1, 1)
+        );
     }
 }

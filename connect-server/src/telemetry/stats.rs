@@ -1,12 +1,11 @@
-//! Counters of the calls served, shared by every handler, and the periodic
-//! summary task (the original server's background `testing2`/`testing3` tasks).
+//! What the `ConnectService` handlers saw (calls by kind, streams open) and
+//! the ends the observe layer counts, with a wait for a condition on them:
+//! what tests observe the handlers by. The periodic summary is read from
+//! the metrics instead (`Metrics::summarize_every`), over every service.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering},
 };
 
 use connect_proto::RpcKind;
@@ -115,25 +114,6 @@ impl Stats {
                 return snapshot;
             }
             changed.await;
-        }
-    }
-
-    /// Logs a one-line summary every `interval` until the task is dropped.
-    pub(crate) async fn report_every(self: Arc<Self>, interval: Duration) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.tick().await; // the first tick is immediate; skip it
-        loop {
-            ticker.tick().await;
-            let s = self.snapshot();
-            tracing::info!(
-                unary = s.unary,
-                server_stream = s.server_stream,
-                client_stream = s.client_stream,
-                bidi = s.bidi,
-                streams_open = s.streams_open,
-                cancelled = s.cancelled,
-                "stats"
-            );
         }
     }
 }
