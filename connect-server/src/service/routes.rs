@@ -93,13 +93,13 @@ impl Routes {
 
     /// The service that takes every call to a method of `schema`, checking tokens with `auth`.
     pub(crate) fn into_dispatch(self, schema: &Schema, auth: BearerAuth) -> Dispatch {
-        let mut methods = HashMap::default();
-        for service in schema.services() {
-            let Some(entry) = self.services.get(service.full_name()) else { continue };
-            for method in service.methods() {
-                methods.insert(format!("/{}/{}", service.full_name(), method.name()).into(), entry.clone());
-            }
-        }
+        let methods = schema
+            .methods()
+            .filter_map(|(path, method)| {
+                let entry = self.services.get(method.parent_service().full_name())?;
+                Some((path.into(), entry.clone()))
+            })
+            .collect();
         Dispatch { shared: Arc::new(DispatchShared { methods, services: self, auth }) }
     }
 }

@@ -8,6 +8,8 @@ use prost_reflect::{
     DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, MethodDescriptor,
     SerializeOptions, ServiceDescriptor,
 };
+use std::{collections::HashMap, sync::Arc};
+
 use tonic::Status;
 
 use crate::Error;
@@ -27,6 +29,8 @@ pub(crate) struct Schema {
     pool: DescriptorPool,
     /// The services served, in the order they were added.
     served: Vec<ServiceDescriptor>,
+    /// Their methods by path (`/package.Service/Method`): one lookup per call.
+    methods: Arc<HashMap<Box<str>, MethodDescriptor, foldhash::fast::RandomState>>,
 }
 
 impl Schema {
@@ -36,13 +40,20 @@ impl Schema {
         for set in STANDARD_SETS {
             pool.decode_file_descriptor_set(set).map_err(Error::Descriptors)?;
         }
-        let served = served
+        let served: Vec<ServiceDescriptor> = served
             .iter()
             .map(|name| {
                 pool.get_service_by_name(name).ok_or_else(|| Error::NoDescriptors((*name).to_owned()))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { pool, served })
+        let methods = served
+            .iter()
+            .flat_map(ServiceDescriptor::methods)
+            .map(|method| {
+                (format!("/{}/{}", method.parent_service().full_name(), method.name()).into(), method)
+            })
+            .collect();
+        Ok(Self { pool, served, methods: Arc::new(methods) })
     }
 
     /// The services served, for the playground's description and the metrics.
@@ -52,9 +63,12 @@ impl Schema {
 
     /// The method a path (`/package.Service/Method`) names, if the server serves it.
     pub(crate) fn method(&self, path: &str) -> Option<MethodDescriptor> {
-        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-        let service = self.served.iter().find(|served| served.full_name() == service)?;
-        service.methods().find(|m| m.name() == method)
+        self.methods.get(path).cloned()
+    }
+
+    /// Every method served, with its path.
+    pub(crate) fn methods(&self) -> impl Iterator<Item = (&str, &MethodDescriptor)> {
+        self.methods.iter().map(|(path, method)| (&**path, method))
     }
 
     /// A JSON message of type `message`, encoded as protobuf.
