@@ -5,7 +5,7 @@
 //! connections. (Message sizes are applied to the generated service, in
 //! `service::routes`; the rest by the transport.)
 
-use std::time::Duration;
+use std::{num::NonZeroUsize, time::Duration};
 
 use clap::Args;
 
@@ -13,6 +13,12 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
+    /// Most calls in flight across the whole server; beyond it new calls are refused at once
+    /// with RESOURCE_EXHAUSTED (and past half of it, a connection gets no more than its
+    /// fair share).
+    #[arg(long, env = "CONNECT_MAX_CALLS_IN_FLIGHT", default_value = "4096")]
+    pub max_calls_in_flight: NonZeroUsize,
+
     /// Most concurrent streams (calls) one connection may have open; clients queue beyond it.
     #[arg(long, env = "CONNECT_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
     pub max_concurrent_streams: u32,

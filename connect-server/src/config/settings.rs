@@ -49,6 +49,8 @@ pub(crate) struct Settings {
     pub(crate) transport: TransportSettings,
     /// `--max-connections`.
     pub(crate) max_connections: usize,
+    /// `--max-calls-in-flight`.
+    pub(crate) max_calls_in_flight: usize,
     /// Largest messages received and sent.
     pub(crate) messages: MessageLimits,
     /// The `ConnectService` token check.
@@ -126,6 +128,7 @@ impl Settings {
         Ok(Self {
             transport,
             max_connections: config.max_connections,
+            max_calls_in_flight: limits.max_calls_in_flight.get(),
             messages,
             auth: BearerAuth::new(config.auth.token()?),
             web: EdgeLayer::new(WebShared::new(enabled, &config.web.cors_allow_origins, messages, schema)?),

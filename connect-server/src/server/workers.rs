@@ -155,6 +155,7 @@ fn run_worker<L: Listener>(
     runtime.block_on(async {
         let served_by = served_by(shared.settings.server_id.as_deref(), listener.local_addr()?)?;
         let listener = listener.bind()?;
+        tokio::spawn(super::memory::give_back_periodically());
         // Accepting from here on: the first poll of `serve` accepts.
         let _ = ready.send(());
         drop(ready);
@@ -176,7 +177,7 @@ where
         transport::serve_listener(
             listener,
             &shared.connections,
-            |calls| settings.web.layer(service.on_connection(calls)),
+            |calls| settings.web.layer(shared.admission.guard(service.on_connection(calls))),
             &settings.transport,
             &shared.draining,
         ),
