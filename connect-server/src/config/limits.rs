@@ -39,6 +39,11 @@ pub struct LimitArgs {
     #[arg(long, env = "CONNECT_MAX_SEND_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024)]
     pub max_send_message_size: usize,
 
+    /// How long a request body may go without a byte while a message is incomplete (a
+    /// unary Connect body: until its end); then the call ends with DEADLINE_EXCEEDED.
+    #[arg(long, env = "CONNECT_BODY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+
     /// How often the server pings each connection (HTTP/2 PING) to find dead peers.
     #[arg(long, env = "CONNECT_KEEPALIVE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub keepalive_interval: Duration,
