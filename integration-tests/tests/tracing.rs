@@ -114,7 +114,8 @@ async fn each_protocol_continues_the_clients_trace() {
     let mut call = tonic::Request::new(request("traced"));
     call.metadata_mut().insert("traceparent", TRACEPARENT.parse().unwrap());
     call.metadata_mut().insert("tracestate", "vendor=value".parse().unwrap());
-    client.unary_rpc(call).await.unwrap();
+    let answer = client.unary_rpc(call).await.unwrap();
+    let traceresponse = answer.metadata().get("traceresponse").unwrap().to_str().unwrap().to_owned();
     // Connect over HTTP/1.1, as a browser would send it.
     let json = [("content-type", "application/json"), ("traceparent", TRACEPARENT)];
     let response = send(
@@ -145,6 +146,8 @@ async fn each_protocol_continues_the_clients_trace() {
         assert_eq!(span.status.as_ref().map(|s| s.code), Some(SpanStatus::Unset as i32));
     }
     assert_eq!(spans[0].trace_state, "vendor=value");
+    // The response names the span that served it (W3C Trace Context level 2).
+    assert_eq!(traceresponse, format!("00-{TRACE_ID}-{}-01", hex(&spans[0].span_id)));
     assert_ne!(hex(&spans[2].trace_id), TRACE_ID);
     assert!(spans[2].parent_span_id.is_empty(), "a root span");
 }

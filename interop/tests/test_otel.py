@@ -7,7 +7,8 @@ from concurrent import futures
 
 import grpc
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient
+from opentelemetry.instrumentation.grpc import client_interceptor
+from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -47,17 +48,16 @@ def test_the_server_continues_the_python_sdks_trace():
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = GrpcInstrumentorClient()
-    instrumentor.instrument(tracer_provider=provider)
     env = procs.clean_env(OTEL_SERVICE_NAME="interop-server")
     server = procs.rust_server("--otlp-endpoint", f"http://127.0.0.1:{port}", env=env)
     try:
-        with grpc.insecure_channel(server.target) as channel:
+        with grpc.insecure_channel(server.target) as plain:
+            # The instrumentation's client interceptor: it starts the client span and injects traceparent.
+            channel = intercept_channel(plain, client_interceptor(tracer_provider=provider))
             stub = connect_pb2_grpc.ConnectServiceStub(channel)
             reply = stub.UnaryRPC(pb.RequestMessage(request_data="traced"), timeout=10)
         assert reply.response_data == "Hello, traced"
     finally:
-        instrumentor.uninstrument()
         # The server flushes its batch when it stops.
         server.stop()
         collector.stop(grace=None)
@@ -81,4 +81,4 @@ def test_the_server_continues_the_python_sdks_trace():
     assert resource["service.name"] == "interop-server"
     # The trace id is in the server's access-log line too.
     trace_id = client_span.context.trace_id.to_bytes(16, "big").hex()
-    assert any(f"trace_id={trace_id}" in line for line in server.output()), server.output()
+    assert f"trace_id={trace_id}" in server.output(), server.output()

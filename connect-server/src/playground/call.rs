@@ -98,6 +98,26 @@ pub(super) fn start(
     Ok((call, request_event, events))
 }
 
+/// `traceparent`, the W3C header a call's trace continues from.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// `text` as a `traceparent` value: version `00`, a trace id, a parent id
+/// and flags, in lower-case hex.
+fn trace_parent(text: &str) -> Result<HeaderValue, String> {
+    let hex = |part: &str, len: usize| {
+        part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let parts: Vec<&str> = text.split('-').collect();
+    let valid = matches!(parts.as_slice(), [version, trace, parent, flags]
+        if *version == "00" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2));
+    if !valid {
+        return Err(format!(
+            "traceparent must be 00-<32 hex digits>-<16 hex digits>-<2 hex digits>, not {text:?}"
+        ));
+    }
+    HeaderValue::from_str(text).map_err(|_| format!("traceparent {text:?} is not a header value"))
+}
+
 /// The request headers: gRPC's own, the deadline and the page's metadata.
 fn request_headers(start: &Start) -> Result<HeaderMap, String> {
     let mut headers = HeaderMap::with_capacity(start.metadata.len() + 3);
@@ -119,6 +139,9 @@ fn request_headers(start: &Start) -> Result<HeaderMap, String> {
         headers.append(name, value);
     }
     insert_grpc_request_headers(&mut headers);
+    if let Some(traceparent) = &start.traceparent {
+        headers.insert(TRACEPARENT, trace_parent(traceparent)?);
+    }
     if let Some(millis) = start.timeout_ms {
         if millis == 0 || millis > MAX_TIMEOUT_MS {
             return Err(format!("timeoutMs must be from 1 to {MAX_TIMEOUT_MS}, not {millis}"));
@@ -341,7 +364,20 @@ mod tests {
 
     fn start(metadata: Value, timeout_ms: Option<u64>) -> Start {
         let Value::Object(metadata) = metadata else { panic!("an object") };
-        Start { method: "/ConnectService/UnaryRPC".to_owned(), metadata, timeout_ms }
+        Start { method: "/ConnectService/UnaryRPC".to_owned(), metadata, timeout_ms, traceparent: None }
+    }
+
+    #[test]
+    fn a_traceparent_becomes_the_header_and_a_malformed_one_is_named() {
+        let mut with = start(json!({}), None);
+        with.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned());
+        let headers = request_headers(&with).unwrap();
+        assert_eq!(headers["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        with.traceparent = Some("00-XYZ-1-01".to_owned());
+        assert_eq!(
+            request_headers(&with).unwrap_err(),
+            "traceparent must be 00-<32 hex digits>-<16 hex digits>-<2 hex digits>, not \"00-XYZ-1-01\""
+        );
     }
 
     #[test]

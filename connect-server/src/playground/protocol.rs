@@ -78,6 +78,10 @@ pub(super) struct Start {
     /// Sent as `grpc-timeout`.
     #[serde(default, deserialize_with = "timeout_ms")]
     pub(super) timeout_ms: Option<u64>,
+    /// A W3C `traceparent`: the call continues that trace (a WebSocket
+    /// cannot carry the page's own headers to each call).
+    #[serde(default)]
+    pub(super) traceparent: Option<String>,
 }
 
 /// Why a `start` without a method is refused.

@@ -161,6 +161,9 @@ where
     }
 }
 
+/// The W3C Trace Context level 2 response header, naming the call's span.
+const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
+
 /// A random (v4) UUID, the request id of a call that came without one.
 fn new_request_id() -> HeaderValue {
     let mut buffer = uuid::Uuid::encode_buffer();
@@ -264,6 +267,9 @@ where
                 request_id.set_sensitive(true);
                 headers.insert(X_REQUEST_ID, request_id);
                 headers.insert(X_SERVED_BY, call.served_by().clone());
+                if let Some(span) = call.span() {
+                    headers.insert(TRACERESPONSE, span.traceresponse().clone());
+                }
                 // A trailers-only response: the status is in the headers and the body is empty.
                 if let Some(code) = status::code_in(headers) {
                     call.finish(code);

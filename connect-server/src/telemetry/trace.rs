@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use opentelemetry::{
     KeyValue,
     propagation::{Extractor, TextMapPropagator as _},
@@ -125,9 +125,14 @@ impl Tracing {
             .with_kind(SpanKind::Server)
             .with_attributes(attributes)
             .start_with_context(&self.tracer, &parent);
-        let trace_id = span.span_context().trace_id();
+        let context = span.span_context();
+        let trace_id = context.trace_id();
+        // W3C Trace Context level 2's response header: which span served the call.
+        let response = format!("00-{trace_id}-{}-{:02x}", context.span_id(), context.trace_flags().to_u8());
+        let response = HeaderValue::from_str(&response).expect("hex digits and dashes");
         CallSpan {
             trace_id,
+            response,
             state: Arc::new(Mutex::new(SpanState { span, events: 0, sent: 0, received: 0 })),
         }
     }
@@ -190,6 +195,8 @@ impl Extractor for Headers<'_> {
 #[derive(Debug, Clone)]
 pub(crate) struct CallSpan {
     trace_id: TraceId,
+    /// The `traceresponse` header value.
+    response: HeaderValue,
     state: Arc<Mutex<SpanState>>,
 }
 
@@ -233,6 +240,11 @@ impl CallSpan {
     /// The trace the call belongs to, for its access-log line.
     pub(crate) fn trace_id(&self) -> TraceId {
         self.trace_id
+    }
+
+    /// The `traceresponse` header of the call's response.
+    pub(crate) fn traceresponse(&self) -> &HeaderValue {
+        &self.response
     }
 
     /// `count` more request messages arrived.

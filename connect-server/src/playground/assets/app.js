@@ -347,7 +347,11 @@ function describe(event) {
     case 'sent': return ['request message', JSON.stringify(event.json)];
     case 'halfClosed': return ['half-close', ''];
     case 'cancelled': return ['CANCELLED', 'the call was cancelled (RST_STREAM)'];
-    case 'headers': return ['response headers', headerLines(event.headers)];
+    case 'headers': {
+      // With tracing on, the server names the call's span in `traceresponse` (00-TRACE-SPAN-FLAGS).
+      const trace = ((event.headers || {}).traceresponse || '').split('-')[1];
+      return [trace ? 'response headers (trace ' + trace + ')' : 'response headers', headerLines(event.headers)];
+    }
     case 'message': return ['response message', JSON.stringify(event.json)];
     case 'error': return [event.fatal ? 'error (no call)' : 'error', event.message];
     case 'trailers': {
