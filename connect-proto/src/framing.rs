@@ -10,6 +10,10 @@ pub const PREFIX_LEN: usize = 5;
 /// The flag of a compressed message.
 pub const COMPRESSED: u8 = 0b01;
 
+/// The flag of Connect's end-of-stream message, which carries a stream's
+/// status and trailers as JSON.
+pub const END_STREAM: u8 = 0b10;
+
 /// The prefix of a message of `len` bytes.
 pub fn prefix(compressed: bool, len: u32) -> [u8; PREFIX_LEN] {
     flagged_prefix(u8::from(compressed), len)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use connect_proto::{
-    RequestMessage, ResponseMessage, framing,
+    RequestMessage, ResponseMessage, codes, framing,
     headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, insert_grpc_request_headers},
     timeout,
 };
@@ -150,7 +150,10 @@ pub(super) async fn call(connection: &mut Connection, template: &CallTemplate) -
     let response = response.await.map_err(h2_status)?;
     let (parts, mut stream) = response.into_parts();
     if parts.status != http::StatusCode::OK {
-        return Err(Status::new(code_for_http_status(parts.status), format!("HTTP status {}", parts.status)));
+        return Err(Status::new(
+            codes::from_http_status(parts.status),
+            format!("HTTP status {}", parts.status),
+        ));
     }
     // A trailers-only response carries its status in the headers.
     if let Some(outcome) = grpc_status(&parts.headers) {
@@ -162,19 +165,6 @@ pub(super) async fn call(connection: &mut Connection, template: &CallTemplate) -
             .unwrap_or_else(|| Err(Status::internal("trailers without grpc-status")))
             .map(|()| received),
         None => Err(Status::internal("response ended without trailers")),
-    }
-}
-
-/// The code a gRPC client gives a response that is not HTTP 200 (the spec's
-/// HTTP to gRPC status mapping, as tonic applies it; tonic does not export it).
-fn code_for_http_status(status: http::StatusCode) -> Code {
-    match status.as_u16() {
-        400 => Code::Internal,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::Unimplemented,
-        429 | 502 | 503 | 504 => Code::Unavailable,
-        _ => Code::Unknown,
     }
 }
 

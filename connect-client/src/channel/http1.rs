@@ -1,0 +1,122 @@
+//! `--http1`: calls over HTTP/1.1 connections instead of one HTTP/2
+//! connection, for gRPC-Web and Connect through proxies that speak only
+//! HTTP/1.1. One call at a time per connection: a call reuses the last
+//! connection when it is free, and opens another when it is not.
+
+use std::{
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response, Version, header::HOST, uri::PathAndQuery};
+use hyper::{
+    body::Incoming,
+    client::conn::http1::{self, SendRequest},
+};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tonic::body::Body;
+use tower::{BoxError, Service};
+
+use super::{Options, target::Target, wait_before_retry};
+
+/// HTTP/1.1 connections to one address.
+#[derive(Clone)]
+pub(crate) struct Http1 {
+    host: String,
+    port: u16,
+    /// The `Host` header of every call.
+    authority: HeaderValue,
+    connect_timeout: Duration,
+    /// The connection of the last call, for the next one.
+    idle: Arc<Mutex<Option<SendRequest<Body>>>>,
+}
+
+impl std::fmt::Debug for Http1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http1").field("authority", &self.authority).finish_non_exhaustive()
+    }
+}
+
+impl Http1 {
+    /// Connects to `target` once, so an unreachable server is reported before
+    /// any call (retried until ready with `--wait-for-ready`, as for HTTP/2).
+    pub(crate) async fn connect(target: &Target, options: &Options) -> Result<Self, String> {
+        let authority = target.uri.authority().map(|authority| authority.as_str()).unwrap_or(&target.host);
+        let authority = HeaderValue::from_str(authority).map_err(|error| error.to_string())?;
+        let http1 = Self {
+            host: target.host.clone(),
+            port: target.port,
+            authority,
+            connect_timeout: options.connect_timeout,
+            idle: Arc::default(),
+        };
+        loop {
+            let error = match http1.open().await {
+                Ok(sender) => {
+                    *http1.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sender);
+                    return Ok(http1);
+                }
+                Err(error) => error,
+            };
+            options.failed_attempts.send_modify(|attempts| *attempts += 1);
+            if !wait_before_retry(options.wait_until).await {
+                return Err(error.to_string());
+            }
+        }
+    }
+
+    /// A new connection.
+    async fn open(&self) -> Result<SendRequest<Body>, BoxError> {
+        let connect = TcpStream::connect((self.host.as_str(), self.port));
+        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(format!("tcp connect error: {error}").into()),
+            Err(_) => {
+                return Err(format!("tcp connect error: no answer within {:?}", self.connect_timeout).into());
+            }
+        };
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        // The connection ends with its last call, or when the server closes it.
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    /// The free connection of an earlier call, if there is one.
+    fn take_idle(&self) -> Option<SendRequest<Body>> {
+        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()?;
+        idle.is_ready().then_some(idle)
+    }
+}
+
+impl Service<Request<Body>> for Http1 {
+    type Response = Response<Incoming>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Response<Incoming>, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut sender = match this.take_idle() {
+                Some(sender) => sender,
+                None => this.open().await?,
+            };
+            *request.version_mut() = Version::HTTP_11;
+            request.headers_mut().insert(HOST, this.authority.clone());
+            // HTTP/1.1 sends the path alone (origin form); the host is in `Host`.
+            let path =
+                request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *request.uri_mut() = path.into();
+            let response = sender.send_request(request).await?;
+            *this.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sender);
+            Ok(response)
+        })
+    }
+}
