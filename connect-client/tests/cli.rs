@@ -7,21 +7,8 @@ mod common;
 
 use std::process::Stdio;
 
-use clap::Parser;
-use common::{client, client_with_input, command, text};
-use connect_server::{Config, ConnectServer};
+use common::{client, client_with_input, command, start_server, text};
 use tokio::net::TcpListener;
-
-/// Starts a server on `127.0.0.1:0` for the rest of the test; returns its URL and port.
-async fn start_server(args: &[&str]) -> (String, u16) {
-    let mut argv = vec!["connect-server", "--stats-interval", "0", "--metrics-addr", "off"];
-    argv.extend_from_slice(args);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = ConnectServer::new(Config::parse_from(argv)).expect("valid flags");
-    tokio::spawn(server.serve(vec![listener], std::future::pending()));
-    (format!("http://127.0.0.1:{port}"), port)
-}
 
 /// The `header`/`trailer` lines of `-v`, without `date` (it changes every second).
 fn metadata_lines(stderr: &str) -> Vec<&str> {

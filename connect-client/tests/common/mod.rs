@@ -2,7 +2,21 @@
 
 use std::process::{Output, Stdio};
 
-use tokio::{io::AsyncWriteExt, process::Command};
+use clap::Parser;
+use connect_server::{Config, ConnectServer};
+use tokio::{io::AsyncWriteExt, net::TcpListener, process::Command};
+
+/// Starts a server on `127.0.0.1:0` for the rest of the test; returns its URL and port.
+#[allow(dead_code, reason = "not every test file starts this server")]
+pub(crate) async fn start_server(args: &[&str]) -> (String, u16) {
+    let mut argv = vec!["connect-server", "--stats-interval", "0", "--metrics-addr", "off"];
+    argv.extend_from_slice(args);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = ConnectServer::new(Config::parse_from(argv)).expect("valid flags");
+    tokio::spawn(server.serve(vec![listener], std::future::pending()));
+    (format!("http://127.0.0.1:{port}"), port)
+}
 
 /// The client binary with `--addr url` and `args`, without the caller's `CONNECT_*` variables.
 pub(crate) fn command(url: &str, args: &[&str]) -> Command {

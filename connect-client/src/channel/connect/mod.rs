@@ -99,15 +99,23 @@ impl Service<Request<Body>> for Connect {
             match (method.is_client_streaming(), method.is_server_streaming()) {
                 (false, false) => unary::call(inner, request, &method, codec).await,
                 // Not UNIMPLEMENTED: for reflection that would read as "the server has none".
-                (true, true) if http1 => Ok(failed(Status::failed_precondition(format!(
-                    "{} is a bidirectional stream, which the Connect protocol carries over HTTP/2 only: \
-                     drop --http1 (reflection is one too: with --http1 give the schema with --proto or --protoset)",
-                    method.full_name()
-                )))),
+                (true, true) if http1 => Ok(failed(Status::failed_precondition(no_bidi(&method)))),
                 _ => stream::call(inner, request, &method, codec).await,
             }
         })
     }
+}
+
+/// Why the bidirectional stream `method` cannot be called over HTTP/1.1.
+fn no_bidi(method: &MethodDescriptor) -> String {
+    let mut why = format!(
+        "{} is a bidirectional stream, which the Connect protocol carries over HTTP/2 only: drop --http1",
+        method.full_name()
+    );
+    if method.parent_service().full_name().starts_with("grpc.reflection.") {
+        why.push_str(", or give the schema with --proto or --protoset instead of reflection");
+    }
+    why
 }
 
 /// The descriptor of the method at `path` (`/Service/Method`) among the
@@ -220,13 +228,18 @@ fn status_of_http(status: StatusCode, body: &[u8], metadata: MetadataMap) -> Sta
     Status::with_metadata(codes::from_http_status(status), message, metadata)
 }
 
-/// Whether a response's `content-type` is `expected` (parameters aside).
-fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
+/// Checks that a response's `content-type` is `expected` (parameters aside).
+fn check_content_type(headers: &HeaderMap, expected: &str) -> Result<(), Status> {
+    let got = headers.get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
+    let matches = got
+        .as_deref()
         .and_then(|value| value.split(';').next())
-        .is_some_and(|value| value.trim().eq_ignore_ascii_case(expected))
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case(expected));
+    if matches {
+        return Ok(());
+    }
+    let got = got.as_deref().unwrap_or("none");
+    Err(Status::new(PROTOCOL_ERROR, format!("the server answered content-type {got}, not {expected}")))
 }
 
 /// Appends the `metadata` of an end-of-stream message (`{"key": ["value"]}`)

@@ -8,7 +8,7 @@ use connect_proto::{
     headers::{CONNECT_ACCEPT_ENCODING, CONNECT_CONTENT_ENCODING, GRPC_ACCEPT_ENCODING, GRPC_ENCODING},
 };
 use futures::{Stream, StreamExt, stream};
-use http::{HeaderMap, Request, Response, StatusCode, header};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Limited, StreamBody};
 use prost_reflect::{MessageDescriptor, MethodDescriptor};
@@ -17,7 +17,7 @@ use tonic::{Status, body::Body, metadata::MetadataMap};
 use tower::BoxError;
 
 use super::{
-    MAX_MESSAGE, PROTOCOL_ERROR, append_metadata, failed, grpc_headers, has_content_type, json, metadata,
+    MAX_MESSAGE, PROTOCOL_ERROR, append_metadata, check_content_type, failed, grpc_headers, json, metadata,
     request_headers, send, status_headers, status_of_error, status_of_http,
 };
 use crate::channel::protocol::{Codec, Transport};
@@ -84,14 +84,8 @@ async fn answer(
             .unwrap_or_else(|| status_of_http(parts.status, &text, metadata));
         return failed(status);
     }
-    if !has_content_type(&parts.headers, content_type) {
-        let got =
-            parts.headers.get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
-        let got = got.as_deref().unwrap_or("none");
-        return failed(Status::new(
-            PROTOCOL_ERROR,
-            format!("the server answered content-type {got}, not {content_type}"),
-        ));
+    if let Err(status) = check_content_type(&parts.headers, content_type) {
+        return failed(status);
     }
     let mut headers = grpc_headers(metadata);
     if let Some(encoding) = parts.headers.get(CONNECT_CONTENT_ENCODING).filter(|value| *value != "identity") {

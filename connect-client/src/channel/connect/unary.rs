@@ -15,8 +15,8 @@ use tonic::{Code, Status, body::Body, metadata::MetadataMap};
 use tower::BoxError;
 
 use super::{
-    MAX_MESSAGE, PROTOCOL_ERROR, failed, grpc_headers, json, metadata, request_headers, send, status_headers,
-    status_of_error, status_of_http,
+    MAX_MESSAGE, PROTOCOL_ERROR, check_content_type, failed, grpc_headers, json, metadata, request_headers,
+    send, status_headers, status_of_error, status_of_http,
 };
 use crate::channel::protocol::{Codec, Transport};
 
@@ -86,14 +86,8 @@ async fn answer(response: Response<Body>, method: &MethodDescriptor, codec: Code
         Codec::Proto => "application/proto",
         Codec::Json => "application/json",
     };
-    if !super::has_content_type(&parts.headers, expected) {
-        let got =
-            parts.headers.get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
-        let got = got.as_deref().unwrap_or("none");
-        return failed(Status::new(
-            PROTOCOL_ERROR,
-            format!("the server answered content-type {got}, not {expected}"),
-        ));
+    if let Err(status) = check_content_type(&parts.headers, expected) {
+        return failed(status);
     }
     let encoding = parts.headers.get(header::CONTENT_ENCODING).filter(|value| *value != "identity").cloned();
     let payload = match (codec, &encoding) {
