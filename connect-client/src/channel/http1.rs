@@ -79,9 +79,11 @@ impl Http1 {
             }
         };
         stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         // The connection ends with its last call, or when the server closes it.
         tokio::spawn(connection);
+        // Ready once the connection task has run: until then `is_ready` says no.
+        sender.ready().await?;
         Ok(sender)
     }
 
