@@ -10,7 +10,11 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-use http::{HeaderValue, Request, Response, Version, header::HOST, uri::PathAndQuery};
+use http::{
+    HeaderName, HeaderValue, Request, Response, Version,
+    header::{CONNECTION, HOST, TRANSFER_ENCODING},
+    uri::PathAndQuery,
+};
 use hyper::{
     body::Incoming,
     client::conn::http1::{self, SendRequest},
@@ -116,8 +120,12 @@ impl Service<Request<Body>> for Http1 {
             let path =
                 request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
             *request.uri_mut() = path.into();
-            let response = sender.send_request(request).await?;
+            let mut response = sender.send_request(request).await?;
             *this.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sender);
+            // They describe this HTTP/1.1 hop, not the call (HTTP/2 has none of them).
+            for hop in [CONNECTION, HeaderName::from_static("keep-alive"), TRANSFER_ENCODING] {
+                response.headers_mut().remove(hop);
+            }
             Ok(response)
         })
     }
