@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{client, client_with_input, command, start_server, text};
+use common::{Pki, client, client_with_input, command, start_server, text};
 use tokio::net::TcpListener;
 
 /// The `header`/`trailer` lines of `-v`, without `date` (it changes every second).
@@ -223,40 +223,6 @@ async fn an_unreachable_server_is_one_line_and_exit_3() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with(&format!("cannot connect to {url}: ")), "{stderr}");
     assert!(stderr.contains("Connection refused"), "{stderr}");
-}
-
-/// A CA and a server certificate for `127.0.0.1`, as PEM files in a fresh directory.
-struct Pki {
-    dir: std::path::PathBuf,
-}
-
-impl Pki {
-    fn write(name: &str) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-        let dir = std::env::temp_dir().join(format!("connect-client-roots-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, format!("{name} CA"));
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let server =
-            CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{client, client_with_input, start_server, text};
+use common::{Pki, client, client_with_input, start_server, text};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpListener,
@@ -201,6 +201,31 @@ async fn an_unreachable_server_exits_3_over_http1_too() {
         text(&output.stderr),
         format!("cannot connect to {url}: tcp connect error: Connection refused (os error 111)\n")
     );
+}
+
+#[tokio::test]
+async fn https_works_for_every_protocol_over_both_http_versions() {
+    let pki = Pki::write("protocols");
+    let other = Pki::write("protocols-other");
+    let (_, port) =
+        start_server(&["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key")]).await;
+    let https = format!("https://127.0.0.1:{port}");
+    let (trusted, untrusted) = (pki.path("ca.pem"), other.path("ca.pem"));
+    for transport in TRANSPORTS {
+        let args: Vec<&str> = transport.iter().copied().chain(["--ca", &trusted, "unary", "tls"]).collect();
+        let output = client(&https, &args).await;
+        assert_eq!(
+            (output.status.code(), text(&output.stdout).as_str(), text(&output.stderr).as_str()),
+            (Some(0), "Response from server: Hello, tls\n", ""),
+            "{transport:?}"
+        );
+        let args: Vec<&str> = transport.iter().copied().chain(["--ca", &untrusted, "unary"]).collect();
+        let output = client(&https, &args).await;
+        assert_eq!(output.status.code(), Some(3), "{transport:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.starts_with(&format!("cannot connect to {https}: ")), "{transport:?}: {stderr}");
+        assert!(stderr.contains("invalid peer certificate: UnknownIssuer"), "{transport:?}: {stderr}");
+    }
 }
 
 /// One HTTP/1.1 request as a fake server read it: the head and the body.

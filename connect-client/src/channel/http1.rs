@@ -20,7 +20,11 @@ use hyper::{
     client::conn::http1::{self, SendRequest},
 };
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
+use tokio_rustls::{TlsConnector, rustls::pki_types::ServerName};
 use tonic::body::Body;
 use tower::{BoxError, Service};
 
@@ -34,6 +38,8 @@ pub(crate) struct Http1 {
     /// The `Host` header of every call.
     authority: HeaderValue,
     connect_timeout: Duration,
+    /// For `https://`: the TLS settings and the name the certificate must have.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
     /// The connection of the last call, for the next one.
     idle: Arc<Mutex<Option<SendRequest<Body>>>>,
 }
@@ -46,15 +52,28 @@ impl std::fmt::Debug for Http1 {
 
 impl Http1 {
     /// Connects to `target` once, so an unreachable server is reported before
-    /// any call (retried until ready with `--wait-for-ready`, as for HTTP/2).
-    pub(crate) async fn connect(target: &Target, options: &Options) -> Result<Self, String> {
+    /// any call (retried until ready with `--wait-for-ready`, as for HTTP/2);
+    /// over TLS with `tls` for an `https://` target.
+    pub(crate) async fn connect(
+        target: &Target,
+        tls: Option<tokio_rustls::rustls::ClientConfig>,
+        options: &Options,
+    ) -> Result<Self, String> {
         let authority = target.uri.authority().map(|authority| authority.as_str()).unwrap_or(&target.host);
         let authority = HeaderValue::from_str(authority).map_err(|error| error.to_string())?;
+        let tls = match tls {
+            Some(config) if target.uri.scheme_str() == Some("https") => {
+                let name = ServerName::try_from(target.host.clone()).map_err(|error| error.to_string())?;
+                Some((TlsConnector::from(Arc::new(config)), name))
+            }
+            _ => None,
+        };
         let http1 = Self {
             host: target.host.clone(),
             port: target.port,
             authority,
             connect_timeout: options.connect_timeout,
+            tls,
             idle: Arc::default(),
         };
         loop {
@@ -83,12 +102,21 @@ impl Http1 {
             }
         };
         stream.set_nodelay(true)?;
-        let (mut sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        // The connection ends with its last call, or when the server closes it.
-        tokio::spawn(connection);
-        // Ready once the connection task has run: until then `is_ready` says no.
-        sender.ready().await?;
-        Ok(sender)
+        match &self.tls {
+            None => handshake(stream).await,
+            Some((connector, name)) => {
+                let handshake_tls = connector.connect(name.clone(), stream);
+                let stream = match tokio::time::timeout(self.connect_timeout, handshake_tls).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => return Err(format!("tls handshake error: {error}").into()),
+                    Err(_) => {
+                        let waited = self.connect_timeout;
+                        return Err(format!("tls handshake error: no answer within {waited:?}").into());
+                    }
+                };
+                handshake(stream).await
+            }
+        }
     }
 
     /// The free connection of an earlier call, if there is one.
@@ -96,6 +124,19 @@ impl Http1 {
         let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()?;
         idle.is_ready().then_some(idle)
     }
+}
+
+/// HTTP/1.1 on `io`, its connection driven by a task of its own.
+async fn handshake<IO>(io: IO) -> Result<SendRequest<Body>, BoxError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = http1::handshake(TokioIo::new(io)).await?;
+    // The connection ends with its last call, or when the server closes it.
+    tokio::spawn(connection);
+    // Ready once the connection task has run: until then `is_ready` says no.
+    sender.ready().await?;
+    Ok(sender)
 }
 
 impl Service<Request<Body>> for Http1 {

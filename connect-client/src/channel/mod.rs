@@ -110,10 +110,8 @@ pub(crate) async fn open(settings: &ChannelSettings) -> Result<Connected, Client
             return Err(ClientError::Usage("--http1 takes one --addr (balancing needs HTTP/2)".into()));
         };
         let target = Target::parse(addr)?;
-        if options.tls.is_some() {
-            return Err(ClientError::Usage("--http1 takes an http:// address (not https://)".into()));
-        }
-        let http1 = http1::Http1::connect(&target, &options)
+        let tls = options.tls.is_some().then(|| settings.tls.http1_config()).transpose()?;
+        let http1 = http1::Http1::connect(&target, tls, &options)
             .await
             .map_err(|reason| ClientError::Connect { addr: addr.clone(), reason })?;
         (Transport::new(http1), None)
