@@ -157,8 +157,8 @@ async fn usage_errors_name_what_cannot_work() {
             "error: bidi over the Connect protocol needs HTTP/2 (a full-duplex stream): drop --http1\n",
         ),
         (
-            vec!["--protocol", "connect", "bench"],
-            "error: bench speaks gRPC over HTTP/2 only: --protocol grpcweb|connect and --http1 are for the other commands\n",
+            vec!["--protocol", "connect", "--http1", "bench"],
+            "error: bench sends binary messages over HTTP/2 only: --http1 and --codec json are for the other commands\n",
         ),
     ];
     for (args, stderr) in refused {

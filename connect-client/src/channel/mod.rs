@@ -18,7 +18,7 @@
 //! speaks gRPC, gRPC-Web or Connect ([`connect`]): [`open`] gives the
 //! [`Transport`] every command calls on.
 
-mod connect;
+pub(crate) mod connect;
 mod http1;
 pub mod protocol;
 mod target;

@@ -3,8 +3,8 @@
 //! bench honours `-H` (sent on every call), `--token`, `--timeout`,
 //! `--connect-timeout` and `--wait-for-ready` (each connection waits for the
 //! server); it refuses `--retries` and `--compress`, which it cannot honour
-//! without changing what it measures, and `--protocol`/`--http1` other than
-//! gRPC over HTTP/2, which its own wire path does not speak.
+//! without changing what it measures, and `--http1` and `--codec json`: its
+//! own wire path speaks gRPC, gRPC-Web and Connect with binary messages over HTTP/2.
 
 use std::{num::NonZeroUsize, time::Duration};
 
@@ -12,15 +12,15 @@ use clap::Args;
 use connect_proto::RpcKind;
 
 use super::Cli;
-use crate::{bench::BenchSettings, channel::Protocol, error::ClientError};
+use crate::{bench::BenchSettings, channel::Codec, error::ClientError};
 
 /// Why bench refuses `--retries`.
 pub(crate) const NO_RETRIES: &str =
     "bench does not retry calls: --retries would hide the failures it measures";
 
-/// Why bench refuses `--protocol` other than gRPC and `--http1` (its own wire path speaks gRPC only).
+/// Why bench refuses `--http1` and `--codec json` (its own wire path speaks binary HTTP/2 only).
 pub(crate) const NO_OTHER_PROTOCOL: &str =
-    "bench speaks gRPC over HTTP/2 only: --protocol grpcweb|connect and --http1 are for the other commands";
+    "bench sends binary messages over HTTP/2 only: --http1 and --codec json are for the other commands";
 
 /// Why bench refuses `--compress`.
 pub(crate) const NO_COMPRESSION: &str =
@@ -86,7 +86,7 @@ impl BenchArgs {
         if cli.compress.is_some() {
             return Err(ClientError::Usage(NO_COMPRESSION.into()));
         }
-        if cli.protocol != Protocol::Grpc || cli.http1 {
+        if cli.codec != Codec::Proto || cli.http1 {
             return Err(ClientError::Usage(NO_OTHER_PROTOCOL.into()));
         }
         Ok(BenchSettings {
@@ -97,6 +97,7 @@ impl BenchArgs {
             token: cli.token.clone(),
             headers: cli.headers.clone(),
             rpc: self.rpc,
+            protocol: cli.protocol,
             connections: self.connections,
             concurrency: self.concurrency,
             duration: self.duration,
@@ -143,7 +144,14 @@ mod tests {
     fn bench_refuses_retries_and_compression() {
         assert_eq!(usage_error(&["--retries", "2", "bench"]), format!("error: {NO_RETRIES}"));
         assert_eq!(usage_error(&["bench", "--compress", "gzip"]), format!("error: {NO_COMPRESSION}"));
-        assert_eq!(usage_error(&["--protocol", "connect", "bench"]), format!("error: {NO_OTHER_PROTOCOL}"));
+        assert_eq!(
+            usage_error(&["--protocol", "connect", "bench", "--http1"]),
+            format!("error: {NO_OTHER_PROTOCOL}")
+        );
+        assert_eq!(
+            usage_error(&["--protocol", "connect", "--codec", "json", "bench"]),
+            format!("error: {NO_OTHER_PROTOCOL}")
+        );
     }
 
     #[test]

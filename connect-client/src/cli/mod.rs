@@ -70,7 +70,7 @@ pub struct Cli {
     #[arg(long, env = "CONNECT_COMPRESS", value_enum, global = true)]
     pub compress: Option<Compression>,
 
-    /// The protocol to call in (`buf curl`'s names): gRPC, gRPC-Web or Connect.
+    /// The protocol to call in (`buf curl`'s names): gRPC, gRPC-Web or Connect (binary only, over HTTP/2, for `bench`).
     #[arg(long, env = "CONNECT_PROTOCOL", value_enum, default_value_t, global = true)]
     pub protocol: Protocol,
 

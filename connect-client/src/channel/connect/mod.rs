@@ -19,6 +19,8 @@ mod json;
 mod stream;
 mod unary;
 
+pub(crate) use stream::end_of_stream;
+
 use std::{
     sync::OnceLock,
     task::{Context, Poll},
@@ -157,7 +159,7 @@ fn request_headers(grpc: &HeaderMap, content_type: &'static str) -> HeaderMap {
 
 /// `connect-timeout-ms` for `deadline`: whole milliseconds, rounded up so a
 /// deadline never shrinks to zero, at most the protocol's 10 digits.
-fn timeout_ms(deadline: Duration) -> HeaderValue {
+pub(crate) fn timeout_ms(deadline: Duration) -> HeaderValue {
     let millis = deadline.as_nanos().div_ceil(1_000_000).min(9_999_999_999);
     HeaderValue::from(u64::try_from(millis).unwrap_or(9_999_999_999))
 }
@@ -212,6 +214,15 @@ fn status_of_error(error: &Value, metadata: MetadataMap) -> Option<Status> {
         Bytes::from(status.encode_to_vec())
     };
     Some(Status::with_details_and_metadata(code, message, encoded, metadata))
+}
+
+/// The status of a Connect unary call that failed with HTTP `status` and
+/// `body`: Connect's JSON error when the body is one, else [`status_of_http`].
+pub(crate) fn unary_error(status: StatusCode, body: &[u8], metadata: MetadataMap) -> Status {
+    serde_json::from_slice(body)
+        .ok()
+        .and_then(|error| status_of_error(&error, metadata.clone()))
+        .unwrap_or_else(|| status_of_http(status, body, metadata))
 }
 
 /// The status of a response that failed with HTTP `status` and `body` not

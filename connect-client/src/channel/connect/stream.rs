@@ -18,7 +18,7 @@ use tower::BoxError;
 
 use super::{
     MAX_MESSAGE, PROTOCOL_ERROR, append_metadata, check_content_type, failed, grpc_headers, json, metadata,
-    request_headers, send, status_headers, status_of_error, status_of_http,
+    request_headers, send, status_headers, status_of_error,
 };
 use crate::channel::protocol::{Codec, Transport};
 
@@ -77,11 +77,7 @@ async fn answer(
             Ok(collected) => collected.to_bytes(),
             Err(_) => Bytes::new(),
         };
-        let metadata = MetadataMap::from_headers(metadata);
-        let status = serde_json::from_slice(&text)
-            .ok()
-            .and_then(|error| status_of_error(&error, metadata.clone()))
-            .unwrap_or_else(|| status_of_http(parts.status, &text, metadata));
+        let status = super::unary_error(parts.status, &text, MetadataMap::from_headers(metadata));
         return failed(status);
     }
     if let Err(status) = check_content_type(&parts.headers, content_type) {
@@ -136,7 +132,7 @@ fn response_message(
 }
 
 /// The gRPC trailers for an end-of-stream message: its error (none: OK) and metadata.
-fn end_of_stream(payload: &[u8]) -> HeaderMap {
+pub(crate) fn end_of_stream(payload: &[u8]) -> HeaderMap {
     let end: Value = match serde_json::from_slice(payload) {
         Ok(end @ Value::Object(_)) => end,
         _ => {

@@ -16,7 +16,7 @@ use tower::BoxError;
 
 use super::{
     MAX_MESSAGE, PROTOCOL_ERROR, check_content_type, failed, grpc_headers, json, metadata, request_headers,
-    send, status_headers, status_of_error, status_of_http,
+    send, status_headers,
 };
 use crate::channel::protocol::{Codec, Transport};
 
@@ -74,10 +74,7 @@ async fn answer(response: Response<Body>, method: &MethodDescriptor, codec: Code
         }
     };
     if parts.status != StatusCode::OK {
-        let status = serde_json::from_slice(&body)
-            .ok()
-            .and_then(|error| status_of_error(&error, MetadataMap::from_headers(metadata.clone())))
-            .unwrap_or_else(|| status_of_http(parts.status, &body, MetadataMap::from_headers(metadata)));
+        let status = super::unary_error(parts.status, &body, MetadataMap::from_headers(metadata));
         let mut response = failed(status);
         response.headers_mut().extend(trailers);
         return response;
