@@ -228,6 +228,37 @@ async fn https_works_for_every_protocol_over_both_http_versions() {
     }
 }
 
+#[tokio::test]
+async fn mtls_sends_the_client_certificate_over_http1_too() {
+    let pki = Pki::write("protocols-mtls");
+    let (server_cert, server_key, ca) = (pki.path("server.pem"), pki.path("server.key"), pki.path("ca.pem"));
+    let (_, port) =
+        start_server(&["--tls-cert", &server_cert, "--tls-key", &server_key, "--tls-client-ca", &ca]).await;
+    let https = format!("https://127.0.0.1:{port}");
+    let (cert, key) = (pki.path("client.pem"), pki.path("client.key"));
+    for transport in [["--protocol", "connect"], ["--protocol", "grpcweb"]] {
+        let args: Vec<&str> = transport
+            .iter()
+            .copied()
+            .chain(["--http1", "--ca", &ca, "--cert", &cert, "--key", &key, "unary", "m"])
+            .collect();
+        let output = client(&https, &args).await;
+        assert_eq!(
+            (output.status.code(), text(&output.stdout).as_str(), text(&output.stderr).as_str()),
+            (Some(0), "Response from server: Hello, m\n", ""),
+            "{transport:?}"
+        );
+        let args: Vec<&str> = transport.iter().copied().chain(["--http1", "--ca", &ca, "unary"]).collect();
+        let output = client(&https, &args).await;
+        // Under TLS 1.3 the server refuses the client after the handshake: before the first
+        // call (exit 3, unreachable) or under it (exit 1, UNAVAILABLE), the alert named either way.
+        let stderr = text(&output.stderr);
+        assert!(matches!(output.status.code(), Some(1 | 3)), "{transport:?}: {output:?}");
+        assert!(stderr.ends_with(": received fatal alert: CertificateRequired\n"), "{transport:?}: {stderr}");
+        assert_eq!(text(&output.stdout), "", "{transport:?}");
+    }
+}
+
 /// One HTTP/1.1 request as a fake server read it: the head and the body.
 #[derive(Debug)]
 struct Recorded {

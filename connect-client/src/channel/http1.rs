@@ -23,12 +23,14 @@ use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
+    sync::watch,
 };
 use tokio_rustls::{TlsConnector, rustls::pki_types::ServerName};
 use tonic::body::Body;
 use tower::{BoxError, Service};
 
 use super::{Options, target::Target, wait_before_retry};
+use crate::error::one_line;
 
 /// HTTP/1.1 connections to one address.
 #[derive(Clone)]
@@ -41,7 +43,23 @@ pub(crate) struct Http1 {
     /// For `https://`: the TLS settings and the name the certificate must have.
     tls: Option<(TlsConnector, ServerName<'static>)>,
     /// The connection of the last call, for the next one.
-    idle: Arc<Mutex<Option<SendRequest<Body>>>>,
+    idle: Arc<Mutex<Option<Connection>>>,
+}
+
+/// One HTTP/1.1 connection: where calls are sent, and why it ended, once it has.
+struct Connection {
+    sender: SendRequest<Body>,
+    /// Set to the connection's error if it fails; closed when its task ends.
+    ended: watch::Receiver<Option<String>>,
+}
+
+impl Connection {
+    /// Why the connection ended (a TLS alert, a reset), once its task is done;
+    /// none when it ended cleanly. Only for a connection known to be closing.
+    async fn failure(mut self) -> Option<String> {
+        let _ = self.ended.wait_for(Option::is_some).await;
+        self.ended.borrow().clone()
+    }
 }
 
 impl std::fmt::Debug for Http1 {
@@ -78,8 +96,8 @@ impl Http1 {
         };
         loop {
             let error = match http1.open().await {
-                Ok(sender) => {
-                    *http1.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sender);
+                Ok(connection) => {
+                    *http1.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(connection);
                     return Ok(http1);
                 }
                 Err(error) => error,
@@ -92,7 +110,7 @@ impl Http1 {
     }
 
     /// A new connection.
-    async fn open(&self) -> Result<SendRequest<Body>, BoxError> {
+    async fn open(&self) -> Result<Connection, BoxError> {
         let connect = TcpStream::connect((self.host.as_str(), self.port));
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(stream)) => stream,
@@ -120,23 +138,32 @@ impl Http1 {
     }
 
     /// The free connection of an earlier call, if there is one.
-    fn take_idle(&self) -> Option<SendRequest<Body>> {
+    fn take_idle(&self) -> Option<Connection> {
         let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()?;
-        idle.is_ready().then_some(idle)
+        idle.sender.is_ready().then_some(idle)
     }
 }
 
 /// HTTP/1.1 on `io`, its connection driven by a task of its own.
-async fn handshake<IO>(io: IO) -> Result<SendRequest<Body>, BoxError>
+async fn handshake<IO>(io: IO) -> Result<Connection, BoxError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) = http1::handshake(TokioIo::new(io)).await?;
+    let (sender, connection) = http1::handshake(TokioIo::new(io)).await?;
+    let (failed, ended) = watch::channel(None);
     // The connection ends with its last call, or when the server closes it.
-    tokio::spawn(connection);
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            failed.send_replace(Some(one_line(&error)));
+        }
+    });
+    let mut connection = Connection { sender, ended };
     // Ready once the connection task has run: until then `is_ready` says no.
-    sender.ready().await?;
-    Ok(sender)
+    if let Err(error) = connection.sender.ready().await {
+        // Closed before its first call (a server refusing the client's certificate): say why.
+        return Err(connection.failure().await.unwrap_or_else(|| one_line(&error)).into());
+    }
+    Ok(connection)
 }
 
 impl Service<Request<Body>> for Http1 {
@@ -151,8 +178,8 @@ impl Service<Request<Body>> for Http1 {
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            let mut sender = match this.take_idle() {
-                Some(sender) => sender,
+            let mut connection = match this.take_idle() {
+                Some(connection) => connection,
                 None => this.open().await?,
             };
             *request.version_mut() = Version::HTTP_11;
@@ -161,8 +188,18 @@ impl Service<Request<Body>> for Http1 {
             let path =
                 request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
             *request.uri_mut() = path.into();
-            let mut response = sender.send_request(request).await?;
-            *this.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sender);
+            let mut response = match connection.sender.send_request(request).await {
+                Ok(response) => response,
+                // The connection closed under the call: its own error says why.
+                Err(error) if error.is_canceled() || error.is_closed() => {
+                    let why = connection.failure().await;
+                    return Err(why
+                        .map_or_else(|| one_line(&error), |why| format!("{}: {why}", one_line(&error)))
+                        .into());
+                }
+                Err(error) => return Err(error.into()),
+            };
+            *this.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(connection);
             // They describe this HTTP/1.1 hop, not the call (HTTP/2 has none of them).
             for hop in [CONNECTION, HeaderName::from_static("keep-alive"), TRANSFER_ENCODING] {
                 response.headers_mut().remove(hop);

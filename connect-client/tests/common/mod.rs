@@ -55,7 +55,8 @@ pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-/// A CA and a server certificate for `127.0.0.1`, as PEM files in a fresh directory.
+/// A CA, a server certificate for `127.0.0.1` and a client certificate, as
+/// PEM files in a fresh directory.
 #[allow(dead_code, reason = "not every test file uses TLS")]
 pub(crate) struct Pki {
     dir: std::path::PathBuf,
@@ -77,6 +78,10 @@ impl Pki {
         std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
         std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let client = CertificateParams::new(Vec::<String>::new()).unwrap().signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
         Self { dir }
     }
 
