@@ -14,8 +14,8 @@
 //!   out of rotation and one that came back is put back in. A failed call
 //!   ([`Balanced::reprobe`]) triggers a probe at once rather than at the next tick.
 //!
-//! Over that connection ([`http1`] instead with `--http1`), [`protocol`]
-//! speaks gRPC, gRPC-Web or Connect ([`connect`]): [`open`] gives the
+//! Over that connection (`http1.rs` instead with `--http1`), [`protocol`]
+//! speaks gRPC, gRPC-Web or Connect (`connect/`): `open` gives the
 //! [`Transport`] every command calls on.
 
 pub(crate) mod connect;

@@ -3,7 +3,7 @@
 //! Every command makes gRPC calls with tonic. The protocol is a decorator on
 //! the transport below them, so the commands stay the same for all three:
 //! gRPC goes out as it is; gRPC-Web through tonic-web's client layer; Connect
-//! through [`Connect`](super::connect::Connect), which translates each gRPC
+//! through the `Connect` decorator (`channel/connect/`), which translates each gRPC
 //! call into a Connect call and the answer back.
 
 use std::{
