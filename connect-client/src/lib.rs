@@ -8,7 +8,8 @@
 //! - [`call`]: what one call carries (metadata, token, deadline, retries);
 //! - [`schema`]: where `list`, `describe` and `call` find descriptors: [`reflect`]
 //!   (gRPC reflection, v1, else v1alpha) or `--proto`/`--protoset` files;
-//! - [`channel`]: how the client reaches the server (TLS, balancing, waiting);
+//! - [`channel`]: how the client reaches the server (TLS, balancing, waiting,
+//!   HTTP/1.1) and in which protocol (gRPC, gRPC-Web, Connect);
 //! - [`bench`](mod@bench): the load generator, on its own HTTP/2 caller;
 //! - [`error`] and [`output`]: how the client fails and where it prints.
 

@@ -7,21 +7,8 @@ mod common;
 
 use std::process::Stdio;
 
-use clap::Parser;
-use common::{client, client_with_input, command, text};
-use connect_server::{Config, ConnectServer};
+use common::{Pki, client, client_with_input, command, start_server, text};
 use tokio::net::TcpListener;
-
-/// Starts a server on `127.0.0.1:0` for the rest of the test; returns its URL and port.
-async fn start_server(args: &[&str]) -> (String, u16) {
-    let mut argv = vec!["connect-server", "--stats-interval", "0", "--metrics-addr", "off"];
-    argv.extend_from_slice(args);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = ConnectServer::new(Config::parse_from(argv)).expect("valid flags");
-    tokio::spawn(server.serve(vec![listener], std::future::pending()));
-    (format!("http://127.0.0.1:{port}"), port)
-}
 
 /// A server that accepts connections and never sends a byte; returns its URL
 /// and the task holding the connections (abort it at the end).
@@ -283,40 +270,6 @@ async fn an_unreachable_server_is_one_line_and_exit_3() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with(&format!("cannot connect to {url}: ")), "{stderr}");
     assert!(stderr.contains("Connection refused"), "{stderr}");
-}
-
-/// A CA and a server certificate for `127.0.0.1`, as PEM files in a fresh directory.
-struct Pki {
-    dir: std::path::PathBuf,
-}
-
-impl Pki {
-    fn write(name: &str) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-        let dir = std::env::temp_dir().join(format!("connect-client-roots-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, format!("{name} CA"));
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let server =
-            CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[tokio::test]

@@ -10,6 +10,10 @@ pub const PREFIX_LEN: usize = 5;
 /// The flag of a compressed message.
 pub const COMPRESSED: u8 = 0b01;
 
+/// The flag of Connect's end-of-stream message, which carries a stream's
+/// status and trailers as JSON.
+pub const END_STREAM: u8 = 0b10;
+
 /// The prefix of a message of `len` bytes.
 pub fn prefix(compressed: bool, len: u32) -> [u8; PREFIX_LEN] {
     flagged_prefix(u8::from(compressed), len)
@@ -43,8 +47,11 @@ pub fn encode(flags: u8, payload: &[u8]) -> Vec<u8> {
 /// One whole message, as it lies in a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Message<'a> {
-    /// Whether the sender compressed it (`grpc-encoding`).
+    /// Whether the sender compressed it (`grpc-encoding`): any flag set.
     pub compressed: bool,
+    /// Its flags byte, for the protocols with flags of their own (gRPC-Web's
+    /// trailers, Connect's end of stream).
+    pub flags: u8,
     /// Its bytes.
     pub payload: &'a [u8],
 }
@@ -55,7 +62,7 @@ pub fn split(data: &[u8]) -> Option<(Message<'_>, &[u8])> {
     let (prefix, rest) = data.split_first_chunk::<PREFIX_LEN>()?;
     let (flags, len) = decode_prefix(*prefix);
     let (payload, rest) = rest.split_at_checked(usize::try_from(len).ok()?)?;
-    Some((Message { compressed: flags != 0, payload }, rest))
+    Some((Message { compressed: flags != 0, flags, payload }, rest))
 }
 
 /// Where a byte stream is within the gRPC length-prefixed framing.
@@ -159,7 +166,7 @@ mod tests {
         data.extend(prefix(true, 3));
         data.extend(b"ab");
         let (first, rest) = split(&data).expect("a whole message");
-        assert_eq!(first, Message { compressed: false, payload: b"hello" });
+        assert_eq!(first, Message { compressed: false, flags: 0, payload: b"hello" });
         assert_eq!(rest.len(), 7);
         assert_eq!(split(rest), None);
         assert_eq!(split(&data[..4]), None);

@@ -74,6 +74,17 @@ pub fn is_reserved(name: &HeaderName) -> bool {
     name.starts_with("grpc-") || name.starts_with("connect-") || HTTP_OWN.iter().any(|own| own == name)
 }
 
+/// The metadata among `headers`: every header that is not [reserved](is_reserved).
+pub fn metadata(headers: &HeaderMap) -> HeaderMap {
+    let mut metadata = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if !is_reserved(name) {
+            metadata.append(name, value.clone());
+        }
+    }
+    metadata
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +146,18 @@ mod tests {
         ] {
             assert!(is_reserved(&HeaderName::from_static(name)), "{name}");
         }
+    }
+
+    #[test]
+    fn metadata_is_what_is_not_reserved() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, APPLICATION_GRPC);
+        headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("1S"));
+        headers.append(X_REQUEST_ID, HeaderValue::from_static("a"));
+        headers.append(X_REQUEST_ID, HeaderValue::from_static("b"));
+        let metadata = metadata(&headers);
+        assert_eq!(metadata.len(), 2);
+        assert_eq!(metadata.get_all(X_REQUEST_ID).iter().collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]

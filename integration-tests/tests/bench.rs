@@ -263,3 +263,50 @@ async fn a_call_loop_whose_connection_the_server_closed_stops_instead_of_spinnin
     assert!(report.table().contains("  stopped     4 of 4 call loops: the server closed their connection\n"));
     assert_eq!(report.json()["loops_stopped"], 4);
 }
+
+#[tokio::test]
+async fn every_protocol_counts_every_call_kind_and_its_failures() {
+    let token = std::env::temp_dir().join(format!("bench-protocols-token-{}", std::process::id()));
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let server = TestServer::start_with_args(&[
+        "--max-stream-count",
+        "5",
+        "--auth-token-file",
+        token.to_str().unwrap(),
+    ])
+    .await;
+    for protocol in ["grpc", "grpcweb", "connect"] {
+        // `--protocol P --token s3cret` then `args`.
+        let run = |args: &[&'static str]| {
+            let all: Vec<&str> = ["--protocol", protocol, "--token", "s3cret"]
+                .into_iter()
+                .chain(args.iter().copied())
+                .collect();
+            let settings = settings(&server.url(), &all);
+            async move { runner::run(&settings).await.expect("bench ran") }
+        };
+        let report = run(&["--requests", "6"]).await;
+        assert_eq!((report.tally.ok, report.tally.messages, report.tally.failed()), (6, 6, 0), "{protocol}");
+        for (rpc, count, messages) in
+            [("server-stream", "3", 18), ("client-stream", "3", 18), ("bidi", "4", 24)]
+        {
+            let report = run(&["--requests", "6", "--rpc", rpc, "--count", count]).await;
+            let outcome = (report.tally.ok, report.tally.messages, report.tally.failed());
+            assert_eq!(outcome, (6, messages, 0), "{protocol} {rpc}");
+        }
+        // A stream refused by the handler, and a unary call refused before it (no token).
+        let report = run(&["--requests", "4", "--rpc", "server-stream", "--count", "6"]).await;
+        assert_eq!(
+            report.tally.errors.iter().collect::<Vec<_>>(),
+            vec![(&"INVALID_ARGUMENT", &4)],
+            "{protocol}"
+        );
+        let report = bench(&server, &["--protocol", protocol, "--requests", "3"]).await;
+        assert_eq!(
+            report.tally.errors.iter().collect::<Vec<_>>(),
+            vec![(&"UNAUTHENTICATED", &3)],
+            "{protocol}"
+        );
+    }
+    let _ = std::fs::remove_file(token);
+}

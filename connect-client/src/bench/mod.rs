@@ -1,6 +1,7 @@
 //! `connect-client bench`: how fast the server answers, measured by a load generator.
 //!
-//! It opens `--connections` HTTP/2 connections spread over one thread per
+//! It opens `--connections` HTTP/2 connections (calls in gRPC, gRPC-Web or
+//! Connect, as `--protocol` says) spread over one thread per
 //! core (each thread its own single-threaded runtime, so a call never leaves
 //! its thread), runs `--concurrency` call loops spread over the connections,
 //! records each call's latency in an HDR histogram and counts failures by

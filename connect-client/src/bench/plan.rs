@@ -62,13 +62,13 @@ pub(super) fn plan(settings: &BenchSettings, duration: Option<Duration>) -> Resu
     }
     let targets = addrs.iter().map(|addr| wire::bench_target(addr)).collect::<Result<_, _>>()?;
     let authorization = settings.token.as_deref().map(bearer).transpose()?;
-    let method = settings.rpc.method();
     let templates = addrs
         .iter()
         .map(|addr| {
             CallTemplate::new(
                 addr,
-                method,
+                settings.rpc,
+                settings.protocol,
                 &requests,
                 settings.timeout,
                 &settings.headers,

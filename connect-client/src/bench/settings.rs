@@ -4,7 +4,7 @@ use std::{num::NonZeroUsize, time::Duration};
 
 use connect_proto::RpcKind;
 
-use crate::call::metadata::Header;
+use crate::{call::metadata::Header, channel::Protocol};
 
 /// How long a run lasts when neither a duration nor a number of requests is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -26,6 +26,8 @@ pub struct BenchSettings {
     pub headers: Vec<Header>,
     /// Which RPC to call.
     pub rpc: RpcKind,
+    /// The protocol calls are made in (over HTTP/2, binary messages).
+    pub protocol: Protocol,
     /// HTTP/2 connections to open.
     pub connections: NonZeroUsize,
     /// Calls in flight at once, in all.

@@ -1,4 +1,5 @@
-//! A minimal gRPC caller written straight on `h2`, for the load generator.
+//! A minimal gRPC caller written straight on `h2`, for the load generator;
+//! it also speaks gRPC-Web and the Connect protocol (binary, over HTTP/2).
 //!
 //! Why not the tonic client: its `Channel` hands every call to a buffer task
 //! and then to hyper's dispatch task before `h2` sees it; those hops cost the
@@ -6,27 +7,42 @@
 //! the benchmark would measure the client. Here a call is one `h2` stream:
 //! headers and the pre-encoded request frames out, response frames decoded
 //! with prost, `grpc-status` read from the trailers (or from the headers of a
-//! trailers-only response).
+//! trailers-only response). gRPC-Web carries the trailers as a last framed
+//! message (flag 0x80), Connect as an end-of-stream message (flag 0x02) and a
+//! unary call's message bare, with its error as JSON and an HTTP status.
 
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use connect_proto::{
-    RequestMessage, ResponseMessage, framing,
-    headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, insert_grpc_request_headers},
+    RequestMessage, ResponseMessage, RpcKind, codes, framing,
+    headers::{
+        CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT,
+        insert_grpc_request_headers,
+    },
     timeout,
 };
 use h2::{RecvStream, client::SendRequest};
-use http::{HeaderMap, HeaderValue, Method, Request, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header::CONTENT_TYPE};
 use prost::Message as _;
 use tokio::{net::TcpStream, time::Instant};
 use tonic::{Code, Status};
 
 use crate::{
     call::metadata::{Header, add_headers},
-    channel::{Target, invalid, wait_before_retry},
+    channel::{
+        Protocol, Target,
+        connect::{end_of_stream, timeout_ms, unary_error},
+        invalid, wait_before_retry,
+    },
     error::{ClientError, one_line},
 };
+
+/// The flag of gRPC-Web's trailers message.
+const GRPC_WEB_TRAILERS: u8 = 0x80;
+
+/// Most bytes of a Connect unary response (tonic's default message limit).
+const MAX_UNARY_BODY: usize = 4 * 1024 * 1024;
 
 /// Flow-control windows large enough that the load generator never waits for WINDOW_UPDATEs.
 const STREAM_WINDOW: u32 = 1 << 20;
@@ -87,36 +103,84 @@ pub(super) fn bench_target(addr: &str) -> Result<Target, ClientError> {
     Ok(target)
 }
 
+/// How a call's answer is read: the protocol, and for Connect the call's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// gRPC: framed messages, then trailers.
+    Grpc,
+    /// gRPC-Web: framed messages, the last one the trailers.
+    GrpcWeb,
+    /// Connect unary: the bare message, or a JSON error with an HTTP status.
+    ConnectUnary,
+    /// A Connect stream: enveloped messages, the last one the end of the stream.
+    ConnectStream,
+}
+
 /// What every call of a run sends: the method's URI, the headers and the request frames.
 #[derive(Debug, Clone)]
 pub(super) struct CallTemplate {
     uri: Uri,
     headers: HeaderMap,
     frames: Vec<Bytes>,
+    answer: Answer,
 }
 
 impl CallTemplate {
-    /// A template for calling `method` at `addr` with `messages`, under an
-    /// optional deadline, with the `-H` headers and an optional bearer token.
-    /// Everything is encoded here once, so a call only clones it.
+    /// A template for calling `rpc` at `addr` in `protocol` with `messages`,
+    /// under an optional deadline, with the `-H` headers and an optional
+    /// bearer token. Everything is encoded here once, so a call only clones it.
     pub(super) fn new(
         addr: &str,
-        method: &str,
+        rpc: RpcKind,
+        protocol: Protocol,
         messages: &[RequestMessage],
         timeout: Option<Duration>,
         extra: &[Header],
         authorization: Option<&HeaderValue>,
     ) -> Result<Self, ClientError> {
-        let uri = format!("{}/ConnectService/{method}", addr.trim_end_matches('/'))
+        let uri = format!("{}/ConnectService/{}", addr.trim_end_matches('/'), rpc.method())
             .parse()
             .map_err(|error: http::uri::InvalidUri| invalid(addr, &error.to_string()))?;
+        let answer = match protocol {
+            Protocol::Grpc => Answer::Grpc,
+            Protocol::GrpcWeb => Answer::GrpcWeb,
+            Protocol::Connect if rpc == RpcKind::Unary => Answer::ConnectUnary,
+            Protocol::Connect => Answer::ConnectStream,
+        };
         let mut headers = HeaderMap::new();
-        insert_grpc_request_headers(&mut headers);
-        if let Some(timeout) = timeout {
-            headers.insert(GRPC_TIMEOUT, timeout::encode(timeout));
+        let content_type = match answer {
+            Answer::Grpc => {
+                insert_grpc_request_headers(&mut headers);
+                None
+            }
+            Answer::GrpcWeb => Some("application/grpc-web+proto"),
+            Answer::ConnectUnary => Some("application/proto"),
+            Answer::ConnectStream => Some("application/connect+proto"),
+        };
+        if let Some(content_type) = content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
+        match (protocol, timeout) {
+            (Protocol::Connect, timeout) => {
+                headers.insert(CONNECT_PROTOCOL_VERSION, HeaderValue::from_static("1"));
+                if let Some(timeout) = timeout {
+                    headers.insert(CONNECT_TIMEOUT_MS, timeout_ms(timeout));
+                }
+            }
+            (_, Some(timeout)) => {
+                headers.insert(GRPC_TIMEOUT, timeout::encode(timeout));
+            }
+            (_, None) => {}
         }
         add_headers(&mut headers, extra, authorization);
-        Ok(Self { uri, headers, frames: messages.iter().map(frame).collect() })
+        let frames = match answer {
+            // A Connect unary call carries its one message bare.
+            Answer::ConnectUnary => {
+                messages.iter().map(|message| Bytes::from(message.encode_to_vec())).collect()
+            }
+            _ => messages.iter().map(frame).collect(),
+        };
+        Ok(Self { uri, headers, frames, answer })
     }
 
     fn request(&self) -> Request<()> {
@@ -150,55 +214,111 @@ pub(super) async fn call(connection: &mut Connection, template: &CallTemplate) -
     let response = response.await.map_err(h2_status)?;
     let (parts, mut stream) = response.into_parts();
     if parts.status != http::StatusCode::OK {
-        return Err(Status::new(code_for_http_status(parts.status), format!("HTTP status {}", parts.status)));
+        if template.answer == Answer::ConnectUnary {
+            let body = read_body(&mut stream).await?;
+            return Err(unary_error(parts.status, &body, tonic::metadata::MetadataMap::new()));
+        }
+        return Err(Status::new(
+            codes::from_http_status(parts.status),
+            format!("HTTP status {}", parts.status),
+        ));
     }
     // A trailers-only response carries its status in the headers.
-    if let Some(outcome) = grpc_status(&parts.headers) {
+    if matches!(template.answer, Answer::Grpc | Answer::GrpcWeb)
+        && let Some(outcome) = grpc_status(&parts.headers)
+    {
         return outcome.map(|()| 0);
     }
-    let received = read_messages(&mut stream).await?;
-    match stream.trailers().await.map_err(h2_status)? {
-        Some(trailers) => grpc_status(&trailers)
-            .unwrap_or_else(|| Err(Status::internal("trailers without grpc-status")))
-            .map(|()| received),
-        None => Err(Status::internal("response ended without trailers")),
+    match template.answer {
+        Answer::Grpc => {
+            let (received, _) = read_messages(&mut stream, None).await?;
+            match stream.trailers().await.map_err(h2_status)? {
+                Some(trailers) => ended_with(&trailers).map(|()| received),
+                None => Err(Status::internal("response ended without trailers")),
+            }
+        }
+        Answer::GrpcWeb => match read_messages(&mut stream, Some(GRPC_WEB_TRAILERS)).await? {
+            (received, Some(trailers)) => ended_with(&grpc_web_trailers(&trailers)).map(|()| received),
+            (_, None) => Err(Status::internal("response ended without its trailers message")),
+        },
+        Answer::ConnectUnary => {
+            let body = read_body(&mut stream).await?;
+            ResponseMessage::decode(body.as_slice())
+                .map(|_| 1)
+                .map_err(|error| Status::internal(format!("undecodable response: {error}")))
+        }
+        Answer::ConnectStream => match read_messages(&mut stream, Some(framing::END_STREAM)).await? {
+            (received, Some(end)) => ended_with(&end_of_stream(&end)).map(|()| received),
+            (_, None) => Err(Status::internal("response ended without an end-of-stream message")),
+        },
     }
 }
 
-/// The code a gRPC client gives a response that is not HTTP 200 (the spec's
-/// HTTP to gRPC status mapping, as tonic applies it; tonic does not export it).
-fn code_for_http_status(status: http::StatusCode) -> Code {
-    match status.as_u16() {
-        400 => Code::Internal,
-        401 => Code::Unauthenticated,
-        403 => Code::PermissionDenied,
-        404 => Code::Unimplemented,
-        429 | 502 | 503 | 504 => Code::Unavailable,
-        _ => Code::Unknown,
-    }
+/// The call's outcome from its trailers.
+fn ended_with(trailers: &HeaderMap) -> Result<(), Status> {
+    grpc_status(trailers).unwrap_or_else(|| Err(Status::internal("trailers without grpc-status")))
 }
 
-/// Reads and decodes every response message until the body ends.
+/// gRPC-Web's trailers message (`name: value` lines) as headers; lines that
+/// are not a header are left out.
+fn grpc_web_trailers(block: &[u8]) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    for line in block.split(|byte| *byte == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|byte| *byte == b':') else { continue };
+        let (name, value) = (line[..colon].to_ascii_lowercase(), line[colon + 1..].trim_ascii());
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(&name), HeaderValue::from_bytes(value)) {
+            trailers.append(name, value);
+        }
+    }
+    trailers
+}
+
+/// A whole response body, at most [`MAX_UNARY_BODY`] bytes.
+async fn read_body(stream: &mut RecvStream) -> Result<Vec<u8>, Status> {
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.data().await {
+        let chunk = chunk.map_err(h2_status)?;
+        let _ = stream.flow_control().release_capacity(chunk.len());
+        if body.len() + chunk.len() > MAX_UNARY_BODY {
+            return Err(Status::resource_exhausted(format!("the response is over {MAX_UNARY_BODY} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Reads and decodes every response message until the body ends; with
+/// `last`, the protocol's flag of its closing message (gRPC-Web's trailers,
+/// Connect's end of stream), whose payload is returned.
 ///
 /// Messages are decoded where they lie in each chunk, into one reused
 /// `ResponseMessage`: only a message split across chunks is copied, and no
 /// message allocates, so the load generator does not become the bottleneck.
-async fn read_messages(stream: &mut RecvStream) -> Result<u64, Status> {
+async fn read_messages(stream: &mut RecvStream, last: Option<u8>) -> Result<(u64, Option<Bytes>), Status> {
     let mut pending = BytesMut::new();
     let mut message = ResponseMessage::default();
     let mut received = 0;
+    let mut closing = None;
     while let Some(chunk) = stream.data().await {
         let chunk = chunk.map_err(h2_status)?;
         // Hand the window back at once, as the connection would otherwise stall.
         let _ = stream.flow_control().release_capacity(chunk.len());
+        if closing.is_some() && !chunk.is_empty() {
+            return Err(Status::internal("response data after its closing message"));
+        }
         if pending.is_empty() {
             let mut rest: &[u8] = &chunk;
-            received += decode_complete(&mut rest, &mut message)?;
+            let (decoded, end) = decode_complete(&mut rest, &mut message, last)?;
+            received += decoded;
+            closing = closing.or(end);
             pending.extend_from_slice(rest);
         } else {
             pending.extend_from_slice(&chunk);
             let mut rest: &[u8] = &pending;
-            received += decode_complete(&mut rest, &mut message)?;
+            let (decoded, end) = decode_complete(&mut rest, &mut message, last)?;
+            received += decoded;
+            closing = closing.or(end);
             let consumed = pending.len() - rest.len();
             pending.advance(consumed);
         }
@@ -206,24 +326,36 @@ async fn read_messages(stream: &mut RecvStream) -> Result<u64, Status> {
     if !pending.is_empty() {
         return Err(Status::internal("response body ended inside a message"));
     }
-    Ok(received)
+    Ok((received, closing))
 }
 
 /// Decodes the whole messages at the front of `data` into `message`, leaving
-/// `data` at the first incomplete one; returns how many it decoded.
-fn decode_complete(data: &mut &[u8], message: &mut ResponseMessage) -> Result<u64, Status> {
+/// `data` at the first incomplete one; returns how many it decoded and, when
+/// it reached one, the payload of the closing message flagged `last`.
+fn decode_complete(
+    data: &mut &[u8],
+    message: &mut ResponseMessage,
+    last: Option<u8>,
+) -> Result<(u64, Option<Bytes>), Status> {
     let mut decoded = 0;
     while let Some((framed, rest)) = framing::split(data) {
+        *data = rest;
+        if last.is_some_and(|last| framed.flags == last) {
+            if !rest.is_empty() {
+                return Err(Status::internal("response data after its closing message"));
+            }
+            return Ok((decoded, Some(Bytes::copy_from_slice(framed.payload))));
+        }
         if framed.compressed {
             return Err(Status::internal("compressed response, but none was asked for"));
         }
-        let body = framed.payload;
         message.clear();
-        message.merge(body).map_err(|error| Status::internal(format!("undecodable response: {error}")))?;
+        message
+            .merge(framed.payload)
+            .map_err(|error| Status::internal(format!("undecodable response: {error}")))?;
         decoded += 1;
-        *data = rest;
     }
-    Ok(decoded)
+    Ok((decoded, None))
 }
 
 /// The call's outcome from `grpc-status` (and `grpc-message`), if the map has one.
@@ -269,11 +401,31 @@ mod tests {
         bytes.extend_from_slice(&[0, 0, 0, 0, 9, 0x0a]);
         let mut data: &[u8] = &bytes;
         let mut message = ResponseMessage::default();
-        assert_eq!(decode_complete(&mut data, &mut message).unwrap(), 2);
+        assert_eq!(decode_complete(&mut data, &mut message, None).unwrap(), (2, None));
         assert_eq!(message.response_data, "two");
         assert_eq!(data, &bytes[whole..]);
         let mut compressed: &[u8] = &[1, 0, 0, 0, 0];
-        assert_eq!(decode_complete(&mut compressed, &mut message).unwrap_err().code(), Code::Internal);
+        assert_eq!(decode_complete(&mut compressed, &mut message, None).unwrap_err().code(), Code::Internal);
+    }
+
+    #[test]
+    fn the_closing_message_of_grpc_web_and_connect_ends_the_body() {
+        let mut bytes = framing::encode(0, &ResponseMessage { response_data: "one".into() }.encode_to_vec());
+        bytes.extend(framing::encode(GRPC_WEB_TRAILERS, b"grpc-status:0\r\nx-message-count: 1\r\n"));
+        let mut data: &[u8] = &bytes;
+        let mut message = ResponseMessage::default();
+        let (decoded, trailers) = decode_complete(&mut data, &mut message, Some(GRPC_WEB_TRAILERS)).unwrap();
+        assert_eq!(decoded, 1);
+        let trailers = grpc_web_trailers(&trailers.unwrap());
+        assert_eq!(
+            (trailers["grpc-status"].as_bytes(), trailers["x-message-count"].as_bytes()),
+            (&b"0"[..], &b"1"[..])
+        );
+        assert!(matches!(ended_with(&trailers), Ok(())));
+        bytes.extend(framing::encode(0, b""));
+        let mut data: &[u8] = &bytes;
+        let error = decode_complete(&mut data, &mut message, Some(GRPC_WEB_TRAILERS)).unwrap_err();
+        assert_eq!(error.message(), "response data after its closing message");
     }
 
     #[test]

@@ -8,9 +8,10 @@ use std::{future::Future, time::Duration};
 
 use connect_proto::{ConnectServiceClient, RequestMessage, headers::GRPC_TIMEOUT, timeout};
 use http::{Extensions, HeaderMap};
-use tonic::{Request, codec::CompressionEncoding, metadata::MetadataMap, transport::Channel};
+use tonic::{Request, codec::CompressionEncoding, metadata::MetadataMap};
 
 use crate::{
+    channel::Transport,
     error::{ClientError, client_deadline_exceeded},
     output::Output,
 };
@@ -22,7 +23,7 @@ pub(crate) const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 
 /// A channel that sends the configured credentials and `-H` headers on every
 /// call, and prints the response metadata with `-v`: what every command calls on.
-pub type CallChannel = CallMetadata<Channel>;
+pub type CallChannel = CallMetadata<Transport>;
 
 /// A `ConnectService` client on a [`CallChannel`].
 pub type Client = ConnectServiceClient<CallChannel>;
@@ -42,15 +43,19 @@ pub struct CallOptions {
     pub output: Output,
 }
 
-/// `channel` with the token, headers and `-v` of `options`.
-pub fn call_channel(channel: Channel, options: &CallOptions) -> Result<CallChannel, ClientError> {
+/// `channel` (a tonic `Channel`, or any [`Transport`]) with the token,
+/// headers and `-v` of `options`.
+pub fn call_channel(
+    channel: impl Into<Transport>,
+    options: &CallOptions,
+) -> Result<CallChannel, ClientError> {
     let authorization = options.token.as_deref().map(bearer).transpose()?;
     let verbose = options.verbose.then(|| options.output.clone());
-    Ok(CallMetadata::new(channel, options.headers.clone(), authorization, verbose))
+    Ok(CallMetadata::new(channel.into(), options.headers.clone(), authorization, verbose))
 }
 
-/// A client on `channel` making calls as `options` says.
-pub fn client(channel: Channel, options: &CallOptions) -> Result<Client, ClientError> {
+/// A client on `channel` (a tonic `Channel`, or any [`Transport`]) making calls as `options` says.
+pub fn client(channel: impl Into<Transport>, options: &CallOptions) -> Result<Client, ClientError> {
     let client = ConnectServiceClient::new(call_channel(channel, options)?);
     // Only ask for compressed responses with --compress: for small messages
     // compression costs more CPU than it saves bytes.

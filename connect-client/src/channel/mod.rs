@@ -13,7 +13,14 @@
 //! - probes each address with a TCP connect, so a replica that died is taken
 //!   out of rotation and one that came back is put back in. A failed call
 //!   ([`Balanced::reprobe`]) triggers a probe at once rather than at the next tick.
+//!
+//! Over that connection (`http1.rs` instead with `--http1`), [`protocol`]
+//! speaks gRPC, gRPC-Web or Connect (`connect/`): `open` gives the
+//! [`Transport`] every command calls on.
 
+pub(crate) mod connect;
+mod http1;
+pub mod protocol;
 mod target;
 mod tls;
 mod tracker;
@@ -26,6 +33,7 @@ use tokio::{
 };
 use tonic::transport::{Channel, ClientTlsConfig};
 
+pub use protocol::{Codec, Protocol, Transport};
 pub(crate) use target::{Target, invalid, url};
 pub use tls::TlsFiles;
 use tracker::Tracker;
@@ -53,6 +61,12 @@ pub struct ChannelSettings {
     pub wait_for_ready: Option<Duration>,
     /// HTTP/2 keepalive pings on every connection (none: no pings).
     pub keepalive: Option<Keepalive>,
+    /// The protocol calls are made in.
+    pub protocol: Protocol,
+    /// How Connect encodes messages.
+    pub codec: Codec,
+    /// HTTP/1.1 instead of HTTP/2.
+    pub http1: bool,
 }
 
 /// HTTP/2 keepalive: without it a connection whose peer vanished (no FIN,
@@ -92,17 +106,52 @@ pub struct Options {
     pub keepalive: Option<Keepalive>,
 }
 
-/// Connects as `settings` say: a plain channel for one address, a balanced one for several.
-pub(crate) async fn connect(settings: &ChannelSettings) -> Result<Balanced, ClientError> {
-    let options = Options {
+/// A connected transport and, when balanced, the handle to its replica tracker.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    /// The transport to make calls on, in the protocol asked for.
+    pub transport: Transport,
+    /// As [`Balanced::reprobe`].
+    pub reprobe: Option<Arc<Notify>>,
+}
+
+/// Connects as `settings` say, over HTTP/2 (balanced over several addresses)
+/// or HTTP/1.1, and speaks the protocol they ask for on that connection.
+pub(crate) async fn open(settings: &ChannelSettings) -> Result<Connected, ClientError> {
+    let (transport, reprobe) = if settings.http1 {
+        let options = options(settings)?;
+        let [addr] = settings.addrs.as_slice() else {
+            return Err(ClientError::Usage("--http1 takes one --addr (balancing needs HTTP/2)".into()));
+        };
+        let target = Target::parse(addr)?;
+        let tls = options.tls.is_some().then(|| settings.tls.http1_config()).transpose()?;
+        let http1 = http1::Http1::connect(&target, tls, &options)
+            .await
+            .map_err(|reason| ClientError::Connect { addr: addr.clone(), reason })?;
+        (Transport::new(http1), None)
+    } else {
+        let balanced = connect(settings).await?;
+        (Transport::from(balanced.channel), balanced.reprobe)
+    };
+    let transport = transport.speaking(settings.protocol, settings.codec, settings.http1);
+    Ok(Connected { transport, reprobe })
+}
+
+/// How `settings` ask to connect.
+fn options(settings: &ChannelSettings) -> Result<Options, ClientError> {
+    Ok(Options {
         tls: settings.tls.config_for(&settings.addrs)?,
         connect_timeout: settings.connect_timeout,
         resolve_interval: settings.resolve_interval,
         wait_until: settings.wait_for_ready.map(|budget| Instant::now() + budget),
         failed_attempts: watch::Sender::new(0),
         keepalive: settings.keepalive,
-    };
-    connect_addrs(&settings.addrs, &options).await
+    })
+}
+
+/// Connects as `settings` say: a plain channel for one address, a balanced one for several.
+pub(crate) async fn connect(settings: &ChannelSettings) -> Result<Balanced, ClientError> {
+    connect_addrs(&settings.addrs, &options(settings)?).await
 }
 
 /// Connects to `addrs` (URLs such as `http://10.0.0.1:50051`; `host:port` means `http://host:port`).

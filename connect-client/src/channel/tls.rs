@@ -1,7 +1,15 @@
 //! The TLS files for `https://` addresses, read when a channel is opened.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
+use tokio_rustls::rustls::{
+    ClientConfig, RootCertStore,
+    crypto::ring,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::error::ClientError;
@@ -48,6 +56,51 @@ impl TlsFiles {
         }
         Ok(config)
     }
+
+    /// The rustls settings for `--http1` over `https://`: the roots and the
+    /// identity of [`config`](Self::config), offering only HTTP/1.1 by ALPN.
+    pub(crate) fn http1_config(&self) -> Result<ClientConfig, ClientError> {
+        let mut roots = RootCertStore::empty();
+        match &self.ca {
+            Some(ca) => {
+                for cert in CertificateDer::pem_slice_iter(&read(ca, "--ca")?) {
+                    let added = cert
+                        .map_err(|error| error.to_string())
+                        .and_then(|cert| roots.add(cert).map_err(|error| error.to_string()));
+                    added.map_err(|error| invalid(ca, "--ca", &error))?;
+                }
+            }
+            None => {
+                // As tonic: the certificates that load; a bad one in the store is skipped.
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|error| ClientError::Other(format!("TLS: {error}")))?
+            .with_root_certificates(roots);
+        let mut config = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_slice_iter(&read(cert, "--cert")?)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|error| invalid(cert, "--cert", &error.to_string()))?;
+                let key = PrivateKeyDer::from_pem_slice(&read(key, "--key")?)
+                    .map_err(|error| invalid(key, "--key", &error.to_string()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|error| ClientError::Other(format!("--cert and --key: {error}")))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+fn invalid(path: &Path, flag: &str, error: &str) -> ClientError {
+    ClientError::Other(format!("invalid {flag} {}: {error}", path.display()))
 }
 
 fn read(path: &Path, flag: &str) -> Result<Vec<u8>, ClientError> {

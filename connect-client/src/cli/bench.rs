@@ -3,7 +3,8 @@
 //! bench honours `-H` (sent on every call), `--token`, `--timeout`,
 //! `--connect-timeout` and `--wait-for-ready` (each connection waits for the
 //! server); it refuses `--retries` and `--compress`, which it cannot honour
-//! without changing what it measures.
+//! without changing what it measures, and `--http1` and `--codec json`: its
+//! own wire path speaks gRPC, gRPC-Web and Connect with binary messages over HTTP/2.
 
 use std::{num::NonZeroUsize, time::Duration};
 
@@ -11,11 +12,15 @@ use clap::Args;
 use connect_proto::RpcKind;
 
 use super::Cli;
-use crate::{bench::BenchSettings, error::ClientError};
+use crate::{bench::BenchSettings, channel::Codec, error::ClientError};
 
 /// Why bench refuses `--retries`.
 pub(crate) const NO_RETRIES: &str =
     "bench does not retry calls: --retries would hide the failures it measures";
+
+/// Why bench refuses `--http1` and `--codec json` (its own wire path speaks binary HTTP/2 only).
+pub(crate) const NO_OTHER_PROTOCOL: &str =
+    "bench sends binary messages over HTTP/2 only: --http1 and --codec json are for the other commands";
 
 /// Why bench refuses `--compress`.
 pub(crate) const NO_COMPRESSION: &str =
@@ -81,6 +86,9 @@ impl BenchArgs {
         if cli.compress.is_some() {
             return Err(ClientError::Usage(NO_COMPRESSION.into()));
         }
+        if cli.codec != Codec::Proto || cli.http1 {
+            return Err(ClientError::Usage(NO_OTHER_PROTOCOL.into()));
+        }
         Ok(BenchSettings {
             addrs: cli.addr.clone(),
             connect_timeout: cli.connect_timeout,
@@ -89,6 +97,7 @@ impl BenchArgs {
             token: cli.token.clone(),
             headers: cli.headers.clone(),
             rpc: self.rpc,
+            protocol: cli.protocol,
             connections: self.connections,
             concurrency: self.concurrency,
             duration: self.duration,
@@ -135,6 +144,14 @@ mod tests {
     fn bench_refuses_retries_and_compression() {
         assert_eq!(usage_error(&["--retries", "2", "bench"]), format!("error: {NO_RETRIES}"));
         assert_eq!(usage_error(&["bench", "--compress", "gzip"]), format!("error: {NO_COMPRESSION}"));
+        assert_eq!(
+            usage_error(&["--protocol", "connect", "bench", "--http1"]),
+            format!("error: {NO_OTHER_PROTOCOL}")
+        );
+        assert_eq!(
+            usage_error(&["--protocol", "connect", "--codec", "json", "bench"]),
+            format!("error: {NO_OTHER_PROTOCOL}")
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::{
         metadata::{Header, parse_header},
         retry::RetrySettings,
     },
-    channel::{ChannelSettings, Keepalive, TlsFiles},
+    channel::{ChannelSettings, Codec, Keepalive, Protocol, TlsFiles},
     commands::{
         Action, Settings,
         dynamic::{DynamicCall, Input},
@@ -72,6 +72,18 @@ pub struct Cli {
     /// HTTP/2 keepalive pings, to find a dead connection.
     #[command(flatten)]
     pub keepalive: KeepaliveArgs,
+
+    /// The protocol to call in (`buf curl`'s names): gRPC, gRPC-Web or Connect (binary only, over HTTP/2, for `bench`).
+    #[arg(long, env = "CONNECT_PROTOCOL", value_enum, default_value_t, global = true)]
+    pub protocol: Protocol,
+
+    /// How the Connect protocol encodes messages: binary protobuf, or JSON (`--protocol connect` only).
+    #[arg(long, env = "CONNECT_CODEC", value_enum, default_value_t, global = true)]
+    pub codec: Codec,
+
+    /// Call over HTTP/1.1 instead of HTTP/2 (gRPC-Web and Connect; gRPC needs HTTP/2).
+    #[arg(long, env = "CONNECT_HTTP1", global = true)]
+    pub http1: bool,
 
     /// Balancing over several replicas and waiting for them.
     #[command(flatten)]
@@ -271,6 +283,28 @@ pub struct RepeatArgs {
 }
 
 impl Cli {
+    /// Refuses `--protocol`, `--codec` and `--http1` together where the
+    /// protocol cannot do what is asked (bench has its own check).
+    fn check_protocol(&self) -> Result<(), ClientError> {
+        let refused = match (self.protocol, &self.command) {
+            (_, Command::Bench(_)) => return Ok(()),
+            (Protocol::Grpc, _) if self.http1 => {
+                "--http1: gRPC needs HTTP/2; over HTTP/1.1 use --protocol grpcweb or --protocol connect"
+            }
+            (Protocol::Grpc | Protocol::GrpcWeb, _) if self.codec == Codec::Json => {
+                "--codec json is for --protocol connect (gRPC and gRPC-Web carry protobuf)"
+            }
+            (Protocol::Connect, _) if self.codec == Codec::Json && self.compress.is_some() => {
+                "--codec json sends uncompressed JSON: drop --compress"
+            }
+            (Protocol::Connect, Command::Bidi) if self.http1 => {
+                "bidi over the Connect protocol needs HTTP/2 (a full-duplex stream): drop --http1"
+            }
+            _ => return Ok(()),
+        };
+        Err(ClientError::Usage(refused.into()))
+    }
+
     /// With `--wait-for-ready`, how long to keep trying to connect: the
     /// call's deadline, else the connect timeout.
     fn wait_for_ready(&self) -> Option<Duration> {
@@ -280,6 +314,7 @@ impl Cli {
     /// The settings these flags ask for; fails (exit 2) on flags that cannot
     /// be used together, which clap cannot tell.
     pub fn settings(self) -> Result<Settings, ClientError> {
+        self.check_protocol()?;
         let wait_for_ready = self.wait_for_ready();
         let action = match self.command.clone() {
             Command::Bench(args) => Action::Bench(Box::new(args.settings(&self)?)),
@@ -307,6 +342,9 @@ impl Cli {
                 resolve_interval: self.balance.resolve_interval,
                 wait_for_ready,
                 keepalive: self.keepalive.settings(),
+                protocol: self.protocol,
+                codec: self.codec,
+                http1: self.http1,
             },
             call: CallOptions {
                 headers: self.headers,
@@ -373,6 +411,38 @@ mod tests {
             keepalive(&["unary", "--keepalive-interval", "2s", "--keepalive-timeout", "500ms"]),
             Some(Keepalive { interval, timeout: Duration::from_millis(500) })
         );
+    }
+
+    #[test]
+    fn protocol_flags_that_cannot_work_together_are_usage_errors() {
+        let refused = |args: &[&str]| {
+            let argv = ["connect-client"].iter().chain(args);
+            Cli::try_parse_from(argv).expect("valid flags").settings().expect_err("refused").to_string()
+        };
+        assert_eq!(
+            refused(&["--http1", "unary"]),
+            "error: --http1: gRPC needs HTTP/2; over HTTP/1.1 use --protocol grpcweb or --protocol connect"
+        );
+        assert_eq!(
+            refused(&["--codec", "json", "unary"]),
+            "error: --codec json is for --protocol connect (gRPC and gRPC-Web carry protobuf)"
+        );
+        assert_eq!(
+            refused(&["--protocol", "connect", "--codec", "json", "--compress", "gzip", "unary"]),
+            "error: --codec json sends uncompressed JSON: drop --compress"
+        );
+        assert_eq!(
+            refused(&["--protocol", "connect", "bidi", "--http1"]),
+            "error: bidi over the Connect protocol needs HTTP/2 (a full-duplex stream): drop --http1"
+        );
+        let settings = |args: &[&str]| {
+            let argv = ["connect-client"].iter().chain(args);
+            Cli::try_parse_from(argv).expect("valid flags").settings().expect("usable flags").channel
+        };
+        let channel = settings(&["--protocol", "grpcweb", "--http1", "unary"]);
+        assert_eq!((channel.protocol, channel.codec, channel.http1), (Protocol::GrpcWeb, Codec::Proto, true));
+        let channel = settings(&["unary"]);
+        assert_eq!((channel.protocol, channel.codec, channel.http1), (Protocol::Grpc, Codec::Proto, false));
     }
 
     #[test]

@@ -99,26 +99,35 @@ pub async fn call(
     let from_call = ClientError::from_call;
     match (method.is_client_streaming(), method.is_server_streaming()) {
         (false, false) => {
-            let request = with_deadline(one(requests), timeout);
+            let request = described(one(requests), timeout, &method);
             let response = grpc.unary(request, path, codec).await.map_err(from_call)?;
             print(response.get_ref(), output)
         }
         (false, true) => {
-            let request = with_deadline(one(requests), timeout);
+            let request = described(one(requests), timeout, &method);
             let responses = grpc.server_streaming(request, path, codec).await.map_err(from_call)?;
             print_stream(responses.into_inner(), output).await
         }
         (true, false) => {
-            let request = with_deadline(futures::stream::iter(requests), timeout);
+            let request = described(futures::stream::iter(requests), timeout, &method);
             let response = grpc.client_streaming(request, path, codec).await.map_err(from_call)?;
             print(response.get_ref(), output)
         }
         (true, true) => {
-            let request = with_deadline(futures::stream::iter(requests), timeout);
+            let request = described(futures::stream::iter(requests), timeout, &method);
             let responses = grpc.streaming(request, path, codec).await.map_err(from_call)?;
             print_stream(responses.into_inner(), output).await
         }
     }
+}
+
+/// A request for `method` with the deadline, carrying the method's
+/// descriptor: the Connect protocol needs its kind and types, which only the
+/// schema knows.
+fn described<T>(message: T, timeout: Option<Duration>, method: &MethodDescriptor) -> tonic::Request<T> {
+    let mut request = with_deadline(message, timeout);
+    request.extensions_mut().insert(method.clone());
+    request
 }
 
 /// The one request of a unary or server-streaming call.

@@ -85,11 +85,11 @@ pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError>
     {
         return done;
     }
-    let connected = channel::connect(&settings.channel).await?;
+    let connected = channel::open(&settings.channel).await?;
     let policy = RetryPolicy::new(&settings.retry, connected.reprobe.clone())
         .wait_for_ready(settings.channel.wait_for_ready)
         .with_output(output.clone());
-    let channel = connected.channel;
+    let channel = connected.transport;
     let options = CallOptions { output: output.clone(), ..settings.call };
     let timeout = settings.timeout;
     let mut client = call::client(channel.clone(), &options)?;

@@ -2,7 +2,21 @@
 
 use std::process::{Output, Stdio};
 
-use tokio::{io::AsyncWriteExt, process::Command};
+use clap::Parser;
+use connect_server::{Config, ConnectServer};
+use tokio::{io::AsyncWriteExt, net::TcpListener, process::Command};
+
+/// Starts a server on `127.0.0.1:0` for the rest of the test; returns its URL and port.
+#[allow(dead_code, reason = "not every test file starts this server")]
+pub(crate) async fn start_server(args: &[&str]) -> (String, u16) {
+    let mut argv = vec!["connect-server", "--stats-interval", "0", "--metrics-addr", "off"];
+    argv.extend_from_slice(args);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = ConnectServer::new(Config::parse_from(argv)).expect("valid flags");
+    tokio::spawn(server.serve(vec![listener], std::future::pending()));
+    (format!("http://127.0.0.1:{port}"), port)
+}
 
 /// The client binary with `--addr url` and `args`, without the caller's `CONNECT_*` variables.
 pub(crate) fn command(url: &str, args: &[&str]) -> Command {
@@ -39,4 +53,45 @@ pub(crate) async fn client_with_input(url: &str, args: &[&str], input: &[u8]) ->
 /// Bytes the client printed, as text.
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// A CA, a server certificate for `127.0.0.1` and a client certificate, as
+/// PEM files in a fresh directory.
+#[allow(dead_code, reason = "not every test file uses TLS")]
+pub(crate) struct Pki {
+    dir: std::path::PathBuf,
+}
+
+#[allow(dead_code, reason = "not every test file uses TLS")]
+impl Pki {
+    pub(crate) fn write(name: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let dir = std::env::temp_dir().join(format!("connect-client-roots-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, format!("{name} CA"));
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let server =
+            CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let client = CertificateParams::new(Vec::<String>::new()).unwrap().signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+        std::fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
+        Self { dir }
+    }
+
+    pub(crate) fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -9,8 +9,7 @@ use tonic::Status;
 
 use super::compression;
 
-/// The flag of the end-of-stream message.
-pub(crate) const END_STREAM: u8 = 0b10;
+pub(crate) use connect_proto::framing::END_STREAM;
 
 /// `payload` in an envelope with `flags`.
 pub(crate) fn envelope(flags: u8, payload: &[u8]) -> Bytes {

@@ -4,40 +4,17 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
+use connect_proto::codes;
+use http::{HeaderValue, Response, header::CONTENT_TYPE};
 use serde_json::{Map, Value, json};
-use tonic::{Code, Status};
+use tonic::Status;
 
 use crate::web::schema::Schema;
-
-/// The Connect name of `code` and the HTTP status a unary error carries
-/// (connectrpc.com/docs/protocol, "Error Codes").
-pub(crate) fn code_and_http_status(code: Code) -> (&'static str, StatusCode) {
-    match code {
-        Code::Ok => ("ok", StatusCode::OK),
-        Code::Cancelled => ("canceled", StatusCode::from_u16(499).expect("499 is a valid status")),
-        Code::Unknown => ("unknown", StatusCode::INTERNAL_SERVER_ERROR),
-        Code::InvalidArgument => ("invalid_argument", StatusCode::BAD_REQUEST),
-        Code::DeadlineExceeded => ("deadline_exceeded", StatusCode::GATEWAY_TIMEOUT),
-        Code::NotFound => ("not_found", StatusCode::NOT_FOUND),
-        Code::AlreadyExists => ("already_exists", StatusCode::CONFLICT),
-        Code::PermissionDenied => ("permission_denied", StatusCode::FORBIDDEN),
-        Code::ResourceExhausted => ("resource_exhausted", StatusCode::TOO_MANY_REQUESTS),
-        Code::FailedPrecondition => ("failed_precondition", StatusCode::BAD_REQUEST),
-        Code::Aborted => ("aborted", StatusCode::CONFLICT),
-        Code::OutOfRange => ("out_of_range", StatusCode::BAD_REQUEST),
-        Code::Unimplemented => ("unimplemented", StatusCode::NOT_IMPLEMENTED),
-        Code::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
-        Code::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
-        Code::DataLoss => ("data_loss", StatusCode::INTERNAL_SERVER_ERROR),
-        Code::Unauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED),
-    }
-}
 
 /// `status` as Connect's JSON error object.
 pub(crate) fn error_json(status: &Status, schema: &Schema) -> Value {
     let mut error = Map::new();
-    error.insert("code".into(), code_and_http_status(status.code()).0.into());
+    error.insert("code".into(), codes::connect_name(status.code()).into());
     if !status.message().is_empty() {
         error.insert("message".into(), status.message().into());
     }
@@ -69,7 +46,7 @@ fn details(status: &Status, schema: &Schema) -> Vec<Value> {
 pub(crate) fn unary_error_response(status: &Status, schema: &Schema) -> Response<Bytes> {
     let body = serde_json::to_vec(&error_json(status, schema)).expect("a JSON value serializes");
     let mut response = Response::new(Bytes::from(body));
-    *response.status_mut() = code_and_http_status(status.code()).1;
+    *response.status_mut() = codes::connect_http_status(status.code());
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
@@ -79,25 +56,9 @@ mod tests {
     use prost::Message;
     use tonic_types::{ErrorDetails, StatusExt};
 
-    use super::*;
+    use tonic::Code;
 
-    #[test]
-    fn follows_the_protocol_table() {
-        assert_eq!(code_and_http_status(Code::Cancelled), ("canceled", StatusCode::from_u16(499).unwrap()));
-        assert_eq!(
-            code_and_http_status(Code::InvalidArgument),
-            ("invalid_argument", StatusCode::BAD_REQUEST)
-        );
-        assert_eq!(code_and_http_status(Code::Unimplemented), ("unimplemented", StatusCode::NOT_IMPLEMENTED));
-        assert_eq!(
-            code_and_http_status(Code::Unauthenticated),
-            ("unauthenticated", StatusCode::UNAUTHORIZED)
-        );
-        assert_eq!(
-            code_and_http_status(Code::DeadlineExceeded),
-            ("deadline_exceeded", StatusCode::GATEWAY_TIMEOUT)
-        );
-    }
+    use super::*;
 
     #[test]
     fn carries_bad_request_details() {

@@ -13,7 +13,7 @@ mod unary;
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use connect_proto::{
-    headers::{CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, insert_grpc_request_headers, is_reserved},
+    headers::{CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, insert_grpc_request_headers, metadata},
     timeout,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -91,12 +91,7 @@ fn refuse_shape<B>(shared: &WebShared, request: &Request<B>, shape: Shape) -> Op
 /// metadata as it came, and gRPC's own request headers; the reserved ones the
 /// client sent (Connect's, gRPC's, HTTP's) are left behind.
 fn grpc_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut grpc = HeaderMap::with_capacity(headers.len() + 2);
-    for (name, value) in headers {
-        if !is_reserved(name) {
-            grpc.append(name, value.clone());
-        }
-    }
+    let mut grpc = metadata(headers);
     insert_grpc_request_headers(&mut grpc);
     grpc
 }
@@ -152,13 +147,7 @@ fn accepted_encoding(headers: &HeaderMap, name: &HeaderName) -> Option<Encoding>
 
 /// The metadata of a gRPC response's headers: what is not gRPC's or HTTP's own.
 fn response_metadata(headers: &HeaderMap) -> HeaderMap {
-    let mut metadata = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if !is_reserved(name) {
-            metadata.append(name, value.clone());
-        }
-    }
-    metadata
+    metadata(headers)
 }
 
 /// The request extensions every translated call carries.
