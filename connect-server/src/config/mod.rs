@@ -10,9 +10,11 @@ mod tls;
 mod web;
 
 pub use auth::AuthArgs;
+pub(crate) use auth::read_token_file;
 pub use limits::LimitArgs;
 pub use playground::{PlaygroundArgs, Switch};
-pub(crate) use settings::Settings;
+pub(crate) use settings::{ReloadSettings, Settings};
+pub(crate) use tls::CertificateInfo;
 pub use tls::TlsArgs;
 pub use web::WebArgs;
 

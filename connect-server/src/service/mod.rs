@@ -9,7 +9,7 @@ mod inline_stream;
 mod producer;
 mod routes;
 
-pub(crate) use auth::BearerAuth;
+pub(crate) use auth::{BearerAuth, Tokens};
 pub use greeting::hello;
 pub(crate) use health::Health;
 pub(crate) use routes::{Dispatch, Routes};
