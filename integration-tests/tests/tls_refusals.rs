@@ -20,13 +20,7 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tokio_rustls::{
-    TlsConnector,
-    rustls::{
-        ClientConfig, RootCertStore,
-        pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
-    },
-};
+use tokio_rustls::{TlsConnector, rustls::pki_types::ServerName};
 
 fn failures(reason: &str) -> String {
     format!("connect_tls_handshake_failures_total{{reason=\"{reason}\"}}")
@@ -50,23 +44,7 @@ async fn counted(server: &TestServer, reason: &str, count: f64) {
 /// Tries a TLS handshake trusting `certs`' CA, presenting `identity` (certificate, key) if given,
 /// and reads once: under TLS 1.3 the server's verdict on a client certificate comes then.
 async fn handshake(certs: &TestCerts, addr: SocketAddr, identity: Option<(&Path, &Path)>) {
-    let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(&certs.ca).expect("ca pem")).expect("ca cert");
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots);
-    let mut config = match identity {
-        Some((cert, key)) => {
-            let chain =
-                CertificateDer::pem_file_iter(cert).expect("cert pem").map(|c| c.expect("cert")).collect();
-            let key = PrivateKeyDer::from_pem_file(key).expect("key pem");
-            builder.with_client_auth_cert(chain, key).expect("client identity")
-        }
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = certs.rustls_client(identity);
     let tcp = TcpStream::connect(addr).await.expect("tcp connect");
     let attempt = async {
         let name = ServerName::try_from("localhost").expect("name");

@@ -8,7 +8,7 @@ use http::HeaderValue;
 use prometheus::IntCounterVec;
 
 use super::{
-    Config, MetricsAddr,
+    Config, MetricsAddr, Switch,
     tls::{CertificateInfo, TlsFiles},
 };
 use crate::{
@@ -94,6 +94,8 @@ pub(crate) struct ReloadSettings {
     pub(crate) certificate: Option<CertificateInfo>,
     /// `--auth-token-file`.
     pub(crate) token_file: Option<PathBuf>,
+    /// Whether changes in the files' directories reload (`--reload-watch`).
+    pub(crate) watch: bool,
 }
 
 /// `--addr`, `--workers` and `--share-port`.
@@ -173,6 +175,7 @@ impl Settings {
                 tls: tls_files,
                 certificate,
                 token_file: config.auth.token_file().map(PathBuf::from),
+                watch: config.reload_watch == Switch::On,
             },
         })
     }

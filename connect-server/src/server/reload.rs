@@ -147,9 +147,12 @@ impl Reloader {
     }
 
     /// Watches the directories of the files for changes to them, each
-    /// sending on `changed`; `None` when there is nothing to watch or the
-    /// watcher cannot start (SIGHUP still reloads).
+    /// sending on `changed`; `None` when watching is off, there is nothing to
+    /// watch or the watcher cannot start (SIGHUP still reloads).
     fn watch(&self, changed: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+        if !self.files.watch {
+            return None;
+        }
         let files: Vec<&Path> = self
             .files
             .tls
