@@ -25,7 +25,10 @@ use integration_tests::{
 };
 use tokio::time::Instant;
 use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject};
-use tonic::{Code, Request, transport::Channel};
+use tonic::{
+    Code, Request,
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
 
 const RELOADS_OK: &str = r#"connect_reload_total{result="ok"}"#;
 const RELOADS_FAILED: &str = r#"connect_reload_total{result="error"}"#;
@@ -199,6 +202,51 @@ async fn call_with(
 
 fn refused() -> Result<String, (Code, String)> {
     Err((Code::Unauthenticated, "invalid bearer token".to_owned()))
+}
+
+#[tokio::test]
+async fn a_new_client_ca_decides_from_the_next_handshake() {
+    let certs = TestCerts::generate();
+    let next = TestCerts::generate_with_ca_name("The next client CA");
+    let dir = TempDir::new("connect-reload-client-ca");
+    let client_ca = dir.join("client-ca.pem");
+    std::fs::copy(&certs.ca, &client_ca).unwrap();
+    let mut args = certs.server_args(false);
+    args.extend(
+        ["--tls-client-ca", &path(&client_ca), "--metrics-addr", "127.0.0.1:0", "--reload-watch", "off"]
+            .map(str::to_owned),
+    );
+    let server = TestServer::start_with_owned_args(&args).await;
+    let opened_before = server.tls_channel(&certs, true).await.expect("mTLS connect");
+    assert_eq!(hello(opened_before.clone(), "before").await, "Hello, before");
+
+    std::fs::copy(&next.ca, &client_ca).unwrap();
+    server.reload().expect("a valid CA");
+
+    assert_eq!(hello(opened_before, "accepted before").await, "Hello, accepted before");
+    // TLS 1.3: the client may finish its side before the server refuses its certificate.
+    if let Ok(channel) = server.tls_channel(&certs, true).await {
+        let status = ConnectServiceClient::new(channel).unary_rpc(request("old CA")).await.unwrap_err();
+        assert!(matches!(status.code(), Code::Unknown | Code::Unavailable | Code::Cancelled), "{status:?}");
+    }
+    let refused = r#"connect_tls_handshake_failures_total{reason="unknown_ca"}"#;
+    let metrics = server.metrics_addr.expect("metrics on");
+    eventually("the refusal counted", || async { sample(metrics, refused).await == 1.0 }).await;
+    let trusted = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(&certs.ca).unwrap()))
+        .identity(Identity::from_pem(
+            std::fs::read(&next.client_cert).unwrap(),
+            std::fs::read(&next.client_key).unwrap(),
+        ));
+    let channel = Channel::from_shared(server.https_url())
+        .unwrap()
+        .tls_config(trusted)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(hello(channel, "new CA").await, "Hello, new CA");
+    assert_eq!(reloads(&server).await, (1.0, 0.0));
 }
 
 /// A server whose token file (returned with its directory) holds
