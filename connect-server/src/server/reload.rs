@@ -134,10 +134,10 @@ impl Reloader {
     async fn run(&self, mut hangups: Hangups, mut changes: mpsc::Receiver<()>) {
         loop {
             tokio::select! {
-                () = hangups.recv() => tracing::info!("SIGHUP: reloading the TLS files and the token file"),
+                () = hangups.recv() => tracing::info!("SIGHUP: reloading"),
                 Some(()) = changes.recv() => {
                     settle(&mut changes).await;
-                    tracing::info!("files changed: reloading the TLS files and the token file");
+                    tracing::info!("files changed: reloading");
                 }
             }
             // The reload is a few small files and one parse: short enough to
