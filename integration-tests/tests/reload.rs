@@ -118,6 +118,9 @@ async fn a_stream_opened_before_a_reload_finishes_ok() {
     assert_eq!(reloads(&server).await, (1.0, 0.0));
 }
 
+/// What breaks a file in place.
+type Breaks<'a> = Box<dyn Fn() + 'a>;
+
 #[tokio::test]
 async fn a_broken_file_keeps_the_last_good_certificate() {
     let certs = TestCerts::generate();
@@ -129,7 +132,7 @@ async fn a_broken_file_keeps_the_last_good_certificate() {
     let (new_cert, new_key) = certs.issue_server(serial(3));
     let (_, other_key) = certs.issue_server(serial(4));
 
-    let cases: [(&str, Box<dyn Fn()>, String); 5] = [
+    let cases: [(&str, Breaks<'_>, String); 5] = [
         (
             "not PEM at all",
             Box::new(|| std::fs::write(&certs.server_cert, "not a certificate\n").unwrap()),
