@@ -11,7 +11,7 @@ use std::{
 };
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SerialNumber};
-use tokio::net::TcpStream;
+use tokio::{io::AsyncReadExt as _, net::TcpStream};
 use tokio_rustls::{
     TlsConnector,
     rustls::{
@@ -122,6 +122,22 @@ impl TestCerts {
         };
         config.alpn_protocols = vec![b"h2".to_vec()];
         config
+    }
+
+    /// Tries one TLS handshake with the server at `addr`, trusting the CA and
+    /// presenting `identity` (certificate, key) if given, then reads once
+    /// (under TLS 1.3 the server's verdict on a client certificate comes
+    /// then); fails the test unless the server refuses it.
+    pub async fn assert_refused(&self, addr: SocketAddr, identity: Option<(&Path, &Path)>) {
+        let config = self.rustls_client(identity);
+        let tcp = TcpStream::connect(addr).await.expect("tcp connect");
+        let attempt = async {
+            let name = ServerName::try_from("localhost").expect("name");
+            let mut tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
+            tls.read(&mut [0u8; 1]).await
+        };
+        let result = tokio::time::timeout(crate::PROMPTLY, attempt).await.expect("answered in time");
+        assert!(result.is_err(), "the server accepted the handshake");
     }
 
     /// The serial number of the certificate the TLS server at `addr`

@@ -227,13 +227,10 @@ async fn a_new_client_ca_decides_from_the_next_handshake() {
     server.reload().expect("a valid CA");
 
     assert_eq!(hello(opened_before, "accepted before").await, "Hello, accepted before");
-    // TLS 1.3: the client may finish its side before the server refuses its certificate.
-    if let Ok(channel) = server.tls_channel(&certs, true).await {
-        let status = ConnectServiceClient::new(channel).unary_rpc(request("old CA")).await.unwrap_err();
-        assert!(matches!(status.code(), Code::Unknown | Code::Unavailable | Code::Cancelled), "{status:?}");
-    }
+    certs.assert_refused(server.addr, Some((&certs.client_cert, &certs.client_key))).await;
     let refused = r#"connect_tls_handshake_failures_total{reason="unknown_ca"}"#;
     let metrics = server.metrics_addr.expect("metrics on");
+    // Counted once the server has sent its alert, which the client may read first.
     eventually("the refusal counted", || async { sample(metrics, refused).await == 1.0 }).await;
     let trusted = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(std::fs::read(&certs.ca).unwrap()))
@@ -322,9 +319,10 @@ async fn the_watcher_reloads_a_token_file_rewritten_in_place() {
     })
     .await;
     assert_eq!(call_with(&mut client, "old-token").await, refused());
-    let (ok, failed) = reloads(&server).await;
+    // How many reloads it took is the scheduler's: one that ran between the
+    // write's truncation and its data found no token and was refused.
+    let (ok, _) = reloads(&server).await;
     assert!(ok >= 1.0, "{ok}");
-    assert_eq!(failed, 0.0);
 }
 
 /// A Kubernetes Secret volume: `tls.crt -> ..data/tls.crt`, `..data -> ..v1`;
