@@ -72,6 +72,12 @@ pub struct FrameCounter {
 }
 
 impl FrameCounter {
+    /// Whether a message has begun and not yet ended: part of its prefix or
+    /// of its payload is still to come.
+    pub fn within_message(&self) -> bool {
+        self.prefix_seen > 0 || self.payload_left > 0
+    }
+
     /// Consumes `data`; returns how many messages began in it.
     pub fn feed(&mut self, data: &[u8]) -> u64 {
         let mut started = 0;

@@ -13,6 +13,9 @@ pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 /// The status details: a `google.rpc.Status`, base64.
 pub const GRPC_STATUS_DETAILS_BIN: HeaderName = HeaderName::from_static("grpc-status-details-bin");
+/// How long a client should wait before retrying a refused call, in
+/// milliseconds (gRFC A6): the server's answer to overload.
+pub const GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
 /// The compression of the sender's messages.
 pub const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
 /// The compressions the sender accepts.

@@ -1,6 +1,8 @@
 //! Hostile request bodies sent over raw HTTP/2: each gets a precise gRPC
 //! status, and a normal client on another connection is served afterwards.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use integration_tests::{
     TestServer, assert_still_serving,
@@ -147,4 +149,36 @@ async fn well_formed_raw_request_is_answered() {
     assert_eq!(response.grpc_status(), Some(0));
     let reply = connect_proto::ResponseMessage::decode(&response.body[5..]).expect("decodable reply");
     assert_eq!(reply.response_data, "Hello, raw");
+}
+
+#[tokio::test]
+async fn a_message_that_stops_arriving_ends_at_the_body_read_timeout() {
+    let server = TestServer::start_with_args(&["--body-read-timeout", "300ms"]).await;
+    let whole = grpc_message(&encoded("stalled"));
+    // The prefix and part of the message; the rest never comes, the stream stays open.
+    let part = whole.slice(..whole.len() - 3);
+    let started = std::time::Instant::now();
+    let response = client::call(server.addr, client::grpc_request(UNARY_PATH), part, false).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.grpc_status(), Some(Code::DeadlineExceeded as i32));
+    assert_eq!(
+        response.grpc_message().as_deref(),
+        Some("the request body stalled: no bytes for 300 ms (--body-read-timeout)")
+    );
+    assert!(elapsed >= Duration::from_millis(250), "ended too early: {elapsed:?}");
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn a_stream_may_pause_between_whole_messages() {
+    use futures::StreamExt as _;
+    let server = TestServer::start_with_args(&["--body-read-timeout", "100ms"]).await;
+    let mut client = server.client().await;
+    // Three whole messages, each after a pause three times the read timeout.
+    let paused = futures::stream::iter(["a", "b", "c"]).then(|name| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        integration_tests::request(name)
+    });
+    let answer = client.client_stream_rpc(paused).await.expect("not ended by the read timeout");
+    assert_eq!(answer.into_inner().response_data, "Hello, a, b, c");
 }

@@ -228,3 +228,51 @@ async fn a_refused_http1_request_leaves_its_connection_usable() {
         json!({"responseData": "Hello, again"})
     );
 }
+
+/// Writes `bytes` on a fresh HTTP/1.1 connection and reads the answer until
+/// the server closes it; returns it and how long that took.
+async fn raw_http1_timed(server: &TestServer, bytes: &[u8]) -> (String, Duration) {
+    let started = std::time::Instant::now();
+    let answer = raw_http1(server, bytes).await;
+    (answer, started.elapsed())
+}
+
+/// The JSON body of a raw HTTP/1.1 answer.
+fn json_body(answer: &str) -> serde_json::Value {
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    serde_json::from_str(body).expect("a JSON body")
+}
+
+#[tokio::test]
+async fn a_stalled_unary_body_ends_at_the_body_read_timeout() {
+    let server = TestServer::start_with_args(&["--body-read-timeout", "300ms"]).await;
+    // 100 bytes announced, one sent: the server waits 300 ms for the next, not for ever.
+    let stalled = b"POST /ConnectService/UnaryRPC HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                    content-length: 100\r\n\r\n{";
+    let (answer, elapsed) = raw_http1_timed(&server, stalled).await;
+    assert!(answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"), "{answer:?}");
+    assert_eq!(
+        json_body(&answer),
+        json!({"code": "deadline_exceeded", "message": "the request body stalled: no bytes for 300 ms (--body-read-timeout)"})
+    );
+    assert!(elapsed >= Duration::from_millis(250), "ended too early: {elapsed:?}");
+    tokio::time::timeout(PROMPTLY, server.connections.wait_until_at_most(0))
+        .await
+        .expect("connection released");
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_invalid_argument() {
+    let server = TestServer::start().await;
+    let malformed =
+        b"POST /ConnectService/UnaryRPC HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                      transfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
+    let answer = raw_http1(&server, malformed).await;
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer:?}");
+    assert_eq!(
+        json_body(&answer),
+        json!({"code": "invalid_argument", "message": "the request body is malformed: Invalid chunk size line: missing size digit"})
+    );
+    assert_still_serving(&server).await;
+}

@@ -188,3 +188,85 @@ async fn slowloris_full_scale_is_closed_and_fds_return() {
     );
     assert!(fds2 <= fds0 + 1, "descriptors not released: {fds0} -> {fds2}");
 }
+
+/// Opens `streams` server streams (3 replies, 2 s apart) on each of
+/// `connections` raw connections, draining the replies; returns the server's
+/// peak RSS over the next 5 s (KiB), its RSS 30 s after the streams ended,
+/// and how many of the calls were refused (`RESOURCE_EXHAUSTED`).
+async fn many_streams(args: &[&str], connections: usize, streams: u32) -> (u64, u64, u64, usize) {
+    use prost::Message as _;
+    let server = ChildServer::spawn(args).await;
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    let rss_idle = server.rss_kib();
+    let message = connect_proto::RequestMessage { request_data: "hold".into(), count: 3, interval_ms: 2_000 };
+    let mut body = vec![0u8];
+    body.extend_from_slice(&u32::try_from(message.encoded_len()).unwrap().to_be_bytes());
+    body.extend_from_slice(&message.encode_to_vec());
+    let mut batch = Vec::new();
+    for n in 0..streams {
+        let id = 1 + 2 * n;
+        batch.extend(grpc_headers_frame("/ConnectService/ServerStreamRPC", id, false));
+        batch.extend(encode_frame(frame_type::DATA, 0x1, id, &body));
+    }
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (mut conn, _) = RawConn::handshake(addr).await;
+        // A connection window that never runs out: this client reads everything.
+        conn.write(&encode_frame(frame_type::WINDOW_UPDATE, 0, 0, &(1u32 << 30).to_be_bytes())).await;
+        conn.write(&batch).await;
+        let refused = std::sync::Arc::clone(&refused);
+        // Reads every frame until each stream has ended: a refusal is a trailers-only
+        // response, HEADERS with END_STREAM and no DATA before it.
+        tasks.push(tokio::spawn(async move {
+            let mut ended = 0;
+            let mut with_data = std::collections::HashSet::new();
+            while ended < streams {
+                let Ok(Some(frame)) = conn.read_frame_within(Duration::from_secs(10)).await else { break };
+                if frame.kind == frame_type::DATA {
+                    with_data.insert(frame.stream_id);
+                } else if frame.kind == frame_type::HEADERS && frame.flags & 0x1 != 0 {
+                    ended += 1;
+                    if !with_data.contains(&frame.stream_id) {
+                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+            conn
+        }));
+    }
+    let mut peak = 0;
+    for _ in 0..50 {
+        peak = peak.max(server.rss_kib());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut conns = Vec::new();
+    for task in tasks {
+        conns.push(task.await.unwrap());
+    }
+    drop(conns);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let after = server.rss_kib();
+    let refused = refused.load(std::sync::atomic::Ordering::Relaxed);
+    (rss_idle, peak, after, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run scripts/floods"]
+async fn many_streams_stay_within_the_call_budget() {
+    let (connections, streams) = (200, 1_000);
+    for (label, args) in [
+        ("default flags", &[][..]),
+        ("no budget (--max-calls-in-flight 1000000)", &["--max-calls-in-flight", "1000000"][..]),
+    ] {
+        let (idle, peak, after, refused) = many_streams(args, connections, streams).await;
+        println!(
+            "many streams, {label}: {connections} connections x {streams} server streams: RSS idle {} MiB, \
+             peak {} MiB, 30 s after {} MiB; {refused} of {} calls refused",
+            idle / 1024,
+            peak / 1024,
+            after / 1024,
+            connections * streams as usize
+        );
+    }
+}

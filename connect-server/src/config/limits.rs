@@ -5,7 +5,7 @@
 //! connections. (Message sizes are applied to the generated service, in
 //! `service::routes`; the rest by the transport.)
 
-use std::time::Duration;
+use std::{num::NonZeroUsize, time::Duration};
 
 use clap::Args;
 
@@ -13,6 +13,12 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitArgs {
+    /// Most calls in flight across the whole server; beyond it new calls are refused at once
+    /// with RESOURCE_EXHAUSTED (and past half of it, a connection gets no more than its
+    /// fair share).
+    #[arg(long, env = "CONNECT_MAX_CALLS_IN_FLIGHT", default_value = "4096")]
+    pub max_calls_in_flight: NonZeroUsize,
+
     /// Most concurrent streams (calls) one connection may have open; clients queue beyond it.
     #[arg(long, env = "CONNECT_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
     pub max_concurrent_streams: u32,
@@ -32,6 +38,11 @@ pub struct LimitArgs {
     /// Largest message, in bytes, the server sends; larger ones end the call with `OUT_OF_RANGE`.
     #[arg(long, env = "CONNECT_MAX_SEND_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024)]
     pub max_send_message_size: usize,
+
+    /// How long a request body may go without a byte while a message is incomplete (a
+    /// unary Connect body: until its end); then the call ends with DEADLINE_EXCEEDED.
+    #[arg(long, env = "CONNECT_BODY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
 
     /// How often the server pings each connection (HTTP/2 PING) to find dead peers.
     #[arg(long, env = "CONNECT_KEEPALIVE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]

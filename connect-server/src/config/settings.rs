@@ -59,6 +59,10 @@ pub(crate) struct Settings {
     pub(crate) transport: TransportSettings,
     /// `--max-connections`.
     pub(crate) max_connections: usize,
+    /// `--max-calls-in-flight`.
+    pub(crate) max_calls_in_flight: usize,
+    /// `--body-read-timeout`.
+    pub(crate) body_read_timeout: Duration,
     /// Largest messages received and sent.
     pub(crate) messages: MessageLimits,
     /// The `ConnectService` token check.
@@ -157,9 +161,17 @@ impl Settings {
         Ok(Self {
             transport,
             max_connections: config.max_connections,
+            max_calls_in_flight: limits.max_calls_in_flight.get(),
+            body_read_timeout: limits.body_read_timeout,
             messages,
             auth: BearerAuth::new(config.auth.tokens()?),
-            web: EdgeLayer::new(WebShared::new(enabled, &config.web.cors_allow_origins, messages, schema)?),
+            web: EdgeLayer::new(WebShared::new(
+                enabled,
+                &config.web.cors_allow_origins,
+                messages,
+                limits.body_read_timeout,
+                schema,
+            )?),
             server_id: config.server_id.clone(),
             listen: Listen {
                 addr: config.addr,

@@ -7,6 +7,7 @@
 //! serves the same server and one shutdown stops them all.
 
 mod builder;
+mod memory;
 mod reload;
 mod shutdown;
 mod workers;
@@ -28,7 +29,7 @@ use crate::{
     Error,
     config::{Config, MetricsAddr, Settings},
     playground,
-    service::{Dispatch, Handlers, Health, Limits, MessageLimits, connect_service},
+    service::{Admission, Dispatch, Handlers, Health, Limits, MessageLimits, connect_service},
     telemetry::{Metrics, MetricsEndpoint, Observe, ObserveLayer, Stats},
     transport::{ConnectionCalls, Connections, Drain, Listener},
     web::Schema,
@@ -49,6 +50,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     /// `--max-connections`, counted across every listener.
     connections: Connections,
+    /// `--max-calls-in-flight`, counted across every listener.
+    admission: Arc<Admission>,
     /// `NOT_SERVING` from the moment shutdown starts.
     health: Health,
     /// Every service, by method path.
@@ -98,6 +101,11 @@ impl Shared {
         Ok(Self {
             reloader: Arc::new(reloader),
             connections: Connections::new(settings.max_connections),
+            admission: Admission::new(
+                settings.max_calls_in_flight,
+                metrics.calls_refused("overload"),
+                metrics.calls_refused("connection_share"),
+            ),
             metrics_addr: metrics_endpoint.as_ref().map(MetricsEndpoint::addr),
             metrics_endpoint: Mutex::new(metrics_endpoint),
             settings,

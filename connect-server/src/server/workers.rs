@@ -26,7 +26,7 @@ use super::{ConnectServer, Shared};
 use crate::{
     Error,
     telemetry::served_by,
-    transport::{self, Listener, bind_tcp, with_busy_polling},
+    transport::{self, BodyTimeouts, Listener, bind_tcp, with_busy_polling},
 };
 
 /// After the grace, how long ended streams get to deliver their final status.
@@ -155,6 +155,7 @@ fn run_worker<L: Listener>(
     runtime.block_on(async {
         let served_by = served_by(shared.settings.server_id.as_deref(), listener.local_addr()?)?;
         let listener = listener.bind()?;
+        tokio::spawn(super::memory::give_back_periodically());
         // Accepting from here on: the first poll of `serve` accepts.
         let _ = ready.send(());
         drop(ready);
@@ -176,7 +177,10 @@ where
         transport::serve_listener(
             listener,
             &shared.connections,
-            |calls| settings.web.layer(service.on_connection(calls)),
+            |calls| {
+                let calls = BodyTimeouts::new(service.on_connection(calls), settings.body_read_timeout);
+                settings.web.layer(shared.admission.guard(calls))
+            },
             &settings.transport,
             &shared.draining,
         ),

@@ -2,6 +2,7 @@
 //! lifecycles), the streams they answer with, health, and the routes that
 //! take each call to its service behind the token check.
 
+mod admission;
 mod auth;
 mod greeting;
 mod health;
@@ -9,6 +10,7 @@ mod inline_stream;
 mod producer;
 mod routes;
 
+pub(crate) use admission::Admission;
 pub(crate) use auth::{BearerAuth, Tokens};
 pub use greeting::hello;
 pub(crate) use health::Health;

@@ -34,6 +34,8 @@ pub struct Metrics {
     busy_poll_seconds: Counter,
     /// Failed TLS handshakes, by reason.
     tls_handshake_failures: IntCounterVec,
+    /// Calls refused by admission control, by reason.
+    calls_refused: IntCounterVec,
     /// Label handles of each method served, by path.
     methods: HashMap<Box<str>, Arc<MethodMetrics>, foldhash::fast::RandomState>,
 }
@@ -84,7 +86,7 @@ impl MethodMetrics {
 impl Metrics {
     /// A fresh registry with the five go-grpc-prometheus families (the series
     /// of every method of `services` at zero), `connect_busy_poll_seconds_total`
-    /// and `connect_tls_handshake_failures_total`.
+    /// `connect_tls_handshake_failures_total` and `connect_calls_refused_total`.
     pub fn new(services: &[ServiceDescriptor]) -> Self {
         let counter = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
@@ -127,6 +129,11 @@ impl Metrics {
                 "TLS handshakes that failed, by reason.",
                 &["reason"],
             ),
+            calls_refused: counter(
+                "connect_calls_refused_total",
+                "Calls refused by admission control (--max-calls-in-flight), by reason.",
+                &["reason"],
+            ),
             methods: HashMap::default(),
         };
         let counters = [
@@ -135,6 +142,7 @@ impl Metrics {
             &metrics.received,
             &metrics.sent,
             &metrics.tls_handshake_failures,
+            &metrics.calls_refused,
         ];
         for collector in counters {
             metrics.registry.register(Box::new(collector.clone())).expect("metric names are unique");
@@ -229,6 +237,11 @@ impl Metrics {
     /// The counter of failed TLS handshakes, shared by every worker.
     pub(crate) fn tls_handshake_failures(&self) -> IntCounterVec {
         self.tls_handshake_failures.clone()
+    }
+
+    /// The counter of calls refused for `reason` (`overload`, `connection_share`).
+    pub(crate) fn calls_refused(&self, reason: &str) -> IntCounter {
+        self.calls_refused.with_label_values(&[reason])
     }
 
     /// Registers `connect_reload_total` by result (both series at zero) and,

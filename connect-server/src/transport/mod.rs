@@ -15,6 +15,7 @@
 //! every connection. Here each connection gets its service once, and its
 //! timers are looked at only when they may have fired.
 
+mod body_timeout;
 mod busy_poll;
 mod coarse_timer;
 mod connections;
@@ -28,6 +29,7 @@ mod tls;
 mod tls_refusal;
 mod wake_at;
 
+pub(crate) use body_timeout::{BodyTimeout, BodyTimeouts, Watch};
 pub(crate) use busy_poll::alongside as with_busy_polling;
 pub(crate) use connections::ConnectionCalls;
 pub use connections::Connections;

@@ -22,6 +22,7 @@ use std::{
     convert::Infallible,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -54,6 +55,8 @@ pub(crate) struct WebShared {
     schema: Schema,
     /// The same message limits as the gRPC service.
     messages: MessageLimits,
+    /// How long a unary Connect body may go without a byte (`--body-read-timeout`).
+    body_read_timeout: Duration,
     /// The body of a 415.
     unsupported: Bytes,
 }
@@ -65,6 +68,7 @@ impl WebShared {
         enabled: Enabled,
         cors_origins: &[String],
         messages: MessageLimits,
+        body_read_timeout: Duration,
         schema: Schema,
     ) -> anyhow::Result<Self> {
         let accepted = enabled.accepted_content_types();
@@ -77,6 +81,7 @@ impl WebShared {
             cors: cors::layer(cors_origins)?,
             schema,
             messages,
+            body_read_timeout,
             unsupported: Bytes::from(unsupported),
         })
     }

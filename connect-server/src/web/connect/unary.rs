@@ -26,6 +26,7 @@ use super::{
     accepted_encoding, call_inner, encoding_of, error, failing, grpc_headers, mark, protocol_headers,
     response_metadata,
 };
+use crate::transport::{BodyTimeout, Watch};
 use crate::web::{
     WebShared,
     compression::{Encoding, too_large},
@@ -94,6 +95,7 @@ fn translate(
                 }
             }
             let input = method.as_ref().map(|method| method.input());
+            let body = BodyTimeout::new(body, shared.body_read_timeout, Watch::Whole);
             let read = read_message(body, codec, encoding, input, shared.messages.max_recv);
             Body::new(StreamBody::new(stream::once(read)))
         }
@@ -112,7 +114,7 @@ fn translate(
 /// converted to protobuf when it is JSON of a known method (`input`). For a
 /// method the server does not have, no message: the service answers UNIMPLEMENTED.
 async fn read_message(
-    body: hyper::body::Incoming,
+    body: BodyTimeout<hyper::body::Incoming>,
     codec: Codec,
     encoding: Option<Encoding>,
     input: Option<MessageDescriptor>,
@@ -121,7 +123,7 @@ async fn read_message(
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<LengthLimitError>() => return Err(too_large(limit)),
-        Err(error) => return Err(Status::cancelled(format!("the request ended early: {error}"))),
+        Err(error) => return Err(read_failed(error)),
     };
     let message = match (codec, input) {
         (Codec::Proto, _) => envelope(if encoding.is_some() { COMPRESSED } else { 0 }, &bytes),
@@ -135,6 +137,27 @@ async fn read_message(
         (Codec::Json, None) => Bytes::new(),
     };
     Ok(Frame::data(message))
+}
+
+/// Why a request body could not be read: it stalled (the read timeout's
+/// status), it was malformed (HTTP/1.1 framing the parser refused: the
+/// client's mistake, `INVALID_ARGUMENT`), or the client went away.
+fn read_failed(error: Box<dyn std::error::Error + Send + Sync>) -> Status {
+    let error = match error.downcast::<Status>() {
+        Ok(status) => return *status,
+        Err(error) => error,
+    };
+    let malformed = error
+        .downcast_ref::<hyper::Error>()
+        .and_then(std::error::Error::source)
+        .and_then(|cause| cause.downcast_ref::<std::io::Error>())
+        .filter(|cause| {
+            matches!(cause.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData)
+        });
+    match malformed {
+        Some(cause) => Status::invalid_argument(format!("the request body is malformed: {cause}")),
+        None => Status::cancelled(format!("the request ended early: {error}")),
+    }
 }
 
 /// The Connect response for the gRPC response of a unary call.
