@@ -86,7 +86,7 @@ pub struct Config {
     /// Reload the TLS files and the token file when something changes in their directories (`on`),
     /// or only on SIGHUP (`off`: for volumes whose changes raise no file events, such as NFS, or to
     /// apply a rotation at a chosen moment).
-    #[arg(long, env = "CONNECT_RELOAD_WATCH", value_enum, default_value_t = Switch::On)]
+    #[arg(long, env = "CONNECT_RELOAD_WATCH", value_enum, default_value_t = Switch::On, help_heading = "Reload")]
     pub reload_watch: Switch,
 
     /// HTTP/2, connection and message limits.
