@@ -23,6 +23,26 @@ async fn start_server(args: &[&str]) -> (String, u16) {
     (format!("http://127.0.0.1:{port}"), port)
 }
 
+/// A server that accepts connections and never sends a byte; returns its URL
+/// and the task holding the connections (abort it at the end).
+async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    (url, accepting)
+}
+
+/// Asserts that the client refused its flags: exit 2 and clap's error line.
+fn assert_usage_error(output: &std::process::Output, line_start: &str) {
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(text(&output.stderr).starts_with(line_start), "{}", text(&output.stderr));
+}
+
 /// The `header`/`trailer` lines of `-v`, without `date` (it changes every second).
 fn metadata_lines(stderr: &str) -> Vec<&str> {
     stderr
@@ -168,17 +188,44 @@ async fn a_malformed_header_is_a_usage_error() {
 #[tokio::test]
 async fn a_server_that_never_answers_is_a_client_side_deadline() {
     // Accepts connections and says nothing: only the client's own timer can end the call.
-    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", silent.local_addr().unwrap());
-    let accepting = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            held.push(stream);
-        }
-    });
+    let (url, accepting) = silent_server().await;
     let output = client(&url, &["--timeout", "200ms", "unary"]).await;
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(text(&output.stderr), "RPC failed: DEADLINE_EXCEEDED: deadline exceeded (client side)\n");
+    accepting.abort();
+}
+
+#[tokio::test]
+async fn keepalive_flags_take_durations_and_refuse_anything_else() {
+    let (url, _) = start_server(&[]).await;
+    let output =
+        client(&url, &["--keepalive-interval", "1s", "unary", "ka", "--keepalive-timeout", "500ms"]).await;
+    assert_eq!(
+        (output.status.code(), text(&output.stdout)),
+        (Some(0), "Response from server: Hello, ka\n".to_owned()),
+        "{output:?}"
+    );
+    assert_usage_error(
+        &client(&url, &["--keepalive-interval", "soon", "unary"]).await,
+        "error: invalid value 'soon' for '--keepalive-interval <KEEPALIVE_INTERVAL>': expected number at 0",
+    );
+    assert_usage_error(
+        &client(&url, &["--keepalive-interval", "1s", "--keepalive-timeout", "5", "unary"]).await,
+        "error: invalid value '5' for '--keepalive-timeout <KEEPALIVE_TIMEOUT>': time unit needed, for example 5sec or 5ms",
+    );
+}
+
+#[tokio::test]
+async fn keepalive_ends_a_call_on_a_silent_connection_with_unavailable() {
+    // Accepts connections and says nothing, not even a PING ack: without a
+    // deadline only keepalive can end the call.
+    let (url, accepting) = silent_server().await;
+    let args = ["--keepalive-interval", "200ms", "--keepalive-timeout", "200ms", "unary"];
+    let output = tokio::time::timeout(std::time::Duration::from_secs(10), client(&url, &args))
+        .await
+        .expect("keepalive ended the call within 10 s");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(text(&output.stderr).starts_with("RPC failed: UNAVAILABLE: "), "{}", text(&output.stderr));
     accepting.abort();
 }
 

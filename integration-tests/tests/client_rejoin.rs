@@ -26,6 +26,7 @@ async fn a_replica_that_comes_back_is_used_again() {
         resolve_interval: Duration::from_millis(50),
         wait_until: None,
         failed_attempts: watch::Sender::new(0),
+        keepalive: None,
     };
     let connected = channel::connect_addrs(&[steady.url(), leaving.url()], &options).await.expect("connect");
     let client = call::client(connected.channel, &call::CallOptions::default()).unwrap();

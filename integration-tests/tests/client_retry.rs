@@ -25,6 +25,7 @@ fn options() -> Options {
         resolve_interval: Duration::from_secs(60),
         wait_until: None,
         failed_attempts: tokio::sync::watch::Sender::new(0),
+        keepalive: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn options(wait: bool) -> Options {
         resolve_interval: Duration::from_secs(60),
         wait_until: wait.then(|| Instant::now() + Duration::from_secs(10)),
         failed_attempts: watch::Sender::new(0),
+        keepalive: None,
     }
 }
 

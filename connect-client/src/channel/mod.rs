@@ -51,6 +51,18 @@ pub struct ChannelSettings {
     pub resolve_interval: Duration,
     /// With `--wait-for-ready`: how long to keep trying from the start.
     pub wait_for_ready: Option<Duration>,
+    /// HTTP/2 keepalive pings on every connection (none: no pings).
+    pub keepalive: Option<Keepalive>,
+}
+
+/// HTTP/2 keepalive: without it a connection whose peer vanished (no FIN,
+/// no RST) is only noticed when TCP gives up, many minutes later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// How often to send a PING, also while no call is open.
+    pub interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed.
+    pub timeout: Duration,
 }
 
 /// A connected channel and, when balanced, the handle to its replica tracker.
@@ -76,6 +88,8 @@ pub struct Options {
     pub wait_until: Option<Instant>,
     /// Counts the failed attempts to connect (tests watch it to know the client is waiting).
     pub failed_attempts: watch::Sender<u32>,
+    /// HTTP/2 keepalive pings (none: no pings).
+    pub keepalive: Option<Keepalive>,
 }
 
 /// Connects as `settings` say: a plain channel for one address, a balanced one for several.
@@ -86,6 +100,7 @@ pub(crate) async fn connect(settings: &ChannelSettings) -> Result<Balanced, Clie
         resolve_interval: settings.resolve_interval,
         wait_until: settings.wait_for_ready.map(|budget| Instant::now() + budget),
         failed_attempts: watch::Sender::new(0),
+        keepalive: settings.keepalive,
     };
     connect_addrs(&settings.addrs, &options).await
 }

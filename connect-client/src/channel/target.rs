@@ -57,6 +57,13 @@ impl Target {
         let endpoint = Endpoint::from_shared(url).map_err(|error| one_line(&error))?;
         let endpoint =
             endpoint.origin(self.uri.clone()).connect_timeout(options.connect_timeout).tcp_nodelay(true);
+        let endpoint = match options.keepalive {
+            Some(keepalive) => endpoint
+                .http2_keep_alive_interval(keepalive.interval)
+                .keep_alive_timeout(keepalive.timeout)
+                .keep_alive_while_idle(true),
+            None => endpoint,
+        };
         match (&options.tls, scheme) {
             // The certificate names the target's host, not the address it resolved to.
             (Some(tls), "https") => endpoint

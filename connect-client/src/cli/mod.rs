@@ -17,7 +17,7 @@ use crate::{
         metadata::{Header, parse_header},
         retry::RetrySettings,
     },
-    channel::{ChannelSettings, TlsFiles},
+    channel::{ChannelSettings, Keepalive, TlsFiles},
     commands::{
         Action, Settings,
         dynamic::{DynamicCall, Input},
@@ -69,6 +69,10 @@ pub struct Cli {
     /// Compress requests with this encoding (responses are then asked for compressed the same way).
     #[arg(long, env = "CONNECT_COMPRESS", value_enum, global = true)]
     pub compress: Option<Compression>,
+    /// HTTP/2 keepalive pings, to find a dead connection.
+    #[command(flatten)]
+    pub keepalive: KeepaliveArgs,
+
     /// Balancing over several replicas and waiting for them.
     #[command(flatten)]
     pub balance: BalanceArgs,
@@ -165,6 +169,27 @@ impl From<Compression> for CompressionEncoding {
             Compression::Gzip => Self::Gzip,
             Compression::Zstd => Self::Zstd,
         }
+    }
+}
+
+/// Flags for HTTP/2 keepalive pings, as the server's: off unless `--keepalive-interval` is given.
+#[derive(Debug, Clone, Args)]
+pub struct KeepaliveArgs {
+    /// How often to send an HTTP/2 PING to find a dead connection, also while no call is open (default: never; 0: never).
+    #[arg(long, env = "CONNECT_KEEPALIVE_INTERVAL", value_parser = humantime::parse_duration, global = true)]
+    pub keepalive_interval: Option<Duration>,
+
+    /// A PING unanswered this long closes the connection (with `--keepalive-interval`); its calls end UNAVAILABLE.
+    #[arg(long, env = "CONNECT_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration, global = true)]
+    pub keepalive_timeout: Duration,
+}
+
+impl KeepaliveArgs {
+    /// The pings these flags ask for, if any.
+    fn settings(&self) -> Option<Keepalive> {
+        self.keepalive_interval
+            .filter(|interval| !interval.is_zero())
+            .map(|interval| Keepalive { interval, timeout: self.keepalive_timeout })
     }
 }
 
@@ -281,6 +306,7 @@ impl Cli {
                 connect_timeout: self.connect_timeout,
                 resolve_interval: self.balance.resolve_interval,
                 wait_for_ready,
+                keepalive: self.keepalive.settings(),
             },
             call: CallOptions {
                 headers: self.headers,
@@ -323,6 +349,30 @@ mod tests {
             panic!("not repeated")
         };
         assert_eq!((data.as_str(), repeat.repeat, repeat.tally.as_deref()), ("Ann", 1, Some("x-served-by")));
+    }
+
+    #[test]
+    fn keepalive_is_off_unless_an_interval_is_given() {
+        let keepalive = |args: &[&str]| {
+            let argv = ["connect-client"].iter().chain(args);
+            Cli::try_parse_from(argv)
+                .expect("valid flags")
+                .settings()
+                .expect("usable flags")
+                .channel
+                .keepalive
+        };
+        assert_eq!(keepalive(&["unary"]), None);
+        assert_eq!(keepalive(&["--keepalive-interval", "0s", "unary"]), None);
+        let interval = Duration::from_secs(2);
+        assert_eq!(
+            keepalive(&["--keepalive-interval", "2s", "unary"]),
+            Some(Keepalive { interval, timeout: Duration::from_secs(20) })
+        );
+        assert_eq!(
+            keepalive(&["unary", "--keepalive-interval", "2s", "--keepalive-timeout", "500ms"]),
+            Some(Keepalive { interval, timeout: Duration::from_millis(500) })
+        );
     }
 
     #[test]

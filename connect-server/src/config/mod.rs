@@ -109,6 +109,12 @@ pub struct Config {
     #[arg(long, env = "CONNECT_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     pub metrics_addr: MetricsAddr,
 
+    /// Where to export OpenTelemetry traces over OTLP/gRPC (e.g. `http://localhost:4317`);
+    /// default: `OTEL_EXPORTER_OTLP_ENDPOINT`, and without it tracing is off. The sampler and
+    /// the service name come from `OTEL_TRACES_SAMPLER(_ARG)` and `OTEL_SERVICE_NAME`.
+    #[arg(long)]
+    pub otlp_endpoint: Option<String>,
+
     /// Log line format (`RUST_LOG` sets what is logged).
     #[arg(long, env = "CONNECT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

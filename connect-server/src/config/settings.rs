@@ -63,6 +63,8 @@ pub(crate) struct Settings {
     pub(crate) max_calls_in_flight: usize,
     /// `--body-read-timeout`.
     pub(crate) body_read_timeout: Duration,
+    /// `--otlp-endpoint`, when given.
+    pub(crate) otlp_endpoint: Option<String>,
     /// Largest messages received and sent.
     pub(crate) messages: MessageLimits,
     /// The `ConnectService` token check.
@@ -163,6 +165,7 @@ impl Settings {
             max_connections: config.max_connections,
             max_calls_in_flight: limits.max_calls_in_flight.get(),
             body_read_timeout: limits.body_read_timeout,
+            otlp_endpoint: config.otlp_endpoint.clone(),
             messages,
             auth: BearerAuth::new(config.auth.tokens()?),
             web: EdgeLayer::new(WebShared::new(

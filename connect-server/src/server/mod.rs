@@ -30,7 +30,7 @@ use crate::{
     config::{Config, MetricsAddr, Settings},
     playground,
     service::{Admission, Dispatch, Handlers, Health, Limits, MessageLimits, connect_service},
-    telemetry::{Metrics, MetricsEndpoint, Observe, ObserveLayer, Stats},
+    telemetry::{Metrics, MetricsEndpoint, Observe, ObserveLayer, Stats, Tracing},
     transport::{ConnectionCalls, Connections, Drain, Listener},
     web::Schema,
 };
@@ -52,6 +52,8 @@ struct Shared {
     connections: Connections,
     /// `--max-calls-in-flight`, counted across every listener.
     admission: Arc<Admission>,
+    /// OpenTelemetry, when on.
+    tracing: Option<Arc<Tracing>>,
     /// `NOT_SERVING` from the moment shutdown starts.
     health: Health,
     /// Every service, by method path.
@@ -90,6 +92,8 @@ impl Shared {
         dispatch: Dispatch,
         hard_stop: CancellationToken,
     ) -> Result<Self, Error> {
+        let tracing =
+            Tracing::from_settings(settings.otlp_endpoint.as_deref()).map_err(Error::config)?.map(Arc::new);
         let metrics_endpoint = match settings.metrics_addr {
             MetricsAddr::Off => None,
             MetricsAddr::At(addr) => Some(MetricsEndpoint::bind(addr).map_err(Error::config)?),
@@ -106,6 +110,7 @@ impl Shared {
                 metrics.calls_refused("overload"),
                 metrics.calls_refused("connection_share"),
             ),
+            tracing,
             metrics_addr: metrics_endpoint.as_ref().map(MetricsEndpoint::addr),
             metrics_endpoint: Mutex::new(metrics_endpoint),
             settings,
@@ -124,7 +129,8 @@ impl Shared {
     /// The service stack of every call, named `served_by`: observe, then dispatch.
     fn stack(&self, served_by: http::HeaderValue) -> Observe<Dispatch> {
         use tower::Layer as _;
-        let observe = ObserveLayer::new(Arc::clone(&self.metrics), Arc::clone(&self.stats), served_by);
+        let observe = ObserveLayer::new(Arc::clone(&self.metrics), Arc::clone(&self.stats), served_by)
+            .traced(self.tracing.clone());
         observe.layer(self.dispatch.clone())
     }
 }
@@ -257,6 +263,9 @@ impl ConnectServer {
         };
         if let Some(reporter) = reporter {
             reporter.abort();
+        }
+        if let Some(tracing) = &shared.tracing {
+            tracing.flush().await;
         }
         result.map_err(Error::serve)
     }

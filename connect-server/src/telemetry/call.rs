@@ -14,6 +14,7 @@ use connect_proto::codes;
 use super::{
     metrics::{MethodMetrics, Metrics},
     stats::Stats,
+    trace::{CallSpan, Tracing},
 };
 use crate::{transport::ConnectionCalls, web::Protocol};
 
@@ -26,6 +27,8 @@ pub(crate) struct CallsShared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) served_by: HeaderValue,
+    /// OpenTelemetry, when on.
+    pub(crate) tracing: Option<Arc<Tracing>>,
 }
 
 /// What a call is, for its log line and metrics.
@@ -59,6 +62,8 @@ pub(crate) struct Call {
     shared: Arc<CallsShared>,
     /// The connection: its peer for the log line, its call count for the idle timeout.
     connection: Option<Arc<ConnectionCalls>>,
+    /// Its span, when tracing is on.
+    span: Option<CallSpan>,
     done: bool,
 }
 
@@ -71,6 +76,7 @@ impl Call {
         request_id: HeaderValue,
         deadline: Option<Instant>,
         shared: Arc<CallsShared>,
+        span: Option<CallSpan>,
     ) -> Self {
         if let Method::Known(metrics) = &method {
             metrics.started.inc();
@@ -86,6 +92,7 @@ impl Call {
             deadline,
             shared,
             connection,
+            span,
             done: false,
         }
     }
@@ -95,6 +102,14 @@ impl Call {
         if let Method::Known(metrics) = &self.method {
             metrics.sent.inc_by(messages);
         }
+        if let Some(span) = &self.span {
+            span.sent(messages);
+        }
+    }
+
+    /// Its span, when tracing is on.
+    pub(crate) fn span(&self) -> Option<&CallSpan> {
+        self.span.as_ref()
     }
 
     /// The method's metrics, if it has any.
@@ -134,6 +149,9 @@ impl Call {
             Code::DeadlineExceeded => self.shared.stats.record_deadline_exceeded(),
             _ => {}
         }
+        if let Some(span) = &self.span {
+            span.finish(code);
+        }
         tracing::info!(
             target: ACCESS_LOG_TARGET,
             method = self.method.path(),
@@ -143,6 +161,8 @@ impl Call {
             // Whole microseconds, so the line reads `0.489`, not `0.48895000000000005`.
             duration_ms = elapsed.as_micros() as f64 / 1000.0,
             protocol = %Text(self.protocol.name()),
+            // Recorded only when tracing is on (`None` records nothing).
+            trace_id = self.span.as_ref().map(|span| tracing::field::display(span.trace_id())),
             "rpc finished"
         );
     }

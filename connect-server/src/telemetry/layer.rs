@@ -28,6 +28,7 @@ use super::{
     call::{Call, CallsShared, Method},
     metrics::Metrics,
     stats::Stats,
+    trace::{CallSpan, Tracing},
 };
 use crate::{
     grpc::{content_type, deadline, status},
@@ -46,7 +47,15 @@ impl ObserveLayer {
     /// A layer counting into `metrics` and `stats` (cancelled and deadline-exceeded calls),
     /// naming the server `served_by`.
     pub fn new(metrics: Arc<Metrics>, stats: Arc<Stats>, served_by: HeaderValue) -> Self {
-        Self { shared: Arc::new(CallsShared { metrics, stats, served_by }) }
+        Self { shared: Arc::new(CallsShared { metrics, stats, served_by, tracing: None }) }
+    }
+
+    /// The same, with a span per call.
+    pub(crate) fn traced(mut self, tracing: Option<Arc<Tracing>>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.tracing = tracing;
+        }
+        self
     }
 }
 
@@ -117,6 +126,10 @@ where
         if let Some(at) = call_deadline {
             request.extensions_mut().insert(deadline::CallDeadline(at));
         }
+        let span = self.layer.shared.tracing.as_ref().map(|tracing| {
+            let peer = self.connection.as_ref().and_then(|connection| connection.addr());
+            tracing.start(request.uri().path(), request.headers(), protocol, peer)
+        });
         let call = Call::start(
             method,
             protocol,
@@ -124,6 +137,7 @@ where
             request_id,
             call_deadline,
             Arc::clone(&self.layer.shared),
+            span,
         );
         if !is_grpc {
             let rejected = content_type::unsupported_media_type();
@@ -133,14 +147,15 @@ where
             };
         }
         // One box for the inner services, with the counting inside it.
-        let request = match call.metrics() {
-            Some(metrics) => {
-                let received = metrics.received.clone();
-                request.map(|inner| {
-                    tonic::body::Body::new(CountReceived { inner, frames: FrameCounter::default(), received })
-                })
-            }
-            None => request.map(tonic::body::Body::new),
+        let received = call.metrics().map(|metrics| metrics.received.clone());
+        let span = call.span().cloned();
+        let request = if received.is_some() || span.is_some() {
+            request.map(|inner| {
+                let frames = FrameCounter::default();
+                tonic::body::Body::new(CountReceived { inner, frames, received, span, half_closed: false })
+            })
+        } else {
+            request.map(tonic::body::Body::new)
         };
         ObservedFuture { pending: Pending::Inner { future: self.inner.call(request) }, call: Some(call) }
     }
@@ -154,12 +169,15 @@ fn new_request_id() -> HeaderValue {
 }
 
 pin_project! {
-    /// The request body, counting the messages the handler reads.
+    /// The request body, counting the messages the handler reads (and
+    /// noting them and the half-close in the call's span).
     struct CountReceived<B> {
         #[pin]
         inner: B,
         frames: FrameCounter,
-        received: prometheus::IntCounter,
+        received: Option<prometheus::IntCounter>,
+        span: Option<CallSpan>,
+        half_closed: bool,
     }
 }
 
@@ -171,15 +189,27 @@ impl<B: Body<Data = Bytes>> Body for CountReceived<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
             let messages = this.frames.feed(data);
             if messages > 0 {
-                this.received.inc_by(messages);
+                if let Some(received) = this.received {
+                    received.inc_by(messages);
+                }
+                if let Some(span) = this.span {
+                    span.received(messages);
+                }
             }
+        }
+        if let Some(span) = this.span
+            && !*this.half_closed
+            && (frame.is_none() || this.inner.is_end_stream())
+        {
+            *this.half_closed = true;
+            span.half_closed();
         }
         Poll::Ready(frame)
     }

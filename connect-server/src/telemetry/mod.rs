@@ -13,6 +13,7 @@ mod layer;
 pub mod logging;
 mod metrics;
 mod stats;
+mod trace;
 
 pub(crate) use call::ACCESS_LOG_TARGET;
 pub(crate) use endpoint::MetricsEndpoint;
@@ -22,6 +23,7 @@ pub use metrics::Metrics;
 pub(crate) use metrics::ReloadMetrics;
 pub(crate) use stats::OpenStream;
 pub use stats::{Stats, StatsSnapshot};
+pub(crate) use trace::Tracing;
 
 use std::net::SocketAddr;
 

@@ -114,6 +114,7 @@ impl Drop for Permit {
 pub(crate) struct ConnectionCalls {
     /// The client's address as text (formatted once, logged with every call).
     peer: Box<str>,
+    addr: Option<std::net::SocketAddr>,
     opened: Instant,
     in_flight: AtomicUsize,
     /// When the last call ended (or the connection opened), in milliseconds since `opened`.
@@ -123,9 +124,11 @@ pub(crate) struct ConnectionCalls {
 impl ConnectionCalls {
     /// A connection from `peer` (`-` when unknown), opened now.
     pub(crate) fn new(peer: Option<std::net::SocketAddr>) -> Self {
+        let peer_addr = peer;
         let peer = peer.map_or_else(|| "-".into(), |addr| addr.to_string().into_boxed_str());
         Self {
             peer,
+            addr: peer_addr,
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -135,6 +138,11 @@ impl ConnectionCalls {
     /// The client's address as text, `-` when unknown.
     pub(crate) fn peer(&self) -> &str {
         &self.peer
+    }
+
+    /// The client's address, when known.
+    pub(crate) fn addr(&self) -> Option<std::net::SocketAddr> {
+        self.addr
     }
 
     /// A call started on this connection.

@@ -116,6 +116,7 @@ fn options(tls: Option<ClientTlsConfig>) -> Options {
         resolve_interval: Duration::ZERO,
         wait_until: None,
         failed_attempts: watch::Sender::new(0),
+        keepalive: None,
     }
 }
 
