@@ -58,6 +58,11 @@ impl ChildServer {
         (status, lines)
     }
 
+    /// The lines the server has printed after the first one so far.
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().expect("output lock").clone()
+    }
+
     /// How many lines the server has printed after the first one so far.
     pub fn output_lines(&self) -> usize {
         self.output.lock().expect("output lock").len()
@@ -90,7 +95,13 @@ impl ChildServer {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let status = std::process::Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        self.signal("TERM");
+    }
+
+    /// Sends the signal named `name` (`TERM`, `HUP`, ...).
+    pub fn signal(&self, name: &str) {
+        let status =
+            std::process::Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status();
         assert!(status.expect("run kill").success());
     }
 }

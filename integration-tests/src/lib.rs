@@ -7,6 +7,7 @@ pub mod cancel;
 pub mod certs;
 pub mod child;
 pub mod scrape;
+pub mod temp;
 pub mod wire;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -62,6 +63,8 @@ pub struct TestServer {
     pub metrics_addr: Option<SocketAddr>,
     /// How to reach it when it listens in memory rather than on `addr`.
     memory: Option<MemoryConnector>,
+    /// The server itself, for what only it can do (reload).
+    server: ConnectServer,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), connect_server::Error>>,
 }
@@ -159,7 +162,12 @@ impl TestServer {
             let _ = shutdown_rx.await;
         }));
         tokio::time::timeout(PROMPTLY, server.ready()).await.expect("the server is ready in time");
-        Self { addr, stats, connections, metrics_addr, memory, shutdown: Some(shutdown), task }
+        Self { addr, stats, connections, metrics_addr, memory, server, shutdown: Some(shutdown), task }
+    }
+
+    /// Reads the TLS files and the token file again, as SIGHUP does.
+    pub fn reload(&self) -> Result<(), connect_server::Error> {
+        self.server.reload()
     }
 
     /// The server's address as a client URL.

@@ -14,10 +14,7 @@ use tokio::{
 };
 use tokio_rustls::{
     TlsConnector,
-    rustls::{
-        AlertDescription, ClientConfig, RootCertStore,
-        pki_types::{CertificateDer, ServerName, pem::PemObject},
-    },
+    rustls::{AlertDescription, pki_types::ServerName},
 };
 use tonic::{Code, transport::Channel};
 
@@ -46,15 +43,7 @@ async fn alert_for_anonymous_client(
     certs: &TestCerts,
     addr: std::net::SocketAddr,
 ) -> Option<AlertDescription> {
-    let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(&certs.ca).expect("ca pem")).expect("ca cert");
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = certs.rustls_client(None);
     let tcp = TcpStream::connect(addr).await.expect("tcp connect");
     let server_name = ServerName::try_from("localhost").expect("name");
     let attempt = async {

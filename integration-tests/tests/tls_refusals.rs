@@ -4,10 +4,8 @@
 //! one, one from another CA, a plaintext client, a silent one.
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     process::Command,
-    sync::Arc,
 };
 
 use integration_tests::{
@@ -16,17 +14,7 @@ use integration_tests::{
     scrape::sample,
     wire::frames::PREFACE,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
-use tokio_rustls::{
-    TlsConnector,
-    rustls::{
-        ClientConfig, RootCertStore,
-        pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
-    },
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 fn failures(reason: &str) -> String {
     format!("connect_tls_handshake_failures_total{{reason=\"{reason}\"}}")
@@ -47,36 +35,6 @@ async fn counted(server: &TestServer, reason: &str, count: f64) {
     }
 }
 
-/// Tries a TLS handshake trusting `certs`' CA, presenting `identity` (certificate, key) if given,
-/// and reads once: under TLS 1.3 the server's verdict on a client certificate comes then.
-async fn handshake(certs: &TestCerts, addr: SocketAddr, identity: Option<(&Path, &Path)>) {
-    let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(&certs.ca).expect("ca pem")).expect("ca cert");
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots);
-    let mut config = match identity {
-        Some((cert, key)) => {
-            let chain =
-                CertificateDer::pem_file_iter(cert).expect("cert pem").map(|c| c.expect("cert")).collect();
-            let key = PrivateKeyDer::from_pem_file(key).expect("key pem");
-            builder.with_client_auth_cert(chain, key).expect("client identity")
-        }
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(addr).await.expect("tcp connect");
-    let attempt = async {
-        let name = ServerName::try_from("localhost").expect("name");
-        let mut tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
-        tls.read(&mut [0u8; 1]).await
-    };
-    let result = tokio::time::timeout(PROMPTLY, attempt).await.expect("answered in time");
-    assert!(result.is_err(), "the server accepted the handshake");
-}
-
 /// A TLS server with `certs`' certificate, its metrics on, and `extra` flags.
 async fn tls_server(certs: &TestCerts, extra: &[&str]) -> TestServer {
     let mut args = certs.server_args(false);
@@ -92,7 +50,7 @@ async fn mtls_server(certs: &TestCerts, client_ca: &Path) -> TestServer {
 async fn a_client_without_a_certificate_is_counted() {
     let certs = TestCerts::generate();
     let server = mtls_server(&certs, &certs.ca).await;
-    handshake(&certs, server.addr, None).await;
+    certs.assert_refused(server.addr, None).await;
     counted(&server, "no_client_certificate", 1.0).await;
     assert_eq!(sample(server.metrics_addr.unwrap(), &failures("unknown_ca")).await, 0.0, "series exist at 0");
 }
@@ -102,7 +60,7 @@ async fn a_certificate_from_another_ca_is_counted() {
     let certs = TestCerts::generate();
     let other = TestCerts::generate_with_ca_name("Another CA");
     let server = mtls_server(&certs, &certs.ca).await;
-    handshake(&certs, server.addr, Some((&other.client_cert, &other.client_key))).await;
+    certs.assert_refused(server.addr, Some((&other.client_cert, &other.client_key))).await;
     counted(&server, "unknown_ca", 1.0).await;
 }
 

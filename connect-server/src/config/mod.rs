@@ -10,9 +10,11 @@ mod tls;
 mod web;
 
 pub use auth::AuthArgs;
+pub(crate) use auth::read_token_file;
 pub use limits::LimitArgs;
 pub use playground::{PlaygroundArgs, Switch};
-pub(crate) use settings::Settings;
+pub(crate) use settings::{ReloadSettings, Settings};
+pub(crate) use tls::CertificateInfo;
 pub use tls::TlsArgs;
 pub use web::WebArgs;
 
@@ -80,6 +82,12 @@ pub struct Config {
     /// Bearer-token authentication.
     #[command(flatten)]
     pub auth: AuthArgs,
+
+    /// Reload the TLS files and the token file when something changes in their directories (`on`),
+    /// or only on SIGHUP (`off`: for volumes whose changes raise no file events, such as NFS, or to
+    /// apply a rotation at a chosen moment).
+    #[arg(long, env = "CONNECT_RELOAD_WATCH", value_enum, default_value_t = Switch::On, help_heading = "Reload")]
+    pub reload_watch: Switch,
 
     /// HTTP/2, connection and message limits.
     #[command(flatten)]

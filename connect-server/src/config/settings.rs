@@ -2,12 +2,15 @@
 //! is bound or announced: a bad certificate or token file fails here, and N
 //! workers do not read the same files N times.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use http::HeaderValue;
 use prometheus::IntCounterVec;
 
-use super::{Config, MetricsAddr};
+use super::{
+    Config, MetricsAddr, Switch,
+    tls::{CertificateInfo, TlsFiles},
+};
 use crate::{
     service::{BearerAuth, Limits, MessageLimits},
     transport::{ConnectionRules, Http1Limits, Http2Limits, Tls, TransportSettings},
@@ -18,10 +21,17 @@ use crate::{
 const HTTP1_MAX_BUFFER: usize = 64 * 1024;
 
 /// TLS as the flags ask for it, or `None`; failed handshakes count into `refusals`.
-fn tls(config: &Config, refusals: IntCounterVec, http1: bool) -> anyhow::Result<Option<Tls>> {
-    let server_config = config.tls.server_config()?;
-    let timeout = config.tls.tls_handshake_timeout;
-    Ok(server_config.map(|server_config| Tls::new(server_config, timeout, refusals, http1)))
+fn tls(
+    config: &Config,
+    refusals: IntCounterVec,
+    http1: bool,
+) -> anyhow::Result<Option<(Tls, TlsFiles, CertificateInfo)>> {
+    let Some(files) = config.tls.files() else {
+        return Ok(None);
+    };
+    let material = files.load()?;
+    let tls = Tls::new(material.config, config.tls.tls_handshake_timeout, refusals, http1);
+    Ok(Some((tls, files, material.certificate)))
 }
 
 impl Limits {
@@ -75,6 +85,23 @@ pub(crate) struct Settings {
     pub(crate) shutdown: ShutdownSettings,
     /// The playground's most calls at once; `None`: off.
     pub(crate) playground: Option<std::num::NonZeroUsize>,
+    /// What a reload reads again.
+    pub(crate) reload: ReloadSettings,
+}
+
+/// The files a reload reads again, and what was read from them at start;
+/// the TLS configuration and the tokens they replace are `transport.tls()`'s
+/// and `auth`'s.
+#[derive(Debug, Clone)]
+pub(crate) struct ReloadSettings {
+    /// The certificate, key and client CA, when TLS is on.
+    pub(crate) tls: Option<TlsFiles>,
+    /// The serving certificate read at start, when TLS is on.
+    pub(crate) certificate: Option<CertificateInfo>,
+    /// `--auth-token-file`.
+    pub(crate) token_file: Option<PathBuf>,
+    /// Whether changes in the files' directories reload (`--reload-watch`).
+    pub(crate) watch: bool,
 }
 
 /// `--addr`, `--workers` and `--share-port`.
@@ -114,6 +141,10 @@ impl Settings {
             max_buf_size: HTTP1_MAX_BUFFER,
         });
         let messages = MessageLimits::of(config);
+        let (tls, tls_files, certificate) = match tls(config, tls_refusals, http1.is_some())? {
+            Some((tls, files, certificate)) => (Some(tls), Some(files), Some(certificate)),
+            None => (None, None, None),
+        };
         let transport = TransportSettings::new(ConnectionRules {
             http2: Http2Limits {
                 max_concurrent_streams: limits.max_concurrent_streams,
@@ -123,7 +154,7 @@ impl Settings {
                 keepalive_timeout: limits.keepalive_timeout,
             },
             http1,
-            tls: tls(config, tls_refusals, http1.is_some())?,
+            tls,
             preface_timeout: config.handshake_timeout,
             idle_timeout: non_zero(config.idle_timeout),
             max_age: limits.max_connection_age,
@@ -136,7 +167,7 @@ impl Settings {
             body_read_timeout: limits.body_read_timeout,
             otlp_endpoint: config.otlp_endpoint.clone(),
             messages,
-            auth: BearerAuth::new(config.auth.token()?),
+            auth: BearerAuth::new(config.auth.tokens()?),
             web: EdgeLayer::new(WebShared::new(
                 enabled,
                 &config.web.cors_allow_origins,
@@ -155,6 +186,12 @@ impl Settings {
             stats_interval: non_zero(config.stats_interval),
             shutdown: ShutdownSettings { lame_duck: config.lame_duck, grace: config.shutdown_grace },
             playground: config.playground.max_calls(),
+            reload: ReloadSettings {
+                tls: tls_files,
+                certificate,
+                token_file: config.auth.token_file().map(PathBuf::from),
+                watch: config.reload_watch == Switch::On,
+            },
         })
     }
 }

@@ -8,6 +8,7 @@
 
 mod builder;
 mod memory;
+mod reload;
 mod shutdown;
 mod workers;
 
@@ -70,6 +71,8 @@ struct Shared {
     ready: watch::Sender<bool>,
     /// Cancelled when the last clone is dropped: stops the metrics endpoint.
     dropped: CancellationToken,
+    /// Reads the TLS files and the token file again.
+    reloader: Arc<reload::Reloader>,
 }
 
 impl Drop for Shared {
@@ -95,7 +98,12 @@ impl Shared {
             MetricsAddr::Off => None,
             MetricsAddr::At(addr) => Some(MetricsEndpoint::bind(addr).map_err(Error::config)?),
         };
+        let tls = settings.transport.tls().cloned();
+        let reload_metrics = metrics.reload_metrics(tls.is_some());
+        let reloader =
+            reload::Reloader::new(settings.reload.clone(), tls, settings.auth.clone(), reload_metrics);
         Ok(Self {
+            reloader: Arc::new(reloader),
             connections: Connections::new(settings.max_connections),
             admission: Admission::new(
                 settings.max_calls_in_flight,
@@ -151,7 +159,8 @@ impl ConnectServer {
 
     /// Binds `--addr` (one listener per `--workers`), prints `Server listening
     /// on ADDR` once every worker accepts, and serves until SIGINT or SIGTERM
-    /// ([`signal`]) and the drain are done: what a binary's `main` does.
+    /// ([`signal`]) and the drain are done, reloading on SIGHUP: what a
+    /// binary's `main` does.
     pub async fn run(self) -> Result<(), Error> {
         let listen = self.shared.settings.listen;
         let listeners = bind(listen.addr, listen.workers, listen.share_port)?;
@@ -164,6 +173,17 @@ impl ConnectServer {
             () = self.ready() => println!("Server listening on {addr}"),
         }
         serving.await
+    }
+
+    /// Reads the TLS files and the token file again, as SIGHUP and a change
+    /// to them do: handshakes that start from then on use the new
+    /// certificate, key and client CA, and calls from then on need one of
+    /// the new tokens; connections and calls in flight keep theirs. A part
+    /// that fails to read or parse keeps what it had, and is the error (also
+    /// logged at WARN); every reload counts in `connect_reload_total` by
+    /// result. Reads the files on the calling thread.
+    pub fn reload(&self) -> Result<(), Error> {
+        self.shared.reloader.reload().map_err(Error::config)
     }
 
     /// The live counters, for tests and the periodic summary.
@@ -189,7 +209,8 @@ impl ConnectServer {
     }
 
     /// Serves on every listener, each on a worker thread of its own, until
-    /// `shutdown` resolves (or a worker fails); then health turns
+    /// `shutdown` resolves (or a worker fails), reloading the TLS files and
+    /// the token file on SIGHUP and when they change; then health turns
     /// `NOT_SERVING`, the drain starts, and the calls still running when the
     /// grace is over are ended. Returns once every worker has stopped.
     pub async fn serve<L: Listener>(
@@ -216,6 +237,8 @@ impl ConnectServer {
                 .map_err(Error::config)?;
         }
         let workers = workers::start(&self, listeners).await.map_err(Error::serve)?;
+        // Before "ready": from then on a SIGHUP reloads rather than ends the process.
+        let _reloading = shared.reloader.start();
         shared.ready.send_replace(true);
         let reporter = shared
             .settings
@@ -263,7 +286,7 @@ fn playground_routes(
     let host =
         if grpc_addr.ip().is_unspecified() { "localhost".to_owned() } else { grpc_addr.ip().to_string() };
     let host = if host.contains(':') { format!("[{host}]") } else { host };
-    let scheme = if shared.settings.transport.tls() { "https" } else { "http" };
+    let scheme = if shared.settings.transport.tls().is_some() { "https" } else { "http" };
     let grpc_url = format!("{scheme}://{host}:{}", grpc_addr.port());
     playground::router(
         stack_for,

@@ -1,6 +1,7 @@
-//! How the server stops: the signals that start it, and the sequence that
-//! follows (health `NOT_SERVING`, the lame duck, the drain, the grace, the
-//! hard stop).
+//! The signals the server answers, and how it stops: SIGINT and SIGTERM
+//! start the sequence that follows (health `NOT_SERVING`, the lame duck, the
+//! drain, the grace, the hard stop); SIGHUP reloads the TLS files and the
+//! token (`reload`) instead of ending the process, its default action.
 
 use std::future::Future;
 
@@ -33,6 +34,42 @@ pub async fn signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+/// The SIGHUPs the process receives from the moment it is installed, which
+/// then no longer end the process. Signals that arrive while one is being
+/// handled are coalesced into one.
+#[derive(Debug)]
+pub(super) struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    /// Installs the handler; where it cannot be, SIGHUP keeps its default action.
+    pub(super) fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signal = signal(SignalKind::hangup())
+                .inspect_err(|error| tracing::error!(%error, "cannot listen for SIGHUP"))
+                .ok();
+            Self { signal }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves at the next SIGHUP; never where there is no handler.
+    pub(super) async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal
+            && signal.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
     }
 }
 

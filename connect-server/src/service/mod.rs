@@ -11,7 +11,7 @@ mod producer;
 mod routes;
 
 pub(crate) use admission::Admission;
-pub(crate) use auth::BearerAuth;
+pub(crate) use auth::{BearerAuth, Tokens};
 pub use greeting::hello;
 pub(crate) use health::Health;
 pub(crate) use routes::{Dispatch, Routes};

@@ -11,8 +11,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use prometheus::{
-    Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 use tonic::Code;
 
@@ -38,6 +38,17 @@ pub struct Metrics {
     calls_refused: IntCounterVec,
     /// Label handles of each method served, by path.
     methods: HashMap<Box<str>, Arc<MethodMetrics>, foldhash::fast::RandomState>,
+}
+
+/// What reloads of the TLS files and the token report.
+#[derive(Debug, Clone)]
+pub(crate) struct ReloadMetrics {
+    /// `connect_reload_total{result="ok"}`.
+    pub(crate) ok: IntCounter,
+    /// `connect_reload_total{result="error"}`: at least one file was refused.
+    pub(crate) error: IntCounter,
+    /// `connect_tls_certificate_expiry_timestamp_seconds`; `None` when TLS is off.
+    pub(crate) certificate_expiry: Option<IntGauge>,
 }
 
 /// One method's metrics with their labels already applied: updating them is an atomic add.
@@ -233,6 +244,32 @@ impl Metrics {
         self.calls_refused.with_label_values(&[reason])
     }
 
+    /// Registers `connect_reload_total` by result (both series at zero) and,
+    /// when `tls`, the serving certificate's expiry (unset until the reload
+    /// module sets it): a plaintext server has no expiry to alert on.
+    pub(crate) fn reload_metrics(&self, tls: bool) -> ReloadMetrics {
+        let reloads = IntCounterVec::new(
+            Opts::new("connect_reload_total", "Reloads of the TLS files and the token file, by result."),
+            &["result"],
+        )
+        .expect("valid metric definition");
+        self.registry.register(Box::new(reloads.clone())).expect("metric names are unique");
+        let certificate_expiry = tls.then(|| {
+            let gauge = IntGauge::new(
+                "connect_tls_certificate_expiry_timestamp_seconds",
+                "The serving certificate's notAfter, in seconds since the Unix epoch.",
+            )
+            .expect("valid metric definition");
+            self.registry.register(Box::new(gauge.clone())).expect("metric names are unique");
+            gauge
+        });
+        ReloadMetrics {
+            ok: reloads.with_label_values(&["ok"]),
+            error: reloads.with_label_values(&["error"]),
+            certificate_expiry,
+        }
+    }
+
     /// The registry, to add more collectors or serve it.
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
@@ -279,6 +316,24 @@ mod tests {
             "grpc_server_started_total{grpc_method=\"BidiStreamRPC\",grpc_service=\"ConnectService\",grpc_type=\"bidi_stream\"} 0\n"
         ));
         assert!(metrics.method("/grpc.health.v1.Health/Nope").is_none());
+    }
+
+    #[test]
+    fn reloads_are_counted_by_result_and_the_expiry_is_there_only_with_tls() {
+        let plaintext = Metrics::new(&[]);
+        let reloads = plaintext.reload_metrics(false);
+        assert!(reloads.certificate_expiry.is_none());
+        reloads.error.inc();
+        let text = plaintext.render();
+        assert!(text.contains("connect_reload_total{result=\"ok\"} 0\n"), "{text}");
+        assert!(text.contains("connect_reload_total{result=\"error\"} 1\n"), "{text}");
+        assert!(!text.contains("connect_tls_certificate_expiry_timestamp_seconds"), "{text}");
+
+        let tls = Metrics::new(&[]);
+        let reloads = tls.reload_metrics(true);
+        reloads.certificate_expiry.expect("TLS is on").set(1_893_542_400);
+        let text = tls.render();
+        assert!(text.contains("connect_tls_certificate_expiry_timestamp_seconds 1893542400\n"), "{text}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub(crate) use endpoint::MetricsEndpoint;
 pub use layer::{Observe, ObserveLayer, ObservedBody, ObservedFuture};
 pub(crate) use logging::LogFormat;
 pub use metrics::Metrics;
+pub(crate) use metrics::ReloadMetrics;
 pub(crate) use stats::OpenStream;
 pub use stats::{Stats, StatsSnapshot};
 pub(crate) use trace::Tracing;

@@ -87,9 +87,9 @@ impl TransportSettings {
         Self { http: http::builder(rules.http2, rules.http1), rules }
     }
 
-    /// Whether connections speak TLS.
-    pub(crate) fn tls(&self) -> bool {
-        self.rules.tls.is_some()
+    /// The TLS of every connection, when they speak TLS.
+    pub(crate) fn tls(&self) -> Option<&Tls> {
+        self.rules.tls.as_ref()
     }
 }
 
