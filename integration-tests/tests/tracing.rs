@@ -197,3 +197,29 @@ async fn a_dead_collector_never_slows_or_fails_a_call() {
     server.stop().await.unwrap();
     assert!(stopping.elapsed() < Duration::from_secs(7), "the shutdown waits at most the flush timeout");
 }
+
+#[tokio::test]
+async fn connect_client_starts_a_trace_the_server_continues() {
+    let (receiver, collector) = start_receiver().await;
+    let endpoint = format!("http://{collector}");
+    let server = TestServer::start_with_args(&["--otlp-endpoint", &endpoint]).await;
+    let output = connect_client::Output::capture();
+    let cli = <connect_client::Cli as clap::Parser>::parse_from([
+        "connect-client",
+        "--addr",
+        &server.url(),
+        "-v",
+        "unary",
+        "traced",
+    ]);
+    connect_client::run_with_output(cli, &output).await.unwrap();
+    server.stop().await.unwrap();
+    let spans = receiver.spans.lock().unwrap().clone();
+    assert_eq!(spans.len(), 1);
+    let span = &spans[0];
+    // The client sent a traceparent of its own: the server's span is its child.
+    assert_eq!(span.parent_span_id.len(), 8, "a parent from the client");
+    // `-v` shows the server's traceresponse, which names that span.
+    let expected = format!("header traceresponse: 00-{}-{}-01", hex(&span.trace_id), hex(&span.span_id));
+    assert!(output.stderr().lines().any(|line| line == expected), "{}", output.stderr());
+}

@@ -136,6 +136,11 @@ where
 
     fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
         add_headers(request.headers_mut(), &self.headers, self.authorization.as_ref());
+        // Each call starts a trace of its own unless `-H traceparent: ...` continues one;
+        // a traced server names its span in `traceresponse`, which `-v` prints.
+        if !request.headers().contains_key(TRACEPARENT) {
+            request.headers_mut().insert(TRACEPARENT, new_traceparent());
+        }
         let verbose = self.verbose.clone();
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -153,6 +158,17 @@ where
             Ok(response.map(|inner| inner.map_frame(on_frame)))
         })
     }
+}
+
+/// The W3C header a call's trace continues from.
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// A `traceparent` for a new, sampled trace: random trace and parent ids
+/// (never all zero, which the W3C format forbids).
+fn new_traceparent() -> HeaderValue {
+    let trace = fastrand::u128(1..);
+    let parent = fastrand::u64(1..);
+    HeaderValue::from_str(&format!("00-{trace:032x}-{parent:016x}-01")).expect("hex digits and dashes")
 }
 
 /// Adds the `-H` headers to `headers`, then the token, which replaces any
@@ -176,6 +192,17 @@ fn print_trailers(output: &Output, frame: Frame<Bytes>) -> Frame<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_traceparent_is_w3c_shaped_and_fresh() {
+        let first = new_traceparent();
+        let text = first.to_str().unwrap();
+        let parts: Vec<&str> = text.split('-').collect();
+        assert_eq!(parts.len(), 4, "{text}");
+        assert_eq!((parts[0], parts[1].len(), parts[2].len(), parts[3]), ("00", 32, 16, "01"));
+        assert!(text.bytes().all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_ne!(first, new_traceparent());
+    }
 
     #[test]
     fn parses_ascii_headers() {
