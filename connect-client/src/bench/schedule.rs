@@ -136,9 +136,12 @@ impl Shape {
         ramp_steps: usize,
         min_rate: f64,
     ) -> Result<Vec<Step>, String> {
+        // A ramp's steps fall between whole numbers; a concurrency goes to the nearest.
+        let round = varies == Varies::Concurrency && matches!(self, Self::Ramp { .. });
         self.values(ramp_steps)
             .into_iter()
             .map(|(value, duration)| {
+                let value = if round { value.round() } else { value };
                 let duration = Some(duration);
                 match varies {
                     Varies::Rate if value >= min_rate => {
@@ -195,6 +198,9 @@ mod tests {
         assert!(parse_ramp("a:5/1s").unwrap_err().contains("not a number"));
         let concurrency = parse_step("0:2:4/1s").unwrap();
         assert!(concurrency.steps(Varies::Concurrency, None, 1, 0, 0.001).unwrap_err().contains("from 1"));
+        let ramp = parse_ramp("1:32/4s").unwrap().steps(Varies::Concurrency, None, 1, 4, 0.001).unwrap();
+        let concurrency: Vec<usize> = ramp.iter().map(|step| step.concurrency).collect();
+        assert_eq!(concurrency, [1, 11, 22, 32]);
         let rate = parse_ramp("0:10/1s").unwrap();
         assert!(rate.steps(Varies::Rate, None, 1, 3, 0.001).unwrap_err().contains("lowest"));
     }

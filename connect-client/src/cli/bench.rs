@@ -21,6 +21,7 @@ use crate::{
     channel::{Codec, TlsFiles},
     commands::dynamic::Input,
     error::ClientError,
+    schema::SchemaSource,
 };
 
 /// Why bench refuses `--retries`.
@@ -30,6 +31,10 @@ pub(crate) const NO_RETRIES: &str =
 /// Why bench refuses `--http1` and `--codec json` (its own wire path speaks binary HTTP/2 only).
 pub(crate) const NO_OTHER_PROTOCOL: &str =
     "bench sends binary messages over HTTP/2 only: --http1 and --codec json are for the other commands";
+
+/// Why bench refuses `--proto`/`--protoset` without `--call`.
+pub(crate) const NO_SCHEMA_WITHOUT_CALL: &str =
+    "--proto and --protoset are for bench --call (the ConnectService RPCs of --rpc need no schema)";
 
 /// Why bench refuses `--compress`.
 pub(crate) const NO_COMPRESSION: &str =
@@ -110,7 +115,7 @@ pub struct BenchArgs {
           value_parser = schedule::parse_step, conflicts_with_all = ["concurrency", "duration", "requests"])]
     pub concurrency_step: Option<Shape>,
 
-    /// A linear ramp of the concurrency, as `--rate-ramp` (e.g. `1:64/8s`), at `--rate` if given.
+    /// A linear ramp of the concurrency, as `--rate-ramp` (e.g. `1:64/8s`; each step rounded to a whole number), at `--rate` if given.
     #[arg(long, value_name = "FROM:TO/DURATION", env = "CONNECT_BENCH_CONCURRENCY_RAMP",
           value_parser = schedule::parse_ramp, conflicts_with_all = ["concurrency", "duration", "requests"])]
     pub concurrency_ramp: Option<Shape>,
@@ -158,6 +163,9 @@ impl BenchArgs {
                 input: self.data.as_deref().map(Input::parse),
                 schema: cli.schema.clone().source()?,
             }),
+            None if cli.schema.clone().source()? != SchemaSource::Reflection => {
+                return Err(ClientError::Usage(NO_SCHEMA_WITHOUT_CALL.into()));
+            }
             None => None,
         };
         Ok(BenchSettings {
@@ -226,6 +234,7 @@ mod tests {
     fn bench_refuses_retries_and_compression() {
         assert_eq!(usage_error(&["--retries", "2", "bench"]), format!("error: {NO_RETRIES}"));
         assert_eq!(usage_error(&["bench", "--compress", "gzip"]), format!("error: {NO_COMPRESSION}"));
+        assert_eq!(usage_error(&["--proto", "a.proto", "bench"]), format!("error: {NO_SCHEMA_WITHOUT_CALL}"));
         assert_eq!(
             usage_error(&["--protocol", "connect", "bench", "--http1"]),
             format!("error: {NO_OTHER_PROTOCOL}")
