@@ -361,18 +361,25 @@ async fn call_runs_a_server_stream_found_through_a_proto_file() {
 }
 
 #[tokio::test]
-async fn call_sends_a_json_array_on_a_client_stream_and_repeats_one_object() {
+async fn call_sends_a_json_array_inline_or_from_a_file_or_repeats_one_object() {
     let server = TestServer::start().await;
     let array = r#"[{"requestData":"a"},{"requestData":"b"}]"#;
     let report =
         bench(&server, &["--call", "ConnectService/ClientStreamRPC", "-d", array, "--requests", "4"]).await;
     assert_eq!((report.tally.ok, report.tally.messages), (4, 8));
+    let file = std::env::temp_dir().join(format!("bench-requests-{}.json", std::process::id()));
+    std::fs::write(&file, array).expect("write the requests");
+    let at_file = format!("@{}", file.display());
+    let args = ["--call", "ConnectService/ClientStreamRPC", "-d", &at_file, "--requests", "3"];
+    let report = bench(&server, &args).await;
+    let _ = std::fs::remove_file(&file);
+    assert_eq!((report.tally.ok, report.tally.messages), (3, 6));
     let one = r#"{"requestData":"a"}"#;
     let args = ["--call", "ConnectService/BidiStreamRPC", "-d", one, "--count", "3", "--requests", "2"];
     let report = bench(&server, &args).await;
     assert_eq!((report.tally.ok, report.tally.messages), (2, 6));
     let stats = server.stats.snapshot();
-    assert_eq!((stats.client_stream, stats.bidi), (4, 2));
+    assert_eq!((stats.client_stream, stats.bidi), (7, 2));
 }
 
 #[tokio::test]
@@ -389,8 +396,15 @@ async fn call_speaks_every_protocol() {
             (Some(3), Some("ConnectService/UnaryRPC")),
             "{protocol}"
         );
+        let stream =
+            ["--call", "ConnectService/ServerStreamRPC", "-d", r#"{"count":4}"#, "--requests", "2", "--json"];
+        let (stdout, outcome) = bench_cli(&server.url(), &["--protocol", protocol], &stream).await;
+        outcome.expect("every call succeeded");
+        let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+        assert_eq!((json["ok"].as_u64(), json["messages"].as_u64()), (Some(2), Some(8)), "{protocol}");
     }
-    assert_eq!(server.stats.snapshot().unary, 9);
+    let stats = server.stats.snapshot();
+    assert_eq!((stats.unary, stats.server_stream), (9, 6));
 }
 
 #[tokio::test]
