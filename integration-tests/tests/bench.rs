@@ -8,11 +8,14 @@ use std::{
 
 use clap::Parser;
 use connect_client::{
-    Cli, ClientError,
+    Cli, ClientError, Output,
     bench::{BenchSettings, Report, runner},
     commands::Action,
 };
-use integration_tests::{PROMPTLY, TestServer};
+use integration_tests::{
+    PROMPTLY, TestServer,
+    certs::{TestCerts, path},
+};
 use tokio::net::TcpListener;
 
 /// The bench run `connect-client --addr {url} bench {args}` asks for.
@@ -309,4 +312,211 @@ async fn every_protocol_counts_every_call_kind_and_its_failures() {
         );
     }
     let _ = std::fs::remove_file(token);
+}
+
+/// `connect-client --addr {url} {global...} bench {args}` run to the end,
+/// with what it printed (stdout) and its outcome.
+async fn bench_cli(url: &str, global: &[&str], args: &[&str]) -> (String, Result<(), ClientError>) {
+    let mut argv = vec!["connect-client", "--addr", url];
+    argv.extend_from_slice(global);
+    argv.push("bench");
+    argv.extend_from_slice(args);
+    let output = Output::capture();
+    let settings = Cli::try_parse_from(argv).expect("valid flags").settings().expect("usable flags");
+    let outcome = connect_client::commands::run(settings, &output).await;
+    (output.stdout(), outcome)
+}
+
+/// The proto of ConnectService, for `--proto`.
+fn connect_proto_file() -> String {
+    format!("{}/../proto/connect.proto", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn call_runs_a_unary_method_found_through_reflection() {
+    let server = TestServer::start().await;
+    let args = ["--call", "grpc.health.v1.Health/Check", "-d", r#"{"service":""}"#, "--requests", "20"];
+    let report = bench(&server, &[&args[..], &["--concurrency", "4"]].concat()).await;
+    assert_eq!((report.tally.ok, report.tally.failed(), report.tally.messages), (20, 0, 20));
+    assert_eq!(report.method, "grpc.health.v1.Health/Check");
+    assert_eq!(report.json()["rpc"], "grpc.health.v1.Health/Check");
+}
+
+#[tokio::test]
+async fn call_runs_a_server_stream_found_through_a_proto_file() {
+    let server = TestServer::start().await;
+    let proto = connect_proto_file();
+    let mut argv = vec!["connect-client", "--addr"];
+    let url = server.url();
+    argv.extend([url.as_str(), "--proto", &proto, "bench", "--call", "ConnectService/ServerStreamRPC"]);
+    argv.extend(["-d", r#"{"requestData":"x","count":3}"#, "--requests", "5", "--concurrency", "2"]);
+    let Action::Bench(settings) = Cli::parse_from(argv).settings().expect("usable").action else {
+        panic!("not bench")
+    };
+    let report = runner::run(&settings).await.expect("bench ran");
+    assert_eq!((report.tally.ok, report.tally.messages), (5, 15));
+    assert_eq!(report.method, "ConnectService/ServerStreamRPC");
+    let stats = server.stats.snapshot();
+    assert_eq!((stats.server_stream, stats.unary), (5, 0));
+}
+
+#[tokio::test]
+async fn call_sends_a_json_array_inline_or_from_a_file_or_repeats_one_object() {
+    let server = TestServer::start().await;
+    let array = r#"[{"requestData":"a"},{"requestData":"b"}]"#;
+    let report =
+        bench(&server, &["--call", "ConnectService/ClientStreamRPC", "-d", array, "--requests", "4"]).await;
+    assert_eq!((report.tally.ok, report.tally.messages), (4, 8));
+    let file = std::env::temp_dir().join(format!("bench-requests-{}.json", std::process::id()));
+    std::fs::write(&file, array).expect("write the requests");
+    let at_file = format!("@{}", file.display());
+    let args = ["--call", "ConnectService/ClientStreamRPC", "-d", &at_file, "--requests", "3"];
+    let report = bench(&server, &args).await;
+    let _ = std::fs::remove_file(&file);
+    assert_eq!((report.tally.ok, report.tally.messages), (3, 6));
+    let one = r#"{"requestData":"a"}"#;
+    let args = ["--call", "ConnectService/BidiStreamRPC", "-d", one, "--count", "3", "--requests", "2"];
+    let report = bench(&server, &args).await;
+    assert_eq!((report.tally.ok, report.tally.messages), (2, 6));
+    let stats = server.stats.snapshot();
+    assert_eq!((stats.client_stream, stats.bidi), (7, 2));
+}
+
+#[tokio::test]
+async fn call_speaks_every_protocol() {
+    let server = TestServer::start().await;
+    for protocol in ["grpc", "grpcweb", "connect"] {
+        let args = ["--call", "ConnectService/UnaryRPC", "-d", r#"{"requestData":"p"}"#, "--requests", "3"];
+        let (stdout, outcome) =
+            bench_cli(&server.url(), &["--protocol", protocol], &[&args[..], &["--json"]].concat()).await;
+        outcome.expect("every call succeeded");
+        let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+        assert_eq!(
+            (json["ok"].as_u64(), json["rpc"].as_str()),
+            (Some(3), Some("ConnectService/UnaryRPC")),
+            "{protocol}"
+        );
+        let stream =
+            ["--call", "ConnectService/ServerStreamRPC", "-d", r#"{"count":4}"#, "--requests", "2", "--json"];
+        let (stdout, outcome) = bench_cli(&server.url(), &["--protocol", protocol], &stream).await;
+        outcome.expect("every call succeeded");
+        let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+        assert_eq!((json["ok"].as_u64(), json["messages"].as_u64()), (Some(2), Some(8)), "{protocol}");
+    }
+    let stats = server.stats.snapshot();
+    assert_eq!((stats.unary, stats.server_stream), (9, 6));
+}
+
+#[tokio::test]
+async fn call_counts_failures_by_code_and_exits_1() {
+    let server = TestServer::start().await;
+    let args = ["--call", "grpc.health.v1.Health/Check", "-d", r#"{"service":"nope"}"#, "--requests", "6"];
+    let (stdout, outcome) = bench_cli(&server.url(), &[], &[&args[..], &["--output", "json"]].concat()).await;
+    let error = outcome.expect_err("calls failed");
+    assert!(matches!(error, ClientError::CallsFailed(6)), "{error:?}");
+    assert_eq!(error.exit_code(), std::process::ExitCode::from(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(json["errors"], serde_json::json!({ "NOT_FOUND": 6 }));
+    assert_eq!(json["ok"], 0);
+}
+
+#[tokio::test]
+async fn call_names_an_unknown_method_and_bad_json() {
+    let server = TestServer::start().await;
+    let unknown =
+        runner::run(&settings(&server.url(), &["--call", "ConnectService/Nope"])).await.unwrap_err();
+    assert_eq!(unknown.to_string(), r#"service "ConnectService" has no method "Nope""#);
+    let bad = ["--call", "ConnectService/UnaryRPC", "-d", r#"{"requestData": 5"#];
+    let error = runner::run(&settings(&server.url(), &bad)).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid JSON for RequestMessage: invalid type: integer `5`, expected a string at line 1 column 17"
+    );
+    assert_eq!(server.stats.snapshot().unary, 0);
+}
+
+#[tokio::test]
+async fn call_over_mtls() {
+    let certs = TestCerts::generate();
+    let server = TestServer::start_tls(&certs, true, &[]).await;
+    let (ca, cert, key) = (path(&certs.ca), path(&certs.client_cert), path(&certs.client_key));
+    let global = ["--ca", ca.as_str(), "--cert", cert.as_str(), "--key", key.as_str()];
+    let args = ["--call", "grpc.health.v1.Health/Check", "--requests", "5", "--output", "csv"];
+    let (stdout, outcome) = bench_cli(&server.https_url(), &global, &args).await;
+    outcome.expect("every call succeeded");
+    let row: Vec<&str> = stdout.lines().nth(1).expect("one row").split(',').collect();
+    assert_eq!((row[0], row[1], row[4], row[5], row[10]), ("1", "", "5", "0", ""));
+}
+
+#[tokio::test]
+async fn a_rate_step_schedule_reports_one_csv_row_per_step() {
+    let server = TestServer::start().await;
+    // Rates whose intervals are whole nanoseconds, so the number of calls due is exact.
+    let args = ["--rate-step", "100:150:400/200ms", "--concurrency", "2", "--output", "csv"];
+    let (stdout, outcome) = bench_cli(&server.url(), &[], &args).await;
+    outcome.expect("every call succeeded");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "step,offered_rate,concurrency,elapsed_s,ok,failed,calls_per_sec,p50_us,p99_us,p99.9_us,errors"
+    );
+    assert_eq!(lines.len(), 4, "{stdout}");
+    let cells: Vec<Vec<&str>> = lines[1..].iter().map(|line| line.split(',').collect()).collect();
+    let columns = |i: usize| cells.iter().map(|row| row[i]).collect::<Vec<_>>();
+    assert_eq!(columns(0), ["1", "2", "3"]);
+    assert_eq!(columns(1), ["100", "250", "400"]);
+    assert_eq!(columns(2), ["2", "2", "2"]);
+    // Every call due within a step's 200 ms is made: rate x 0.2 s.
+    assert_eq!(columns(4), ["20", "50", "80"]);
+    assert_eq!(columns(5), ["0", "0", "0"]);
+    assert_eq!(columns(10), ["", "", ""]);
+    assert_eq!(server.stats.snapshot().unary, 150);
+}
+
+#[tokio::test]
+async fn ramps_of_rate_and_of_concurrency_report_their_steps_in_json() {
+    let server = TestServer::start().await;
+    let args =
+        ["--rate-ramp", "100:400/300ms", "--ramp-steps", "3", "--concurrency", "2", "--output", "json"];
+    let (stdout, outcome) = bench_cli(&server.url(), &[], &args).await;
+    outcome.expect("every call succeeded");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let steps = json["steps"].as_array().expect("steps");
+    let offered: Vec<_> = steps.iter().map(|step| step["offered_rate"].as_f64()).collect();
+    assert_eq!(offered, [Some(100.0), Some(250.0), Some(400.0)]);
+    let numbers: Vec<_> = steps.iter().map(|step| step["step"].as_u64()).collect();
+    assert_eq!(numbers, [Some(1), Some(2), Some(3)]);
+    // 100 ms each: 10, 25 and 40 calls.
+    let ok: Vec<_> = steps.iter().map(|step| step["ok"].as_u64()).collect();
+    assert_eq!(ok, [Some(10), Some(25), Some(40)]);
+
+    let args = ["--concurrency-step", "1:1:3/100ms", "--json"];
+    let (stdout, outcome) = bench_cli(&server.url(), &[], &args).await;
+    outcome.expect("every call succeeded");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let steps = json["steps"].as_array().expect("steps");
+    let concurrency: Vec<_> = steps.iter().map(|step| step["concurrency"].as_u64()).collect();
+    assert_eq!(concurrency, [Some(1), Some(2), Some(3)]);
+    assert!(steps.iter().all(|step| step["offered_rate"].is_null() && step["failed"] == 0));
+}
+
+#[test]
+fn schedules_that_make_no_sense_are_usage_errors() {
+    let parse = |args: &[&str]| {
+        let argv = [&["connect-client", "bench"][..], args].concat();
+        Cli::try_parse_from(argv)
+    };
+    for bad in
+        [&["--rate-step", "100:0:500/1s"][..], &["--rate-step", "500:100:100/1s"], &["--rate-ramp", "1:5"]]
+    {
+        let error = parse(bad).expect_err("refused");
+        assert_eq!(error.exit_code(), 2, "{bad:?}");
+    }
+    let both = parse(&["--rate-step", "1:1:2/1s", "--concurrency-ramp", "1:4/1s"]).expect_err("one schedule");
+    assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
+    let with_rate = parse(&["--rate-step", "1:1:2/1s", "--rate", "5"]).expect_err("rate or its schedule");
+    assert_eq!(with_rate.kind(), clap::error::ErrorKind::ArgumentConflict);
+    let zero = parse(&["--concurrency-step", "0:1:2/1s"]).expect("parses").settings().expect_err("refused");
+    assert_eq!(zero.to_string(), "error: a step's concurrency would be 0; it must be a whole number from 1");
+    assert_eq!(zero.exit_code(), std::process::ExitCode::from(2));
 }

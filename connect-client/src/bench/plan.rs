@@ -1,11 +1,13 @@
 //! A run's plan: the addresses parsed and every call's headers and request
 //! frames encoded once, before any connection opens, so a call only clones them.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use connect_proto::{RequestMessage, RpcKind};
+use connect_proto::RpcKind;
+use tokio_rustls::rustls::ClientConfig;
 
 use super::{
+    payload::Payload,
     settings::BenchSettings,
     wire::{self, CallTemplate},
 };
@@ -22,10 +24,17 @@ pub(super) struct Plan {
     pub(super) addrs: Vec<String>,
     /// Each of `addrs`, parsed.
     pub(super) targets: Vec<Target>,
+    /// TLS for the `https://` addresses.
+    pub(super) tls: Option<Arc<ClientConfig>>,
     pub(super) connect_timeout: Duration,
     /// With `--wait-for-ready`: connections are retried until then.
     pub(super) wait_until: Option<tokio::time::Instant>,
+    /// The kind of the method called.
     pub(super) rpc: RpcKind,
+    /// How the report names the method.
+    pub(super) method: String,
+    /// Calls per second aimed at, in all (`--rate`).
+    pub(super) rate: Option<f64>,
     pub(super) connections: usize,
     pub(super) concurrency: usize,
     pub(super) threads: usize,
@@ -35,41 +44,39 @@ pub(super) struct Plan {
     pub(super) interval: Option<Duration>,
     /// `--timeout`, sent as `grpc-timeout`; the client gives up a little after it.
     pub(super) timeout: Option<Duration>,
-    pub(super) messages_per_call: u32,
+    /// Request messages each call sends.
+    pub(super) messages_per_call: u64,
     /// One per address (each with its own `:authority`), like `addrs`.
     pub(super) templates: Vec<CallTemplate>,
 }
 
 /// The run's plan: the addresses parsed and every call's headers and
 /// request frames encoded once, before any connection opens.
-pub(super) fn plan(settings: &BenchSettings, duration: Option<Duration>) -> Result<Plan, ClientError> {
+pub(super) fn plan(
+    settings: &BenchSettings,
+    payload: &Payload,
+    duration: Option<Duration>,
+) -> Result<Plan, ClientError> {
     let concurrency = settings.concurrency.get();
-    let messages_per_call = settings.messages_per_call();
-    let data = "x".repeat(settings.data_size);
-    let requests = match settings.rpc {
-        RpcKind::Unary => vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }],
-        RpcKind::ServerStream => {
-            vec![RequestMessage { request_data: data, count: messages_per_call, interval_ms: 0 }]
-        }
-        RpcKind::ClientStream | RpcKind::Bidi => {
-            vec![RequestMessage { request_data: data, count: 0, interval_ms: 0 }; messages_per_call as usize]
-        }
-    };
     // `host:port` as the other commands take it, once for the connections and the templates.
     let addrs: Vec<String> = settings.addrs.iter().map(|addr| url(addr)).collect();
     if addrs.is_empty() {
         return Err(ClientError::Other("no server address".into()));
     }
     let targets = addrs.iter().map(|addr| wire::bench_target(addr)).collect::<Result<_, _>>()?;
+    // As the other commands: TLS for `https://`, and TLS files without one refused.
+    let tls = match settings.tls.config_for(&addrs)? {
+        Some(_) => Some(Arc::new(settings.tls.h2_config()?)),
+        None => None,
+    };
     let authorization = settings.token.as_deref().map(bearer).transpose()?;
     let templates = addrs
         .iter()
         .map(|addr| {
             CallTemplate::new(
                 addr,
-                settings.rpc,
+                payload,
                 settings.protocol,
-                &requests,
                 settings.timeout,
                 &settings.headers,
                 authorization.as_ref(),
@@ -79,9 +86,12 @@ pub(super) fn plan(settings: &BenchSettings, duration: Option<Duration>) -> Resu
     Ok(Plan {
         addrs,
         targets,
+        tls,
         connect_timeout: settings.connect_timeout,
         wait_until: settings.wait_for_ready.map(|budget| tokio::time::Instant::now() + budget),
-        rpc: settings.rpc,
+        rpc: payload.kind,
+        method: payload.name.clone(),
+        rate: settings.rate,
         connections: settings.connections.get(),
         concurrency,
         threads: settings.thread_count().get(),
@@ -89,7 +99,7 @@ pub(super) fn plan(settings: &BenchSettings, duration: Option<Duration>) -> Resu
         duration,
         interval: settings.rate.map(|rate| Duration::from_secs_f64(concurrency as f64 / rate)),
         timeout: settings.timeout,
-        messages_per_call,
+        messages_per_call: payload.messages.len() as u64,
         templates,
     })
 }

@@ -75,11 +75,15 @@ impl Tally {
     }
 }
 
-/// The result of a run.
+/// The result of a run, or of one step of a schedule.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// The RPC called.
+    /// The kind of the method called.
     pub rpc: RpcKind,
+    /// The method called: the ConnectService RPC's name, or `Service/Method` for `--call`.
+    pub method: String,
+    /// The calls per second aimed at; none: as fast as the server answers.
+    pub offered_rate: Option<f64>,
     /// The servers' addresses, comma-separated.
     pub addr: String,
     /// Connections used.
@@ -112,7 +116,7 @@ impl Report {
     pub fn table(&self) -> String {
         let tally = &self.tally;
         let mut out = String::new();
-        let _ = writeln!(out, "{} against {}", self.rpc.method(), self.addr);
+        let _ = writeln!(out, "{} against {}", self.method, self.addr);
         let _ = writeln!(
             out,
             "  {} connection(s), concurrency {}, measured {:.2}s",
@@ -163,7 +167,7 @@ impl Report {
         latency.insert("max".into(), json!(histogram.max()));
         latency.insert("mean".into(), json!(histogram.mean()));
         json!({
-            "rpc": self.rpc.method(),
+            "rpc": self.method,
             "addr": self.addr,
             "connections": self.connections,
             "concurrency": self.concurrency,
@@ -178,6 +182,124 @@ impl Report {
             "latency_us": latency,
         })
     }
+}
+
+/// The CSV header line of [`csv`].
+pub const CSV_HEADER: &str =
+    "step,offered_rate,concurrency,elapsed_s,ok,failed,calls_per_sec,p50_us,p99_us,p99.9_us,errors";
+
+/// The percentiles of the per-step rows.
+const STEP_PERCENTILES: [(&str, f64); 3] = [("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9)];
+
+/// The failures of `tally` as `CODE=n` joined by `;` (empty when none).
+fn errors_cell(tally: &Tally) -> String {
+    tally.errors.iter().map(|(code, count)| format!("{code}={count}")).collect::<Vec<_>>().join(";")
+}
+
+/// The cells of one step's row, in [`CSV_HEADER`]'s order: for CSV
+/// (`human` false: an unlimited rate empty, latencies in microseconds), or
+/// for the table (`max`, milliseconds, `-` for no errors).
+fn cells(index: usize, step: &Report, human: bool) -> Vec<String> {
+    let rate = match (step.offered_rate, human) {
+        (Some(rate), true) => format!("{rate:.1}"),
+        (Some(rate), false) => rate.to_string(),
+        (None, true) => "max".to_owned(),
+        (None, false) => String::new(),
+    };
+    let mut cells = vec![
+        (index + 1).to_string(),
+        rate,
+        step.concurrency.to_string(),
+        if human {
+            format!("{:.2}", step.elapsed.as_secs_f64())
+        } else {
+            format!("{:.3}", step.elapsed.as_secs_f64())
+        },
+        step.tally.ok.to_string(),
+        step.tally.failed().to_string(),
+        format!("{:.1}", step.calls_per_sec()),
+    ];
+    for (_, percentile) in STEP_PERCENTILES {
+        let micros = step.latency_at(percentile);
+        cells.push(if human { millis(micros) } else { micros.to_string() });
+    }
+    let errors = errors_cell(&step.tally);
+    cells.push(if human && errors.is_empty() { "-".to_owned() } else { errors });
+    cells
+}
+
+/// The steps as CSV: [`CSV_HEADER`], then one line per step (numbered from
+/// 1; latencies in microseconds; an unlimited rate left empty).
+pub fn csv(steps: &[Report]) -> String {
+    let mut out = format!("{CSV_HEADER}\n");
+    for (index, step) in steps.iter().enumerate() {
+        let _ = writeln!(out, "{}", cells(index, step, false).join(","));
+    }
+    out
+}
+
+/// The steps as one JSON object: the method, the address and `steps`, each
+/// step as [`Report::json`] with its number (from 1) and its offered rate.
+pub fn steps_json(steps: &[Report]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let mut row = step.json();
+            if let Some(row) = row.as_object_mut() {
+                row.insert("step".into(), json!(index + 1));
+                row.insert("offered_rate".into(), json!(step.offered_rate));
+            }
+            row
+        })
+        .collect();
+    let first = steps.first();
+    json!({
+        "rpc": first.map(|step| step.method.clone()),
+        "addr": first.map(|step| step.addr.clone()),
+        "steps": rows,
+    })
+}
+
+/// The table's column titles and widths; the errors come last, unpadded.
+const TABLE_COLUMNS: [(&str, usize); 10] = [
+    ("step", 4),
+    ("rate/s", 10),
+    ("conc", 6),
+    ("seconds", 8),
+    ("ok", 9),
+    ("failed", 7),
+    ("calls/s", 10),
+    ("p50 ms", 9),
+    ("p99 ms", 9),
+    ("p99.9 ms", 9),
+];
+
+/// One table line: each cell right-aligned in its column, the errors after.
+fn table_line(cells: &[String]) -> String {
+    let mut line = String::from(" ");
+    for (cell, (_, width)) in cells.iter().zip(TABLE_COLUMNS) {
+        let _ = write!(line, " {cell:>width$}");
+    }
+    if let Some(errors) = cells.get(TABLE_COLUMNS.len()) {
+        let _ = write!(line, "  {errors}");
+    }
+    line
+}
+
+/// The steps as a table for people, one row per step.
+pub fn steps_table(steps: &[Report]) -> String {
+    let mut out = String::new();
+    if let Some(first) = steps.first() {
+        let _ = writeln!(out, "{} against {}, {} step(s)", first.method, first.addr, steps.len());
+    }
+    let mut titles: Vec<String> = TABLE_COLUMNS.iter().map(|(title, _)| (*title).to_owned()).collect();
+    titles.push("errors".into());
+    let _ = writeln!(out, "{}", table_line(&titles));
+    for (index, step) in steps.iter().enumerate() {
+        let _ = writeln!(out, "{}", table_line(&cells(index, step, true)));
+    }
+    out
 }
 
 fn per_sec(count: u64, elapsed: Duration) -> f64 {
@@ -197,6 +319,8 @@ mod tests {
     fn report(tally: Tally) -> Report {
         Report {
             rpc: RpcKind::ServerStream,
+            method: RpcKind::ServerStream.method().into(),
+            offered_rate: Some(100.0),
             addr: "http://127.0.0.1:1".into(),
             connections: 2,
             concurrency: 8,
@@ -251,5 +375,32 @@ mod tests {
         assert!(table.contains("messages/s  5.0\n"), "{table}");
         assert!(table.contains("error       UNAVAILABLE: 1\n"), "{table}");
         assert!(table.contains("1.500"), "{table}");
+    }
+
+    #[test]
+    fn csv_and_step_rows_carry_rates_latencies_and_errors() {
+        let mut tally = Tally::default();
+        for micros in 1..=1000 {
+            tally.record_ok(Duration::from_micros(micros), 10);
+        }
+        tally.record_error("UNAVAILABLE");
+        tally.record_error("INTERNAL");
+        let mut unlimited = report(Tally::default());
+        unlimited.offered_rate = None;
+        let steps = [report(tally), unlimited];
+        assert_eq!(
+            csv(&steps),
+            format!(
+                "{CSV_HEADER}\n1,100,8,2.000,1000,2,500.0,500,990,1000,INTERNAL=1;UNAVAILABLE=1\n2,,8,2.000,0,0,0.0,0,0,0,\n"
+            )
+        );
+        let json = steps_json(&steps);
+        assert_eq!(json["steps"][0]["step"], 1);
+        assert_eq!(json["steps"][0]["offered_rate"], 100.0);
+        assert_eq!(json["steps"][1]["offered_rate"], serde_json::Value::Null);
+        let table = steps_table(&steps);
+        assert_eq!(table.lines().count(), 4, "{table}");
+        assert!(table.lines().nth(2).unwrap().ends_with("  INTERNAL=1;UNAVAILABLE=1"), "{table}");
+        assert!(table.lines().nth(3).unwrap().contains(" max "), "{table}");
     }
 }

@@ -4,6 +4,7 @@
 
 use std::{
     cell::RefCell,
+    num::NonZeroUsize,
     sync::{
         Arc, Barrier, Mutex,
         atomic::{AtomicI64, AtomicU64, Ordering},
@@ -16,6 +17,7 @@ use futures::future::join_all;
 use tonic::Status;
 
 use super::{
+    payload::{self, Payload},
     plan::{Plan, plan},
     progress::{self, ClearOnDrop, Counters, Goal},
     report::{Report, Tally},
@@ -51,17 +53,54 @@ struct ThreadResult {
 
 /// Runs the benchmark `settings` describe (connections spread over the
 /// addresses in turn) and returns what it measured.
+/// (A schedule's steps are left to [`run_steps`].)
 pub async fn run(settings: &BenchSettings) -> Result<Report, ClientError> {
-    run_with_output(settings, &Output::stdio()).await
+    let payload = payload::resolve(settings).await?;
+    run_with_output(settings, &payload, &Output::stdio()).await
 }
 
-/// [`run`], drawing its progress bar (on a terminal) through `output`.
-pub(crate) async fn run_with_output(
+/// Runs every step of the schedule in `settings` (or the one constant run)
+/// and returns what each measured, in order.
+pub async fn run_steps(settings: &BenchSettings) -> Result<Vec<Report>, ClientError> {
+    run_steps_with_output(settings, &Output::stdio()).await
+}
+
+/// [`run_steps`], drawing its progress bar (on a terminal) through `output`.
+pub(crate) async fn run_steps_with_output(
     settings: &BenchSettings,
+    output: &Output,
+) -> Result<Vec<Report>, ClientError> {
+    // The method is looked up and its messages encoded once for every step.
+    let payload = payload::resolve(settings).await?;
+    if settings.steps.is_empty() {
+        return Ok(vec![run_with_output(settings, &payload, output).await?]);
+    }
+    let mut reports = Vec::with_capacity(settings.steps.len());
+    for (index, step) in settings.steps.iter().enumerate() {
+        let step_settings = BenchSettings {
+            rate: step.rate,
+            concurrency: NonZeroUsize::new(step.concurrency).unwrap_or(NonZeroUsize::MIN),
+            duration: step.duration.or(settings.duration),
+            requests: if step.duration.is_some() { None } else { settings.requests },
+            // Only the first step warms up: the others follow a measured load.
+            warmup: if index == 0 { settings.warmup } else { Duration::ZERO },
+            steps: Vec::new(),
+            ..settings.clone()
+        };
+        reports.push(run_with_output(&step_settings, &payload, output).await?);
+    }
+    Ok(reports)
+}
+
+/// One run of `payload` at the load `settings` give (their steps ignored),
+/// drawing its progress bar (on a terminal) through `output`.
+async fn run_with_output(
+    settings: &BenchSettings,
+    payload: &Payload,
     output: &Output,
 ) -> Result<Report, ClientError> {
     let duration = settings.measured_duration();
-    let plan = Arc::new(plan(settings, duration)?);
+    let plan = Arc::new(plan(settings, payload, duration)?);
     let shared = Arc::new(Shared {
         connected: Barrier::new(plan.threads),
         failure: Mutex::new(None),
@@ -113,6 +152,8 @@ pub(crate) async fn run_with_output(
     };
     Ok(Report {
         rpc: plan.rpc,
+        method: plan.method.clone(),
+        offered_rate: plan.rate,
         addr: plan.addrs.join(","),
         connections: plan.connections,
         concurrency: plan.concurrency,
@@ -136,7 +177,8 @@ fn run_thread(index: usize, plan: &Plan, shared: &Shared, counter: &AtomicU64) -
     let mine: Vec<usize> = (0..plan.connections).filter(|c| c % plan.threads == index).collect();
     let connected = runtime.block_on(join_all(mine.iter().map(|&c| {
         let server = c % plan.addrs.len();
-        wire::connect(&plan.addrs[server], &plan.targets[server], plan.connect_timeout, plan.wait_until)
+        let target = &plan.targets[server];
+        wire::connect(&plan.addrs[server], target, plan.tls.as_ref(), plan.connect_timeout, plan.wait_until)
     })));
     let mut clients = Vec::with_capacity(connected.len());
     for client in connected {
@@ -304,7 +346,7 @@ async fn next_start(
 async fn call(connection: &mut Connection, template: &CallTemplate, plan: &Plan) -> Result<u64, Status> {
     let received = wire::call(connection, template).await?;
     Ok(match plan.rpc {
-        RpcKind::ClientStream => plan.messages_per_call.into(),
+        RpcKind::ClientStream => plan.messages_per_call,
         RpcKind::Unary | RpcKind::ServerStream | RpcKind::Bidi => received,
     })
 }

@@ -4,7 +4,13 @@ use std::{num::NonZeroUsize, time::Duration};
 
 use connect_proto::RpcKind;
 
-use crate::{call::metadata::Header, channel::Protocol};
+use super::schedule::Step;
+use crate::{
+    call::metadata::Header,
+    channel::{Protocol, TlsFiles},
+    commands::dynamic::Input,
+    schema::SchemaSource,
+};
 
 /// How long a run lasts when neither a duration nor a number of requests is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -24,8 +30,12 @@ pub struct BenchSettings {
     pub token: Option<String>,
     /// `-H` request metadata sent on every call.
     pub headers: Vec<Header>,
-    /// Which RPC to call.
+    /// The TLS files for `https://` addresses.
+    pub tls: TlsFiles,
+    /// Which ConnectService RPC to call (unless `call` is set).
     pub rpc: RpcKind,
+    /// `--call`: any method of any server, instead of `rpc`.
+    pub call: Option<BenchCall>,
     /// The protocol calls are made in (over HTTP/2, binary messages).
     pub protocol: Protocol,
     /// HTTP/2 connections to open.
@@ -46,8 +56,34 @@ pub struct BenchSettings {
     pub warmup: Duration,
     /// Threads driving the connections (default: one per core, at most one per connection).
     pub threads: Option<NonZeroUsize>,
-    /// Print one JSON object instead of the table.
-    pub json: bool,
+    /// How the report is printed.
+    pub output: OutputFormat,
+    /// The steps of a `--rate-step`/`--rate-ramp`/`--concurrency-step`/`--concurrency-ramp`
+    /// schedule, run in turn; none: one run at `rate` and `concurrency`.
+    pub steps: Vec<Step>,
+}
+
+/// `bench --call`: the method, its requests and where its schema comes from.
+#[derive(Debug, Clone)]
+pub struct BenchCall {
+    /// `Service/Method`, the service fully qualified.
+    pub method: String,
+    /// `-d`: the request (a JSON array or one object for a request stream); none: `{}`.
+    pub input: Option<Input>,
+    /// Reflection, or the `--proto`/`--protoset` files.
+    pub schema: SchemaSource,
+}
+
+/// How `bench` prints what it measured (`--output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A table for people (one row per step for a schedule).
+    #[default]
+    Table,
+    /// One JSON object.
+    Json,
+    /// A header line, then one line per step.
+    Csv,
 }
 
 impl BenchSettings {

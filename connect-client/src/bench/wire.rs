@@ -11,11 +11,11 @@
 //! message (flag 0x80), Connect as an end-of-stream message (flag 0x02) and a
 //! unary call's message bare, with its error as JSON and an HTTP status.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::{Buf, Bytes, BytesMut};
 use connect_proto::{
-    RequestMessage, ResponseMessage, RpcKind, codes, framing,
+    ResponseMessage, codes, framing,
     headers::{
         CONNECT_PROTOCOL_VERSION, CONNECT_TIMEOUT_MS, GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT,
         insert_grpc_request_headers,
@@ -26,8 +26,13 @@ use h2::{RecvStream, client::SendRequest};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header::CONTENT_TYPE};
 use prost::Message as _;
 use tokio::{net::TcpStream, time::Instant};
+use tokio_rustls::{
+    TlsConnector,
+    rustls::{ClientConfig, pki_types::ServerName},
+};
 use tonic::{Code, Status};
 
+use super::payload::Payload;
 use crate::{
     call::metadata::{Header, add_headers},
     channel::{
@@ -58,11 +63,12 @@ pub(super) type Connection = SendRequest<Bytes>;
 pub(super) async fn connect(
     addr: &str,
     target: &Target,
+    tls: Option<&Arc<ClientConfig>>,
     connect_timeout: Duration,
     wait_until: Option<Instant>,
 ) -> Result<Connection, ClientError> {
     loop {
-        match connect_once(addr, target, connect_timeout).await {
+        match connect_once(addr, target, tls, connect_timeout).await {
             Err(ClientError::Connect { .. }) if wait_before_retry(wait_until).await => {}
             result => return result,
         }
@@ -72,6 +78,7 @@ pub(super) async fn connect(
 async fn connect_once(
     addr: &str,
     target: &Target,
+    tls: Option<&Arc<ClientConfig>>,
     connect_timeout: Duration,
 ) -> Result<Connection, ClientError> {
     let failed = |reason: String| ClientError::Connect { addr: addr.to_owned(), reason };
@@ -81,12 +88,31 @@ async fn connect_once(
         .map_err(|error| failed(one_line(&error)))?;
     // Small frames must not wait for ACKs (Nagle), or latency measures the kernel.
     tcp.set_nodelay(true).map_err(|error| failed(one_line(&error)))?;
+    let Some(tls) = tls else { return handshake(tcp).await.map_err(failed) };
+    let name = ServerName::try_from(target.host.clone())
+        .map_err(|error| failed(format!("not a TLS server name: {error}")))?;
+    let connector = TlsConnector::from(Arc::clone(tls));
+    let stream = tokio::time::timeout(connect_timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| failed(format!("TLS handshake timed out after {connect_timeout:?}")))?
+        .map_err(|error| failed(format!("TLS handshake: {}", one_line(&error))))?;
+    if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+        return Err(failed("the server did not agree to HTTP/2 (ALPN h2)".into()));
+    }
+    handshake(stream).await.map_err(failed)
+}
+
+/// The HTTP/2 handshake on `io`, the connection then driven on the current runtime.
+async fn handshake<T>(io: T) -> Result<Connection, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (send, connection) = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .handshake::<_, Bytes>(tcp)
+        .handshake::<_, Bytes>(io)
         .await
-        .map_err(|error| failed(one_line(&error)))?;
+        .map_err(|error| one_line(&error))?;
     tokio::spawn(async move {
         // The connection ends with the run or with an error each call reports itself.
         let _ = connection.await;
@@ -94,11 +120,11 @@ async fn connect_once(
     Ok(send)
 }
 
-/// The target of `addr` (a URL), which bench can reach: plain-text `http://` only.
+/// The target of `addr` (a URL): `http://` (plain text) or `https://` (TLS).
 pub(super) fn bench_target(addr: &str) -> Result<Target, ClientError> {
     let target = Target::parse(addr)?;
-    if target.uri.scheme_str() != Some("http") {
-        return Err(invalid(addr, "bench supports plain-text http:// addresses only"));
+    if !matches!(target.uri.scheme_str(), Some("http" | "https")) {
+        return Err(invalid(addr, "bench supports http:// and https:// addresses only"));
     }
     Ok(target)
 }
@@ -123,28 +149,30 @@ pub(super) struct CallTemplate {
     headers: HeaderMap,
     frames: Vec<Bytes>,
     answer: Answer,
+    /// Whether responses are decoded as `ResponseMessage` (ConnectService), or only counted.
+    decode: bool,
 }
 
 impl CallTemplate {
-    /// A template for calling `rpc` at `addr` in `protocol` with `messages`,
-    /// under an optional deadline, with the `-H` headers and an optional
-    /// bearer token. Everything is encoded here once, so a call only clones it.
+    /// A template for calling the method of `payload` at `addr` in `protocol`
+    /// with its messages, under an optional deadline, with the `-H` headers
+    /// and an optional bearer token. Everything is encoded here once, so a
+    /// call only clones it.
     pub(super) fn new(
         addr: &str,
-        rpc: RpcKind,
+        payload: &Payload,
         protocol: Protocol,
-        messages: &[RequestMessage],
         timeout: Option<Duration>,
         extra: &[Header],
         authorization: Option<&HeaderValue>,
     ) -> Result<Self, ClientError> {
-        let uri = format!("{}/ConnectService/{}", addr.trim_end_matches('/'), rpc.method())
+        let uri = format!("{}{}", addr.trim_end_matches('/'), payload.path)
             .parse()
             .map_err(|error: http::uri::InvalidUri| invalid(addr, &error.to_string()))?;
         let answer = match protocol {
             Protocol::Grpc => Answer::Grpc,
             Protocol::GrpcWeb => Answer::GrpcWeb,
-            Protocol::Connect if rpc == RpcKind::Unary => Answer::ConnectUnary,
+            Protocol::Connect if !payload.kind.is_stream() => Answer::ConnectUnary,
             Protocol::Connect => Answer::ConnectStream,
         };
         let mut headers = HeaderMap::new();
@@ -175,12 +203,10 @@ impl CallTemplate {
         add_headers(&mut headers, extra, authorization);
         let frames = match answer {
             // A Connect unary call carries its one message bare.
-            Answer::ConnectUnary => {
-                messages.iter().map(|message| Bytes::from(message.encode_to_vec())).collect()
-            }
-            _ => messages.iter().map(frame).collect(),
+            Answer::ConnectUnary => payload.messages.clone(),
+            _ => payload.messages.iter().map(|message| frame(message)).collect(),
         };
-        Ok(Self { uri, headers, frames, answer })
+        Ok(Self { uri, headers, frames, answer, decode: payload.decode })
     }
 
     fn request(&self) -> Request<()> {
@@ -192,14 +218,9 @@ impl CallTemplate {
     }
 }
 
-/// Encodes `message` as one length-prefixed gRPC frame.
-pub(super) fn frame(message: &RequestMessage) -> Bytes {
-    let length = message.encoded_len();
-    let mut buf = BytesMut::with_capacity(framing::PREFIX_LEN + length);
-    buf.extend_from_slice(&framing::prefix(false, u32::try_from(length).unwrap_or(u32::MAX)));
-    // The buffer has exactly the room the message needs, so encoding cannot fail.
-    let _ = message.encode(&mut buf);
-    buf.freeze()
+/// Frames an encoded message as one length-prefixed gRPC frame.
+pub(super) fn frame(message: &[u8]) -> Bytes {
+    Bytes::from(framing::encode(0, message))
 }
 
 /// Makes one call on `connection`; returns how many response messages it received.
@@ -231,26 +252,33 @@ pub(super) async fn call(connection: &mut Connection, template: &CallTemplate) -
     }
     match template.answer {
         Answer::Grpc => {
-            let (received, _) = read_messages(&mut stream, None).await?;
+            let (received, _) = read_messages(&mut stream, None, template.decode).await?;
             match stream.trailers().await.map_err(h2_status)? {
                 Some(trailers) => ended_with(&trailers).map(|()| received),
                 None => Err(Status::internal("response ended without trailers")),
             }
         }
-        Answer::GrpcWeb => match read_messages(&mut stream, Some(GRPC_WEB_TRAILERS)).await? {
-            (received, Some(trailers)) => ended_with(&grpc_web_trailers(&trailers)).map(|()| received),
-            (_, None) => Err(Status::internal("response ended without its trailers message")),
-        },
+        Answer::GrpcWeb => {
+            match read_messages(&mut stream, Some(GRPC_WEB_TRAILERS), template.decode).await? {
+                (received, Some(trailers)) => ended_with(&grpc_web_trailers(&trailers)).map(|()| received),
+                (_, None) => Err(Status::internal("response ended without its trailers message")),
+            }
+        }
         Answer::ConnectUnary => {
             let body = read_body(&mut stream).await?;
+            if !template.decode {
+                return Ok(1);
+            }
             ResponseMessage::decode(body.as_slice())
                 .map(|_| 1)
                 .map_err(|error| Status::internal(format!("undecodable response: {error}")))
         }
-        Answer::ConnectStream => match read_messages(&mut stream, Some(framing::END_STREAM)).await? {
-            (received, Some(end)) => ended_with(&end_of_stream(&end)).map(|()| received),
-            (_, None) => Err(Status::internal("response ended without an end-of-stream message")),
-        },
+        Answer::ConnectStream => {
+            match read_messages(&mut stream, Some(framing::END_STREAM), template.decode).await? {
+                (received, Some(end)) => ended_with(&end_of_stream(&end)).map(|()| received),
+                (_, None) => Err(Status::internal("response ended without an end-of-stream message")),
+            }
+        }
     }
 }
 
@@ -295,7 +323,11 @@ async fn read_body(stream: &mut RecvStream) -> Result<Vec<u8>, Status> {
 /// Messages are decoded where they lie in each chunk, into one reused
 /// `ResponseMessage`: only a message split across chunks is copied, and no
 /// message allocates, so the load generator does not become the bottleneck.
-async fn read_messages(stream: &mut RecvStream, last: Option<u8>) -> Result<(u64, Option<Bytes>), Status> {
+async fn read_messages(
+    stream: &mut RecvStream,
+    last: Option<u8>,
+    decode: bool,
+) -> Result<(u64, Option<Bytes>), Status> {
     let mut pending = BytesMut::new();
     let mut message = ResponseMessage::default();
     let mut received = 0;
@@ -309,14 +341,14 @@ async fn read_messages(stream: &mut RecvStream, last: Option<u8>) -> Result<(u64
         }
         if pending.is_empty() {
             let mut rest: &[u8] = &chunk;
-            let (decoded, end) = decode_complete(&mut rest, &mut message, last)?;
+            let (decoded, end) = decode_complete(&mut rest, decode.then_some(&mut message), last)?;
             received += decoded;
             closing = closing.or(end);
             pending.extend_from_slice(rest);
         } else {
             pending.extend_from_slice(&chunk);
             let mut rest: &[u8] = &pending;
-            let (decoded, end) = decode_complete(&mut rest, &mut message, last)?;
+            let (decoded, end) = decode_complete(&mut rest, decode.then_some(&mut message), last)?;
             received += decoded;
             closing = closing.or(end);
             let consumed = pending.len() - rest.len();
@@ -332,9 +364,10 @@ async fn read_messages(stream: &mut RecvStream, last: Option<u8>) -> Result<(u64
 /// Decodes the whole messages at the front of `data` into `message`, leaving
 /// `data` at the first incomplete one; returns how many it decoded and, when
 /// it reached one, the payload of the closing message flagged `last`.
+/// Without a `message` to decode into, messages are only counted.
 fn decode_complete(
     data: &mut &[u8],
-    message: &mut ResponseMessage,
+    mut message: Option<&mut ResponseMessage>,
     last: Option<u8>,
 ) -> Result<(u64, Option<Bytes>), Status> {
     let mut decoded = 0;
@@ -349,10 +382,12 @@ fn decode_complete(
         if framed.compressed {
             return Err(Status::internal("compressed response, but none was asked for"));
         }
-        message.clear();
-        message
-            .merge(framed.payload)
-            .map_err(|error| Status::internal(format!("undecodable response: {error}")))?;
+        if let Some(message) = message.as_deref_mut() {
+            message.clear();
+            message
+                .merge(framed.payload)
+                .map_err(|error| Status::internal(format!("undecodable response: {error}")))?;
+        }
         decoded += 1;
     }
     Ok((decoded, None))
@@ -380,12 +415,14 @@ fn h2_status(error: h2::Error) -> Status {
 
 #[cfg(test)]
 mod tests {
+    use connect_proto::RequestMessage;
+
     use super::*;
 
     #[test]
     fn frames_carry_a_prefix_and_the_encoded_message() {
         let message = RequestMessage { request_data: "ab".into(), count: 10, interval_ms: 0 };
-        let framed = frame(&message);
+        let framed = frame(&message.encode_to_vec());
         assert_eq!(framed.as_ref(), &[0, 0, 0, 0, 6, 0x0a, 2, b'a', b'b', 0x10, 10]);
     }
 
@@ -401,11 +438,14 @@ mod tests {
         bytes.extend_from_slice(&[0, 0, 0, 0, 9, 0x0a]);
         let mut data: &[u8] = &bytes;
         let mut message = ResponseMessage::default();
-        assert_eq!(decode_complete(&mut data, &mut message, None).unwrap(), (2, None));
+        assert_eq!(decode_complete(&mut data, Some(&mut message), None).unwrap(), (2, None));
         assert_eq!(message.response_data, "two");
         assert_eq!(data, &bytes[whole..]);
         let mut compressed: &[u8] = &[1, 0, 0, 0, 0];
-        assert_eq!(decode_complete(&mut compressed, &mut message, None).unwrap_err().code(), Code::Internal);
+        assert_eq!(
+            decode_complete(&mut compressed, Some(&mut message), None).unwrap_err().code(),
+            Code::Internal
+        );
     }
 
     #[test]
@@ -414,7 +454,8 @@ mod tests {
         bytes.extend(framing::encode(GRPC_WEB_TRAILERS, b"grpc-status:0\r\nx-message-count: 1\r\n"));
         let mut data: &[u8] = &bytes;
         let mut message = ResponseMessage::default();
-        let (decoded, trailers) = decode_complete(&mut data, &mut message, Some(GRPC_WEB_TRAILERS)).unwrap();
+        let (decoded, trailers) =
+            decode_complete(&mut data, Some(&mut message), Some(GRPC_WEB_TRAILERS)).unwrap();
         assert_eq!(decoded, 1);
         let trailers = grpc_web_trailers(&trailers.unwrap());
         assert_eq!(
@@ -424,7 +465,7 @@ mod tests {
         assert!(matches!(ended_with(&trailers), Ok(())));
         bytes.extend(framing::encode(0, b""));
         let mut data: &[u8] = &bytes;
-        let error = decode_complete(&mut data, &mut message, Some(GRPC_WEB_TRAILERS)).unwrap_err();
+        let error = decode_complete(&mut data, Some(&mut message), Some(GRPC_WEB_TRAILERS)).unwrap_err();
         assert_eq!(error.message(), "response data after its closing message");
     }
 

@@ -60,6 +60,17 @@ impl TlsFiles {
     /// The rustls settings for `--http1` over `https://`: the roots and the
     /// identity of [`config`](Self::config), offering only HTTP/1.1 by ALPN.
     pub(crate) fn http1_config(&self) -> Result<ClientConfig, ClientError> {
+        self.rustls_config(b"http/1.1")
+    }
+
+    /// The rustls settings for `bench`'s own HTTP/2 connections: as
+    /// [`http1_config`](Self::http1_config), offering only `h2` by ALPN.
+    pub(crate) fn h2_config(&self) -> Result<ClientConfig, ClientError> {
+        self.rustls_config(b"h2")
+    }
+
+    /// The roots and the identity of [`config`](Self::config), offering only `alpn`.
+    fn rustls_config(&self, alpn: &[u8]) -> Result<ClientConfig, ClientError> {
         let mut roots = RootCertStore::empty();
         match &self.ca {
             Some(ca) => {
@@ -94,7 +105,7 @@ impl TlsFiles {
             }
             _ => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![alpn.to_vec()];
         Ok(config)
     }
 }

@@ -1,18 +1,28 @@
 //! The flags of `connect-client bench`, and which global flags it honours.
 //!
 //! bench honours `-H` (sent on every call), `--token`, `--timeout`,
-//! `--connect-timeout` and `--wait-for-ready` (each connection waits for the
-//! server); it refuses `--retries` and `--compress`, which it cannot honour
+//! `--connect-timeout`, `--wait-for-ready` (each connection waits for the
+//! server), `--ca`/`--cert`/`--key` for `https://` addresses and, with
+//! `--call`, `--proto`/`--import-path`/`--protoset`; it refuses `--retries` and `--compress`, which it cannot honour
 //! without changing what it measures, and `--http1` and `--codec json`: its
 //! own wire path speaks gRPC, gRPC-Web and Connect with binary messages over HTTP/2.
 
 use std::{num::NonZeroUsize, time::Duration};
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 use connect_proto::RpcKind;
 
 use super::Cli;
-use crate::{bench::BenchSettings, channel::Codec, error::ClientError};
+use crate::{
+    bench::{
+        BenchCall, BenchSettings, OutputFormat,
+        schedule::{self, DEFAULT_RAMP_STEPS, Shape, Varies},
+    },
+    channel::{Codec, TlsFiles},
+    commands::dynamic::Input,
+    error::ClientError,
+    schema::SchemaSource,
+};
 
 /// Why bench refuses `--retries`.
 pub(crate) const NO_RETRIES: &str =
@@ -22,16 +32,32 @@ pub(crate) const NO_RETRIES: &str =
 pub(crate) const NO_OTHER_PROTOCOL: &str =
     "bench sends binary messages over HTTP/2 only: --http1 and --codec json are for the other commands";
 
+/// Why bench refuses `--proto`/`--protoset` without `--call`.
+pub(crate) const NO_SCHEMA_WITHOUT_CALL: &str =
+    "--proto and --protoset are for bench --call (the ConnectService RPCs of --rpc need no schema)";
+
 /// Why bench refuses `--compress`.
 pub(crate) const NO_COMPRESSION: &str =
     "bench sends and reads uncompressed messages only: --compress would not be honoured";
 
 /// Load-generator settings; every flag can also be set by its environment variable.
 #[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("schedule").multiple(false)
+    .args(["rate_step", "rate_ramp", "concurrency_step", "concurrency_ramp"])))]
 pub struct BenchArgs {
-    /// Which RPC to call.
+    /// Which ConnectService RPC to call.
     #[arg(long, value_enum, env = "CONNECT_BENCH_RPC", default_value_t = RpcKind::Unary)]
     pub rpc: RpcKind,
+
+    /// Any method of the server instead, as `SERVICE/METHOD` (the service fully qualified,
+    /// e.g. `grpc.health.v1.Health/Check`), found through reflection or `--proto`/`--protoset`.
+    #[arg(long, value_name = "SERVICE/METHOD", env = "CONNECT_BENCH_CALL", conflicts_with_all = ["rpc", "data_size"])]
+    pub call: Option<String>,
+
+    /// The request of `--call` as JSON, `@FILE` or `@-` (stdin); for a request stream a JSON
+    /// array of messages, or one object sent `--count` times. Default: `{}`.
+    #[arg(short = 'd', long = "data", value_name = "JSON|@FILE|@-", requires = "call")]
+    pub data: Option<String>,
 
     /// HTTP/2 connections to open (over the `--addr` servers in turn); calls are spread evenly over them.
     #[arg(long, env = "CONNECT_BENCH_CONNECTIONS", default_value = "1")]
@@ -72,8 +98,39 @@ pub struct BenchArgs {
     #[arg(long, env = "CONNECT_BENCH_THREADS")]
     pub threads: Option<NonZeroUsize>,
 
-    /// Print one JSON object instead of the table.
-    #[arg(long, env = "CONNECT_BENCH_JSON")]
+    /// Steps of the call rate: START, START+STEP, ... up to MAX calls/s, each for DURATION
+    /// (e.g. `100:100:500/5s`); one report row per step.
+    #[arg(long, value_name = "START:STEP:MAX/DURATION", env = "CONNECT_BENCH_RATE_STEP",
+          value_parser = schedule::parse_step, conflicts_with_all = ["rate", "duration", "requests"])]
+    pub rate_step: Option<Shape>,
+
+    /// A linear ramp of the call rate from FROM to TO calls/s over DURATION, in `--ramp-steps`
+    /// equal steps (e.g. `100:1000/10s`); one report row per step.
+    #[arg(long, value_name = "FROM:TO/DURATION", env = "CONNECT_BENCH_RATE_RAMP",
+          value_parser = schedule::parse_ramp, conflicts_with_all = ["rate", "duration", "requests"])]
+    pub rate_ramp: Option<Shape>,
+
+    /// Steps of the concurrency, as `--rate-step` (e.g. `10:10:50/5s`), at `--rate` if given.
+    #[arg(long, value_name = "START:STEP:MAX/DURATION", env = "CONNECT_BENCH_CONCURRENCY_STEP",
+          value_parser = schedule::parse_step, conflicts_with_all = ["concurrency", "duration", "requests"])]
+    pub concurrency_step: Option<Shape>,
+
+    /// A linear ramp of the concurrency, as `--rate-ramp` (e.g. `1:64/8s`; each step rounded to a whole number), at `--rate` if given.
+    #[arg(long, value_name = "FROM:TO/DURATION", env = "CONNECT_BENCH_CONCURRENCY_RAMP",
+          value_parser = schedule::parse_ramp, conflicts_with_all = ["concurrency", "duration", "requests"])]
+    pub concurrency_ramp: Option<Shape>,
+
+    /// How many equal steps a ramp is cut into (the first at FROM, the last at TO).
+    #[arg(long, env = "CONNECT_BENCH_RAMP_STEPS", default_value_t = DEFAULT_RAMP_STEPS,
+          value_parser = parse_ramp_steps)]
+    pub ramp_steps: usize,
+
+    /// How to print the report: a table, one JSON object, or CSV (one line per step).
+    #[arg(long, value_enum, env = "CONNECT_BENCH_OUTPUT", default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// The same as `--output json`.
+    #[arg(long, env = "CONNECT_BENCH_JSON", conflicts_with = "output")]
     pub json: bool,
 }
 
@@ -89,14 +146,38 @@ impl BenchArgs {
         if cli.codec != Codec::Proto || cli.http1 {
             return Err(ClientError::Usage(NO_OTHER_PROTOCOL.into()));
         }
+        let (varies, shape) =
+            match (self.rate_step.or(self.rate_ramp), self.concurrency_step.or(self.concurrency_ramp)) {
+                (Some(shape), _) => (Varies::Rate, Some(shape)),
+                (None, shape) => (Varies::Concurrency, shape),
+            };
+        let steps = match shape {
+            Some(shape) => shape
+                .steps(varies, self.rate, self.concurrency.get(), self.ramp_steps, MIN_RATE)
+                .map_err(ClientError::Usage)?,
+            None => Vec::new(),
+        };
+        let call = match self.call {
+            Some(method) => Some(BenchCall {
+                method,
+                input: self.data.as_deref().map(Input::parse),
+                schema: cli.schema.clone().source()?,
+            }),
+            None if cli.schema.clone().source()? != SchemaSource::Reflection => {
+                return Err(ClientError::Usage(NO_SCHEMA_WITHOUT_CALL.into()));
+            }
+            None => None,
+        };
         Ok(BenchSettings {
             addrs: cli.addr.clone(),
+            tls: TlsFiles { ca: cli.ca.clone(), cert: cli.cert.clone(), key: cli.key.clone() },
             connect_timeout: cli.connect_timeout,
             timeout: cli.timeout,
             wait_for_ready: cli.wait_for_ready(),
             token: cli.token.clone(),
             headers: cli.headers.clone(),
             rpc: self.rpc,
+            call,
             protocol: cli.protocol,
             connections: self.connections,
             concurrency: self.concurrency,
@@ -107,7 +188,8 @@ impl BenchArgs {
             count: self.count,
             warmup: self.warmup,
             threads: self.threads,
-            json: self.json,
+            output: if self.json { OutputFormat::Json } else { self.output },
+            steps,
         })
     }
 }
@@ -115,6 +197,14 @@ impl BenchArgs {
 /// The lowest `--rate`: one call every 1,000 s. Lower rates make intervals
 /// beyond what a `Duration` holds, and no run is that long.
 const MIN_RATE: f64 = 0.001;
+
+/// Parses `--ramp-steps`: from 2 (a ramp has two ends) to [`schedule::MAX_STEPS`].
+fn parse_ramp_steps(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(steps) if (2..=schedule::MAX_STEPS).contains(&steps) => Ok(steps),
+        _ => Err(format!("a ramp takes from 2 to {} steps, not {text:?}", schedule::MAX_STEPS)),
+    }
+}
 
 /// Parses `1000`, `1000/s` or `2.5/s` as calls per second.
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -144,6 +234,7 @@ mod tests {
     fn bench_refuses_retries_and_compression() {
         assert_eq!(usage_error(&["--retries", "2", "bench"]), format!("error: {NO_RETRIES}"));
         assert_eq!(usage_error(&["bench", "--compress", "gzip"]), format!("error: {NO_COMPRESSION}"));
+        assert_eq!(usage_error(&["--proto", "a.proto", "bench"]), format!("error: {NO_SCHEMA_WITHOUT_CALL}"));
         assert_eq!(
             usage_error(&["--protocol", "connect", "bench", "--http1"]),
             format!("error: {NO_OTHER_PROTOCOL}")

@@ -163,7 +163,7 @@ pub enum Command {
         data: Option<String>,
     },
     /// Load-tests the server and reports throughput and latency (see `bench --help`).
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
 }
 
 /// Message compression the client can use.

@@ -44,7 +44,8 @@ impl Input {
         }
     }
 
-    async fn read(&self) -> Result<String, ClientError> {
+    /// The text of the input.
+    pub(crate) async fn read(&self) -> Result<String, ClientError> {
         match self {
             Self::Text(text) => Ok(text.clone()),
             Self::File(path) => std::fs::read_to_string(path)
@@ -150,7 +151,7 @@ fn parse_requests(method: &MethodDescriptor, text: &str) -> Result<Vec<DynamicMe
 }
 
 /// One `message` from its proto3 JSON; `line` says where it was, in a stream.
-fn parse_json(
+pub(crate) fn parse_json(
     message: &MessageDescriptor,
     text: &str,
     line: Option<usize>,
