@@ -112,19 +112,25 @@ impl Tracing {
     ) -> CallSpan {
         let parent = self.propagator.extract(&Headers(headers));
         let method = path.strip_prefix('/').unwrap_or(path).to_owned();
-        let mut attributes = Vec::with_capacity(4);
-        attributes.push(KeyValue::new(attribute::RPC_SYSTEM_NAME, system_name(protocol)));
-        attributes.push(KeyValue::new(attribute::RPC_METHOD, method.clone()));
-        if let Some(peer) = peer {
-            attributes.push(KeyValue::new(attribute::NETWORK_PEER_ADDRESS, peer.ip().to_string()));
-            attributes.push(KeyValue::new(attribute::NETWORK_PEER_PORT, i64::from(peer.port())));
-        }
-        let span = self
+        // The attributes are set once the sampler has kept the span: at 1% sampling the
+        // other 99 calls would build them only to drop them. (So a sampler sees the
+        // name and kind, not the attributes.)
+        let mut span = self
             .tracer
-            .span_builder(method)
+            .span_builder(method.clone())
             .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
             .start_with_context(&self.tracer, &parent);
+        let recording = span.is_recording();
+        if recording {
+            let mut attributes = Vec::with_capacity(4);
+            attributes.push(KeyValue::new(attribute::RPC_SYSTEM_NAME, system_name(protocol)));
+            attributes.push(KeyValue::new(attribute::RPC_METHOD, method));
+            if let Some(peer) = peer {
+                attributes.push(KeyValue::new(attribute::NETWORK_PEER_ADDRESS, peer.ip().to_string()));
+                attributes.push(KeyValue::new(attribute::NETWORK_PEER_PORT, i64::from(peer.port())));
+            }
+            span.set_attributes(attributes);
+        }
         let context = span.span_context();
         let trace_id = context.trace_id();
         // W3C Trace Context level 2's response header: which span served the call.
@@ -133,7 +139,7 @@ impl Tracing {
         CallSpan {
             trace_id,
             response,
-            state: Arc::new(Mutex::new(SpanState { span, events: 0, sent: 0, received: 0 })),
+            state: Arc::new(Mutex::new(SpanState { span, recording, events: 0, sent: 0, received: 0 })),
         }
     }
 
@@ -203,6 +209,8 @@ pub(crate) struct CallSpan {
 #[derive(Debug)]
 struct SpanState {
     span: opentelemetry_sdk::trace::Span,
+    /// Whether the sampler kept it: a span that is not recorded gets no events.
+    recording: bool,
     events: u32,
     sent: u64,
     received: u64,
@@ -210,7 +218,7 @@ struct SpanState {
 
 impl SpanState {
     fn event(&mut self, name: &'static str, attributes: Vec<KeyValue>) {
-        if self.events < MAX_EVENTS {
+        if self.recording && self.events < MAX_EVENTS {
             self.events += 1;
             self.span.add_event(name, attributes);
         }
@@ -218,7 +226,7 @@ impl SpanState {
 
     fn messages(&mut self, kind: &'static str, first: u64, count: u64) {
         for id in first..first + count {
-            if self.events >= MAX_EVENTS {
+            if !self.recording || self.events >= MAX_EVENTS {
                 return;
             }
             self.event(
