@@ -1,5 +1,6 @@
 //! Floods on one HTTP/2 connection, with hand-made frames: rapid reset,
-//! streams beyond the concurrent-stream limit, PING and SETTINGS floods.
+//! streams beyond the concurrent-stream limit, PING floods (with and without
+//! the keepalive policy) and SETTINGS floods.
 //! Counts are small here; `scripts/floods` runs them at full scale.
 
 use std::time::Duration;
@@ -112,12 +113,34 @@ async fn flood_and_count_acks(server: &TestServer, frame: Vec<u8>, kind: u8, cou
     acks
 }
 
+/// With the keepalive policy off (`--keepalive-min-interval 0`), h2's own bound:
+/// every PING answered, at most one ACK pending.
 #[tokio::test]
 async fn ping_flood_is_answered_one_for_one_and_service_continues() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with_args(&["--keepalive-min-interval", "0"]).await;
     let count = scale(20_000, 100_000);
     let ping = encode_frame(frame_type::PING, 0, 0, &[7; 8]);
     assert_eq!(flood_and_count_acks(&server, ping, frame_type::PING, count).await, count);
+    assert_still_serving(&server).await;
+}
+
+/// With the default keepalive policy a flood is over at its fourth PING: the
+/// first is free, the next three are strikes.
+#[tokio::test]
+async fn ping_flood_gets_goaway_too_many_pings_and_service_continues() {
+    let server = TestServer::start().await;
+    let (mut conn, _) = RawConn::handshake(server.addr).await;
+    let ping = encode_frame(frame_type::PING, 0, 0, &[7; 8]);
+    write_all_frames(&mut conn, std::iter::repeat_n(ping, scale(20_000, 100_000))).await;
+    let frames =
+        conn.expect_closed_within(integration_tests::PROMPTLY).await.expect("server closes the abuser");
+    let goaways: Vec<_> = frames.iter().filter(|f| f.kind == frame_type::GOAWAY).collect();
+    assert_eq!(goaways.len(), 1, "{frames:?}");
+    assert_eq!(goaways[0].error_code(), error_code::ENHANCE_YOUR_CALM);
+    assert_eq!(goaways[0].debug_data(), "too_many_pings");
+    let acks = frames.iter().filter(|f| f.kind == frame_type::PING).count();
+    // Only PINGs read before the fourth can have been answered.
+    assert!(acks <= 3, "{acks} ACKs: the flood was answered past its third PING");
     assert_still_serving(&server).await;
 }
 

@@ -52,6 +52,17 @@ pub struct LimitArgs {
     #[arg(long, env = "CONNECT_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
     pub keepalive_timeout: Duration,
 
+    /// Least time between two PINGs from a client while it has calls in flight; faster
+    /// ones are strikes, and the third gets GOAWAY ENHANCE_YOUR_CALM `too_many_pings`
+    /// (grpc-go's keepalive enforcement policy). 0 turns the policy off.
+    #[arg(long, env = "CONNECT_KEEPALIVE_MIN_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub keepalive_min_interval: Duration,
+
+    /// Let clients ping once per `--keepalive-min-interval` also without calls in flight
+    /// (without it: once per 2 hours).
+    #[arg(long, env = "CONNECT_KEEPALIVE_PERMIT_WITHOUT_CALLS")]
+    pub keepalive_permit_without_calls: bool,
+
     /// Age at which a connection is asked to go away (GOAWAY), so clients reconnect and rebalance.
     #[arg(long, env = "CONNECT_MAX_CONNECTION_AGE", default_value = "1h", value_parser = humantime::parse_duration)]
     pub max_connection_age: Duration,

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     service::{BearerAuth, Limits, MessageLimits},
-    transport::{ConnectionRules, Http1Limits, Http2Limits, Tls, TransportSettings},
+    transport::{ConnectionRules, Http1Limits, Http2Limits, PingPolicy, Tls, TransportSettings},
     web::{EdgeLayer, Enabled, Schema, WebShared},
 };
 
@@ -159,6 +159,10 @@ impl Settings {
             idle_timeout: non_zero(config.idle_timeout),
             max_age: limits.max_connection_age,
             max_age_grace: limits.max_connection_age_grace,
+            ping_policy: non_zero(limits.keepalive_min_interval).map(|min_interval| PingPolicy {
+                min_interval,
+                permit_without_calls: limits.keepalive_permit_without_calls,
+            }),
         });
         Ok(Self {
             transport,

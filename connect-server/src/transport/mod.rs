@@ -3,7 +3,8 @@
 //!
 //! Each accepted connection gets a permit of `--max-connections`, its socket
 //! is wrapped in the taps that enforce its timeouts, age and busy polling
-//! ([`tap`]), TLS runs in the connection's own task under its timeout, and
+//! ([`tap`]), TLS runs in the connection's own task under its timeout, the
+//! keepalive policy watches the HTTP/2 frames above it ([`ping_policy`]), and
 //! hyper serves HTTP/2 (or HTTP/1.1) on it with the connection's own service. A drain stops
 //! the accept loop and closes the listener at once, sends every connection a
 //! GOAWAY and waits for them to finish.
@@ -23,6 +24,7 @@ mod drain;
 mod http;
 mod listener;
 mod max_age;
+mod ping_policy;
 mod tap;
 mod timeouts;
 mod tls;
@@ -37,6 +39,7 @@ pub(crate) use drain::Drain;
 pub(crate) use http::{Http1Limits, Http2Limits, HttpService};
 pub(crate) use listener::bind_tcp;
 pub use listener::{Accept, Listener, MemoryConnector, MemoryListener, TcpIo};
+pub(crate) use ping_policy::PingPolicy;
 pub(crate) use tls::Tls;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
@@ -49,6 +52,7 @@ use self::{
     busy_poll::NoteReads,
     connections::Permit,
     max_age::Lifetime,
+    ping_policy::EnforcePings,
     tap::Tapped,
     timeouts::{IdleTimeout, PrefaceTimeout},
 };
@@ -71,6 +75,8 @@ pub(crate) struct ConnectionRules {
     pub(crate) max_age: Duration,
     /// How long its calls may still run after that.
     pub(crate) max_age_grace: Duration,
+    /// How often a client may ping (HTTP/2); `None`: as often as it likes.
+    pub(crate) ping_policy: Option<PingPolicy>,
 }
 
 /// How every connection of a server is served: the rules, and hyper's
@@ -183,7 +189,11 @@ async fn serve_connection<IO, S>(
     let io = Tapped::new(io, taps);
     let age_limit = opened + rules.max_age;
     match &rules.tls {
-        None => http::serve_http(io, service, &settings.http, age_limit, drain).await,
+        // The ping policy reads frames, so under TLS it goes above it.
+        None => {
+            let io = EnforcePings::new(io, rules.ping_policy, &calls);
+            http::serve_http(io, service, &settings.http, age_limit, drain).await;
+        }
         // Boxed because a future is as large as its largest branch: a TLS
         // session's state would otherwise make every plaintext connection's
         // task 3.7 KiB larger (6.9 KiB instead of 3.3 KiB; BENCHMARKS.md,
@@ -191,6 +201,7 @@ async fn serve_connection<IO, S>(
         Some(tls) => {
             Box::pin(async {
                 if let Some(stream) = tls.handshake(io, calls.peer()).await {
+                    let stream = EnforcePings::new(stream, rules.ping_policy, &calls);
                     http::serve_http(stream, service, &settings.http, age_limit, drain).await;
                 }
             })

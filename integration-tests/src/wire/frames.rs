@@ -1,12 +1,13 @@
-//! Hand-made HTTP/2 frames on a bare TCP socket, for what even the `h2` crate
-//! will not send: floods, refused and reset streams, unanswered pings, broken
-//! prefaces. [`RawConn`] writes and reads frames one by one.
+//! Hand-made HTTP/2 frames on a bare TCP socket (or a TLS stream), for what
+//! even the `h2` crate will not send: floods, refused and reset streams,
+//! unanswered pings, broken prefaces. [`RawConn`] writes and reads frames one
+//! by one.
 
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::BytesMut;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
 
@@ -145,11 +146,12 @@ pub fn rst_stream(stream_id: u32, code: u32) -> Vec<u8> {
     encode_frame(frame_type::RST_STREAM, 0, stream_id, &code.to_be_bytes())
 }
 
-/// A bare TCP connection that speaks HTTP/2 frame by frame.
+/// A bare TCP connection (or any other stream, such as TLS) that speaks
+/// HTTP/2 frame by frame.
 #[derive(Debug)]
-pub struct RawConn {
+pub struct RawConn<S = TcpStream> {
     /// The socket.
-    pub tcp: TcpStream,
+    pub tcp: S,
     buf: BytesMut,
 }
 
@@ -194,6 +196,23 @@ impl RawConn {
     pub async fn connect(addr: SocketAddr) -> Self {
         let tcp = TcpStream::connect(addr).await.expect("connect");
         Self { tcp, buf: BytesMut::new() }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> RawConn<S> {
+    /// Speaks frames over `stream` (connected, and through TLS if need be); sends nothing.
+    pub fn over(stream: S) -> Self {
+        Self { tcp: stream, buf: BytesMut::new() }
+    }
+
+    /// Sends the preface and an empty SETTINGS frame, then acknowledges the server's SETTINGS.
+    pub async fn start(&mut self) {
+        self.write(PREFACE).await;
+        self.write(&encode_frame(frame_type::SETTINGS, 0, 0, &[])).await;
+        self.read_until(|f| f.kind == frame_type::SETTINGS && f.flags & flags::ACK == 0)
+            .await
+            .expect("server SETTINGS");
+        self.write(&encode_frame(frame_type::SETTINGS, flags::ACK, 0, &[])).await;
     }
 
     /// Writes raw bytes; panics if the server has closed the connection.
