@@ -148,7 +148,8 @@ where
         }
         // One box for the inner services, with the counting inside it.
         let received = call.metrics().map(|metrics| metrics.received.clone());
-        let span = call.span().cloned();
+        // A span the sampler dropped has no events to take from the body.
+        let span = call.span().filter(|span| span.is_recording()).cloned();
         let request = if received.is_some() || span.is_some() {
             request.map(|inner| {
                 let frames = FrameCounter::default();

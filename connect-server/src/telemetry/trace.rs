@@ -135,10 +135,13 @@ impl Tracing {
         let trace_id = context.trace_id();
         // W3C Trace Context level 2's response header: which span served the call.
         let response = format!("00-{trace_id}-{}-{:02x}", context.span_id(), context.trace_flags().to_u8());
-        let response = HeaderValue::from_str(&response).expect("hex digits and dashes");
+        let mut response = HeaderValue::from_str(&response).expect("hex digits and dashes");
+        // Never indexed: unique to its call, it would only churn both HPACK tables.
+        response.set_sensitive(true);
         CallSpan {
             trace_id,
             response,
+            recording,
             state: Arc::new(Mutex::new(SpanState { span, recording, events: 0, sent: 0, received: 0 })),
         }
     }
@@ -203,6 +206,8 @@ pub(crate) struct CallSpan {
     trace_id: TraceId,
     /// The `traceresponse` header value.
     response: HeaderValue,
+    /// Whether the sampler kept the span; when not, only its ids are used.
+    recording: bool,
     state: Arc<Mutex<SpanState>>,
 }
 
@@ -255,8 +260,17 @@ impl CallSpan {
         &self.response
     }
 
+    /// Whether the span is recorded (the sampler kept it): only then are
+    /// messages and the half-close worth reporting.
+    pub(crate) fn is_recording(&self) -> bool {
+        self.recording
+    }
+
     /// `count` more request messages arrived.
     pub(crate) fn received(&self, count: u64) {
+        if !self.recording {
+            return;
+        }
         self.with(|state| {
             let first = state.received + 1;
             state.received += count;
@@ -266,6 +280,9 @@ impl CallSpan {
 
     /// `count` more response messages went out.
     pub(crate) fn sent(&self, count: u64) {
+        if !self.recording {
+            return;
+        }
         self.with(|state| {
             let first = state.sent + 1;
             state.sent += count;
