@@ -145,6 +145,14 @@ impl Http1 {
 }
 
 /// HTTP/1.1 on `io`, its connection driven by a task of its own.
+/// How long a failed call waits for its connection to say why it failed.
+const FAILURE_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether hyper's `error` is the socket's (an I/O error under it).
+fn is_io(error: &hyper::Error) -> bool {
+    std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>())
+}
+
 async fn handshake<IO>(io: IO) -> Result<Connection, BoxError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -190,9 +198,10 @@ impl Service<Request<Body>> for Http1 {
             *request.uri_mut() = path.into();
             let mut response = match connection.sender.send_request(request).await {
                 Ok(response) => response,
-                // The connection closed under the call: its own error says why.
-                Err(error) if error.is_canceled() || error.is_closed() => {
-                    let why = connection.failure().await;
+                // The connection closed or failed under the call (under TLS 1.3 a refused client
+                // certificate shows as a failed write): its own error, read from the alert, says why.
+                Err(error) if error.is_canceled() || error.is_closed() || is_io(&error) => {
+                    let why = tokio::time::timeout(FAILURE_WAIT, connection.failure()).await.ok().flatten();
                     return Err(why
                         .map_or_else(|| one_line(&error), |why| format!("{}: {why}", one_line(&error)))
                         .into());
