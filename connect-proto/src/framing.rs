@@ -76,6 +76,8 @@ pub struct FrameCounter {
     payload_left: u64,
     /// The compressed flag of the prefix being assembled.
     compressed: bool,
+    /// The length its prefix gave the message being received.
+    message_len: u32,
 }
 
 impl FrameCounter {
@@ -83,6 +85,12 @@ impl FrameCounter {
     /// of its payload is still to come.
     pub fn within_message(&self) -> bool {
         self.prefix_seen > 0 || self.payload_left > 0
+    }
+
+    /// The length of the message whose payload is being received; `None`
+    /// between messages and inside a prefix.
+    pub fn message_len(&self) -> Option<u32> {
+        (self.payload_left > 0).then_some(self.message_len)
     }
 
     /// Consumes `data`; returns how many messages began in it.
@@ -109,6 +117,7 @@ impl FrameCounter {
                 let (flags, len) = decode_prefix(*prefix);
                 started(flags != 0);
                 self.payload_left = u64::from(len);
+                self.message_len = len;
                 data = rest;
                 continue;
             }
@@ -123,6 +132,7 @@ impl FrameCounter {
             self.prefix_seen += 1;
             if self.prefix_seen == 5 {
                 started(self.compressed);
+                self.message_len = self.length;
                 self.payload_left = u64::from(self.length);
                 self.prefix_seen = 0;
                 self.length = 0;

@@ -182,3 +182,32 @@ async fn a_stream_may_pause_between_whole_messages() {
     let answer = client.client_stream_rpc(paused).await.expect("not ended by the read timeout");
     assert_eq!(answer.into_inner().response_data, "Hello, a, b, c");
 }
+
+#[tokio::test]
+async fn large_messages_in_pieces_share_one_budget() {
+    let server = TestServer::start_with_args(&["--max-pending-message-bytes", "200000"]).await;
+    let first = grpc_message(&encoded(&"a".repeat(150_000)));
+    let second = grpc_message(&encoded(&"b".repeat(100_000)));
+    // The first message's prefix and a piece of it: 150 kB of the budget held.
+    let mut holder = client::h2_connect(server.addr).await;
+    let (held, mut rest) =
+        client::send_keep_open(&mut holder, client::grpc_request(UNARY_PATH), first.slice(..1_000), false)
+            .await;
+    // The second does not fit beside it: its call ends at once, naming the budget.
+    let refused =
+        client::call(server.addr, client::grpc_request(UNARY_PATH), second.slice(..1_000), false).await;
+    assert_eq!(refused.grpc_status(), Some(Code::ResourceExhausted as i32));
+    let expected = format!(
+        "the server holds its budget of bytes for messages being received (--max-pending-message-bytes) \
+         and cannot take this one of {} bytes; retry later",
+        second.len() - 5
+    );
+    assert_eq!(refused.grpc_message().as_deref(), Some(expected.as_str()));
+    // The first completes as usual, and gives its bytes back.
+    rest.reserve_capacity(first.len() - 1_000);
+    rest.send_data(first.slice(1_000..), true).unwrap();
+    let answer = tokio::time::timeout(integration_tests::PROMPTLY, client::collect(held)).await.unwrap();
+    assert_eq!(answer.grpc_status(), Some(0));
+    let again = unary_with_body(&server, second).await;
+    assert_eq!(again.grpc_status(), Some(0));
+}

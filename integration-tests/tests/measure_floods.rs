@@ -274,3 +274,63 @@ async fn many_streams_stay_within_the_call_budget() {
         );
     }
 }
+
+/// `calls` unary calls over 10 connections, each sending all but 1 KiB of a
+/// 4 MiB message and then holding its stream open; returns the server's idle
+/// and peak RSS (KiB) over 5 s, and how many calls were refused at once.
+async fn large_messages_held(args: &[&str], calls: usize) -> (u64, u64, usize) {
+    use integration_tests::wire::{UNARY_PATH, client, grpc::grpc_message};
+    use prost::Message as _;
+    let server = ChildServer::spawn(args).await;
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    let idle = server.rss_kib();
+    let big = connect_proto::RequestMessage {
+        request_data: "m".repeat(4 * 1024 * 1024 - 64),
+        ..Default::default()
+    };
+    let whole = grpc_message(&big.encode_to_vec());
+    let part = whole.slice(..whole.len() - 1024);
+    let mut connections = Vec::new();
+    for _ in 0..10 {
+        connections.push(client::h2_connect(addr).await);
+    }
+    let mut held = Vec::new();
+    for n in 0..calls {
+        let connection = &mut connections[n % 10];
+        held.push(
+            client::send_keep_open(connection, client::grpc_request(UNARY_PATH), part.clone(), false).await,
+        );
+    }
+    let mut peak = 0;
+    for _ in 0..50 {
+        peak = peak.max(server.rss_kib());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut refused = 0;
+    for (response, _stream) in held {
+        // A held call has no answer yet; a refused one has its RESOURCE_EXHAUSTED.
+        if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_millis(20), response).await
+            && response.headers().get("grpc-status").is_some_and(|code| code == "8")
+        {
+            refused += 1;
+        }
+    }
+    (idle, peak, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run scripts/floods"]
+async fn large_messages_held_in_pieces_stay_within_the_byte_budget() {
+    let calls = 300;
+    for (label, args) in
+        [("default flags", &[][..]), ("no byte budget", &["--max-pending-message-bytes", "100000000000"][..])]
+    {
+        let (idle, peak, refused) = large_messages_held(args, calls).await;
+        println!(
+            "large messages, {label}: {calls} calls each holding 4 MiB - 1 KiB of a 4 MiB message: \
+             RSS idle {} MiB, peak {} MiB; {refused} refused",
+            idle / 1024,
+            peak / 1024
+        );
+    }
+}

@@ -39,6 +39,11 @@ pub struct LimitArgs {
     #[arg(long, env = "CONNECT_MAX_SEND_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024)]
     pub max_send_message_size: usize,
 
+    /// Bytes of incomplete request messages (of 64 KiB or more) the whole server holds at once;
+    /// a message that does not fit ends its call with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "CONNECT_MAX_PENDING_MESSAGE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_pending_message_bytes: usize,
+
     /// How long a request body may go without a byte while a message is incomplete (a
     /// unary Connect body: until its end); then the call ends with DEADLINE_EXCEEDED.
     #[arg(long, env = "CONNECT_BODY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]

@@ -63,6 +63,8 @@ pub(crate) struct Settings {
     pub(crate) max_calls_in_flight: usize,
     /// `--body-read-timeout`.
     pub(crate) body_read_timeout: Duration,
+    /// `--max-pending-message-bytes`.
+    pub(crate) max_pending_message_bytes: usize,
     /// `--otlp-endpoint`, when given.
     pub(crate) otlp_endpoint: Option<String>,
     /// Largest messages received and sent.
@@ -169,6 +171,7 @@ impl Settings {
             max_connections: config.max_connections,
             max_calls_in_flight: limits.max_calls_in_flight.get(),
             body_read_timeout: limits.body_read_timeout,
+            max_pending_message_bytes: limits.max_pending_message_bytes,
             otlp_endpoint: config.otlp_endpoint.clone(),
             messages,
             auth: BearerAuth::new(config.auth.tokens()?),

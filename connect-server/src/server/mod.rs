@@ -31,7 +31,7 @@ use crate::{
     playground,
     service::{Admission, Dispatch, Handlers, Health, Limits, MessageLimits, connect_service},
     telemetry::{Metrics, MetricsEndpoint, Observe, ObserveLayer, Stats, Tracing},
-    transport::{ConnectionCalls, Connections, Drain, Listener},
+    transport::{ConnectionCalls, Connections, Drain, Listener, ReceiveBudget},
     web::Schema,
 };
 
@@ -54,6 +54,8 @@ struct Shared {
     admission: Arc<Admission>,
     /// OpenTelemetry, when on.
     tracing: Option<Arc<Tracing>>,
+    /// `--max-pending-message-bytes`, counted across every listener.
+    receiving: Arc<ReceiveBudget>,
     /// `NOT_SERVING` from the moment shutdown starts.
     health: Health,
     /// Every service, by method path.
@@ -111,6 +113,10 @@ impl Shared {
                 metrics.calls_refused("connection_share"),
             ),
             tracing,
+            receiving: ReceiveBudget::new(
+                settings.max_pending_message_bytes,
+                metrics.calls_refused("message_bytes"),
+            ),
             metrics_addr: metrics_endpoint.as_ref().map(MetricsEndpoint::addr),
             metrics_endpoint: Mutex::new(metrics_endpoint),
             settings,

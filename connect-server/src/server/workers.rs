@@ -178,7 +178,11 @@ where
             listener,
             &shared.connections,
             |calls| {
-                let calls = BodyTimeouts::new(service.on_connection(calls), settings.body_read_timeout);
+                let calls = BodyTimeouts::new(
+                    service.on_connection(calls),
+                    settings.body_read_timeout,
+                    Arc::clone(&shared.receiving),
+                );
                 settings.web.layer(shared.admission.guard(calls))
             },
             &settings.transport,

@@ -1,9 +1,19 @@
-//! The read timeout of a request body: a client that stops sending in the
+//! The limits on a request body while a message is incomplete: how long it
+//! may go without a byte, and how many bytes the server holds for it.
+//!
+//! A client that stops sending in the
 //! middle of a message holds a stream (over HTTP/1.1, a whole connection)
 //! and the memory of what it sent so far, for ever. nginx closes such a
 //! client after 60 s (`client_body_timeout`); here the call ends after
 //! `--body-read-timeout` without a byte, with `DEADLINE_EXCEEDED`: the
 //! server gave the request that long to arrive, as a deadline would.
+//!
+//! Every incomplete message of [`RESERVE_FROM`] bytes or more also takes its
+//! announced length from a server-wide budget (`--max-pending-message-bytes`)
+//! until it is complete: the gRPC decoder buffers a message whole before the
+//! handler sees it, so a few thousand calls each sending a 4 MiB message in
+//! pieces would otherwise hold gigabytes. Past the budget the call ends with
+//! `RESOURCE_EXHAUSTED`. Smaller messages are bounded by the calls in flight.
 //!
 //! The clock runs only while a message is incomplete: a stream that pauses
 //! between whole messages is waiting for its client's next move, which the
@@ -13,6 +23,10 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -24,6 +38,64 @@ use tokio::time::{Instant, Sleep};
 use tonic::Status;
 
 use connect_proto::framing::FrameCounter;
+
+/// The smallest message that takes from the budget: below it, the calls in
+/// flight bound what is held (4096 calls x 64 KiB = 256 MiB at most).
+pub(crate) const RESERVE_FROM: u32 = 64 * 1024;
+
+/// The server-wide budget of bytes held for incomplete request messages.
+#[derive(Debug)]
+pub(crate) struct ReceiveBudget {
+    limit: usize,
+    held: AtomicUsize,
+    refused: prometheus::IntCounter,
+}
+
+impl ReceiveBudget {
+    /// A budget of `limit` bytes; refusals count into `refused`.
+    pub(crate) fn new(limit: usize, refused: prometheus::IntCounter) -> Arc<Self> {
+        Arc::new(Self { limit, held: AtomicUsize::new(0), refused })
+    }
+
+    /// `bytes` taken from the budget until the reservation is dropped, or `None` when they do not fit.
+    fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
+        let taken = self.held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            held.checked_add(bytes).filter(|total| *total <= self.limit)
+        });
+        if taken.is_err() {
+            self.refused.inc();
+            return None;
+        }
+        Some(Reservation { budget: Arc::clone(self), bytes })
+    }
+
+    /// The bytes held now (for tests).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+}
+
+/// One incomplete message's bytes, given back when it completes or its body is dropped.
+#[derive(Debug)]
+struct Reservation {
+    budget: Arc<ReceiveBudget>,
+    bytes: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// The status of a call whose message does not fit in the budget.
+fn over_budget(len: u32) -> Status {
+    Status::resource_exhausted(format!(
+        "the server holds its budget of bytes for messages being received \
+         (--max-pending-message-bytes) and cannot take this one of {len} bytes; retry later"
+    ))
+}
 
 /// What part of a body the clock runs on.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +115,14 @@ pin_project! {
         timeout: Duration,
         watch: Watch,
         frames: FrameCounter,
+        // Where incomplete messages take their bytes from; `None`: unbounded (the web path's
+        // translations, whose own reads are bounded by the message limit).
+        budget: Option<Arc<ReceiveBudget>>,
+        // What the message being received holds of it.
+        reservation: Option<Reservation>,
+        // A message that did not fit, refused at the next poll: the frame that announced
+        // it goes to the decoder first, so what precedes it in the frame is judged first.
+        over_budget: Option<u32>,
         // Made on the first wait and reset after: the usual request is at hand and never waits.
         sleep: Option<Pin<Box<Sleep>>>,
         // Whether `sleep` is armed for the current wait.
@@ -52,7 +132,23 @@ pin_project! {
 
 impl<B> BodyTimeout<B> {
     pub(crate) fn new(inner: B, timeout: Duration, watch: Watch) -> Self {
-        Self { inner, timeout, watch, frames: FrameCounter::default(), sleep: None, waiting: false }
+        Self {
+            inner,
+            timeout,
+            watch,
+            frames: FrameCounter::default(),
+            budget: None,
+            reservation: None,
+            over_budget: None,
+            sleep: None,
+            waiting: false,
+        }
+    }
+
+    /// The same, with its incomplete messages taking their bytes from `budget`.
+    fn within(mut self, budget: Arc<ReceiveBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 }
 
@@ -77,6 +173,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
+        if let Some(len) = this.over_budget.take() {
+            return Poll::Ready(Some(Err(Box::new(over_budget(len)))));
+        }
         match this.inner.poll_frame(cx) {
             Poll::Ready(frame) => {
                 *this.waiting = false;
@@ -84,7 +183,20 @@ where
                     && let Some(data) = frame.data_ref()
                     && matches!(this.watch, Watch::Messages)
                 {
-                    this.frames.feed(data);
+                    if this.frames.feed(data) > 0 {
+                        // The message the reservation was for has ended.
+                        *this.reservation = None;
+                    }
+                    match (this.frames.message_len(), this.budget.as_ref()) {
+                        (None, _) => *this.reservation = None,
+                        (Some(len), Some(budget)) if len >= RESERVE_FROM && this.reservation.is_none() => {
+                            match budget.reserve(len as usize) {
+                                Some(reservation) => *this.reservation = Some(reservation),
+                                None => *this.over_budget = Some(len),
+                            }
+                        }
+                        _ => {}
+                    }
                 }
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }
@@ -121,16 +233,18 @@ where
     }
 }
 
-/// A connection's service whose request bodies get [`BodyTimeout`] on their messages.
+/// A connection's service whose request bodies get [`BodyTimeout`] on their
+/// messages, within the server's [`ReceiveBudget`].
 #[derive(Debug, Clone)]
 pub(crate) struct BodyTimeouts<S> {
     inner: S,
     timeout: Duration,
+    budget: Arc<ReceiveBudget>,
 }
 
 impl<S> BodyTimeouts<S> {
-    pub(crate) fn new(inner: S, timeout: Duration) -> Self {
-        Self { inner, timeout }
+    pub(crate) fn new(inner: S, timeout: Duration, budget: Arc<ReceiveBudget>) -> Self {
+        Self { inner, timeout, budget }
     }
 }
 
@@ -147,7 +261,24 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let timeout = self.timeout;
-        self.inner.call(request.map(|body| BodyTimeout::new(body, timeout, Watch::Messages)))
+        let (timeout, budget) = (self.timeout, Arc::clone(&self.budget));
+        self.inner.call(request.map(|body| BodyTimeout::new(body, timeout, Watch::Messages).within(budget)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_refuses_what_does_not_fit_and_takes_back_what_ends() {
+        let budget = ReceiveBudget::new(100, prometheus::IntCounter::new("refused", "refused").unwrap());
+        let first = budget.reserve(60).expect("fits");
+        assert!(budget.reserve(50).is_none());
+        assert_eq!(budget.refused.get(), 1);
+        let second = budget.reserve(40).expect("fits exactly");
+        assert_eq!(budget.held(), 100);
+        drop((first, second));
+        assert_eq!(budget.held(), 0);
     }
 }

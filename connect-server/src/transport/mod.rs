@@ -31,7 +31,7 @@ mod tls;
 mod tls_refusal;
 mod wake_at;
 
-pub(crate) use body_timeout::{BodyTimeout, BodyTimeouts, Watch};
+pub(crate) use body_timeout::{BodyTimeout, BodyTimeouts, ReceiveBudget, Watch};
 pub(crate) use busy_poll::alongside as with_busy_polling;
 pub(crate) use connections::ConnectionCalls;
 pub use connections::Connections;
