@@ -138,12 +138,12 @@ impl Tracing {
         let mut response = HeaderValue::from_str(&response).expect("hex digits and dashes");
         // Never indexed: unique to its call, it would only churn both HPACK tables.
         response.set_sensitive(true);
-        CallSpan {
+        CallSpan(Arc::new(SpanShared {
             trace_id,
             response,
             recording,
-            state: Arc::new(Mutex::new(SpanState { span, recording, events: 0, sent: 0, received: 0 })),
-        }
+            state: Mutex::new(SpanState { span, recording, events: 0, sent: 0, received: 0 }),
+        }))
     }
 
     /// Sends what is batched; waits at most a few seconds.
@@ -201,14 +201,20 @@ impl Extractor for Headers<'_> {
 
 /// One call's span, shared by the request body (messages received, the
 /// half-close) and the response (messages sent, the end).
+///
+/// One pointer: every call carries an `Option<CallSpan>` through its
+/// futures and bodies, which are moved at each layer, tracing on or off.
 #[derive(Debug, Clone)]
-pub(crate) struct CallSpan {
+pub(crate) struct CallSpan(Arc<SpanShared>);
+
+#[derive(Debug)]
+struct SpanShared {
     trace_id: TraceId,
     /// The `traceresponse` header value.
     response: HeaderValue,
     /// Whether the sampler kept the span; when not, only its ids are used.
     recording: bool,
-    state: Arc<Mutex<SpanState>>,
+    state: Mutex<SpanState>,
 }
 
 #[derive(Debug)]
@@ -247,28 +253,28 @@ impl SpanState {
 
 impl CallSpan {
     fn with<R>(&self, f: impl FnOnce(&mut SpanState) -> R) -> R {
-        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+        f(&mut self.0.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The trace the call belongs to, for its access-log line.
     pub(crate) fn trace_id(&self) -> TraceId {
-        self.trace_id
+        self.0.trace_id
     }
 
     /// The `traceresponse` header of the call's response.
     pub(crate) fn traceresponse(&self) -> &HeaderValue {
-        &self.response
+        &self.0.response
     }
 
     /// Whether the span is recorded (the sampler kept it): only then are
     /// messages and the half-close worth reporting.
     pub(crate) fn is_recording(&self) -> bool {
-        self.recording
+        self.0.recording
     }
 
     /// `count` more request messages arrived.
     pub(crate) fn received(&self, count: u64) {
-        if !self.recording {
+        if !self.0.recording {
             return;
         }
         self.with(|state| {
@@ -280,7 +286,7 @@ impl CallSpan {
 
     /// `count` more response messages went out.
     pub(crate) fn sent(&self, count: u64) {
-        if !self.recording {
+        if !self.0.recording {
             return;
         }
         self.with(|state| {
