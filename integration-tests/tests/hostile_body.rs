@@ -211,3 +211,39 @@ async fn large_messages_in_pieces_share_one_budget() {
     let again = unary_with_body(&server, second).await;
     assert_eq!(again.grpc_status(), Some(0));
 }
+
+/// A Connect unary request (`application/proto`) to the unary method, declaring `len` bytes.
+fn connect_unary_request(len: usize) -> http::Request<()> {
+    http::Request::post(format!("http://localhost{UNARY_PATH}"))
+        .header("content-type", "application/proto")
+        .header("content-length", len)
+        .body(())
+        .expect("valid request")
+}
+
+#[tokio::test]
+async fn a_connect_unary_body_larger_than_the_budget_is_refused_with_its_first_bytes() {
+    let server = TestServer::start_with_args(&["--max-pending-message-bytes", "100000"]).await;
+    let body = Bytes::from(encoded(&"a".repeat(120_000)));
+    // A fifth of the body, the stream left open: the answer comes before the rest is sent.
+    let refused =
+        client::call(server.addr, connect_unary_request(body.len()), body.slice(..body.len() / 5), false)
+            .await;
+    assert_eq!(refused.status, 429);
+    let error: serde_json::Value = serde_json::from_slice(&refused.body).expect("a JSON error");
+    let message = format!(
+        "the server holds its budget of bytes for messages being received (--max-pending-message-bytes) \
+         and cannot take this one of {} bytes; retry later",
+        body.len()
+    );
+    assert_eq!(error, serde_json::json!({ "code": "resource_exhausted", "message": message }));
+    assert_eq!(server.stats.snapshot().unary, 0, "the handler must not run");
+    // One that fits is served, and its bytes given back: the same again is served too.
+    let fits = Bytes::from(encoded(&"b".repeat(90_000)));
+    for _ in 0..2 {
+        let answer = client::call(server.addr, connect_unary_request(fits.len()), fits.clone(), true).await;
+        assert_eq!(answer.status, 200);
+        let reply = connect_proto::ResponseMessage::decode(&answer.body[..]).expect("decodable reply");
+        assert_eq!(reply.response_data.len(), "Hello, ".len() + 90_000);
+    }
+}

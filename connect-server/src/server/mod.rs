@@ -86,7 +86,7 @@ impl Drop for Shared {
 impl Shared {
     /// The state of a server with `settings` and these services; binds the metrics endpoint.
     fn new(
-        settings: Settings,
+        mut settings: Settings,
         schema: Schema,
         metrics: Arc<Metrics>,
         stats: Arc<Stats>,
@@ -100,6 +100,9 @@ impl Shared {
             MetricsAddr::Off => None,
             MetricsAddr::At(addr) => Some(MetricsEndpoint::bind(addr).map_err(Error::config)?),
         };
+        let receiving =
+            ReceiveBudget::new(settings.max_pending_message_bytes, metrics.calls_refused("message_bytes"));
+        settings.web = settings.web.within(&receiving);
         let tls = settings.transport.tls().cloned();
         let reload_metrics = metrics.reload_metrics(tls.is_some());
         let reloader =
@@ -113,10 +116,7 @@ impl Shared {
                 metrics.calls_refused("connection_share"),
             ),
             tracing,
-            receiving: ReceiveBudget::new(
-                settings.max_pending_message_bytes,
-                metrics.calls_refused("message_bytes"),
-            ),
+            receiving,
             metrics_addr: metrics_endpoint.as_ref().map(MetricsEndpoint::addr),
             metrics_endpoint: Mutex::new(metrics_endpoint),
             settings,

@@ -18,7 +18,9 @@
 //! The clock runs only while a message is incomplete: a stream that pauses
 //! between whole messages is waiting for its client's next move, which the
 //! admission budget and keepalive govern, not this timeout. A unary Connect
-//! body is one message from its first byte to its end.
+//! body is one message from its first byte to its end: once it has brought
+//! [`RESERVE_FROM`] bytes, all it has brought is held in the budget, growing
+//! with each piece, until the translation has read it whole.
 
 use std::{
     future::Future,
@@ -59,14 +61,30 @@ impl ReceiveBudget {
 
     /// `bytes` taken from the budget until the reservation is dropped, or `None` when they do not fit.
     fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
+        self.take(bytes).then(|| Reservation { budget: Arc::clone(self), bytes })
+    }
+
+    /// `bytes` more for `reservation` (made when `None`); `false` when they do not fit.
+    fn grow(self: &Arc<Self>, reservation: &mut Option<Reservation>, bytes: usize) -> bool {
+        if !self.take(bytes) {
+            return false;
+        }
+        match reservation {
+            Some(held) => held.bytes += bytes,
+            None => *reservation = Some(Reservation { budget: Arc::clone(self), bytes }),
+        }
+        true
+    }
+
+    /// Takes `bytes` from the budget; `false` (counted as a refusal) when they do not fit.
+    fn take(&self, bytes: usize) -> bool {
         let taken = self.held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
             held.checked_add(bytes).filter(|total| *total <= self.limit)
         });
         if taken.is_err() {
             self.refused.inc();
-            return None;
         }
-        Some(Reservation { budget: Arc::clone(self), bytes })
+        taken.is_ok()
     }
 
     /// The bytes held now (for tests).
@@ -97,6 +115,14 @@ fn over_budget(len: u32) -> Status {
     ))
 }
 
+/// The status of a whole-body message (Connect unary) that outgrew the budget.
+fn over_budget_so_far(received: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "the server holds its budget of bytes for messages being received \
+         (--max-pending-message-bytes) and cannot take more of this one ({received} bytes so far); retry later"
+    ))
+}
+
 /// What part of a body the clock runs on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Watch {
@@ -120,6 +146,9 @@ pin_project! {
         budget: Option<Arc<ReceiveBudget>>,
         // What the message being received holds of it.
         reservation: Option<Reservation>,
+        // The bytes of a whole-body message received so far, and the length it declared.
+        received: usize,
+        declared: Option<usize>,
         // A message that did not fit, refused at the next poll: the frame that announced
         // it goes to the decoder first, so what precedes it in the frame is judged first.
         over_budget: Option<u32>,
@@ -139,6 +168,8 @@ impl<B> BodyTimeout<B> {
             frames: FrameCounter::default(),
             budget: None,
             reservation: None,
+            received: 0,
+            declared: None,
             over_budget: None,
             sleep: None,
             waiting: false,
@@ -149,6 +180,16 @@ impl<B> BodyTimeout<B> {
     fn within(mut self, budget: Arc<ReceiveBudget>) -> Self {
         self.budget = Some(budget);
         self
+    }
+
+    /// The same for a whole-body message ([`Watch::Whole`]): the length its
+    /// body declares (`Content-Length`), when it does, is taken with its first bytes.
+    pub(crate) fn whole_within(mut self, budget: Arc<ReceiveBudget>) -> Self
+    where
+        B: Body,
+    {
+        self.declared = self.inner.size_hint().exact().and_then(|len| usize::try_from(len).ok());
+        self.within(budget)
     }
 }
 
@@ -180,6 +221,27 @@ where
             Poll::Ready(frame) => {
                 *this.waiting = false;
                 if let Some(Ok(frame)) = &frame
+                    && let Some(data) = frame.data_ref()
+                    && matches!(this.watch, Watch::Whole)
+                    && let Some(budget) = this.budget.as_ref()
+                {
+                    *this.received += data.len();
+                    // A declared length is taken whole with the first bytes (so a body that
+                    // cannot fit is refused before it is sent); otherwise what has come so far.
+                    let wanted =
+                        this.declared.map_or(*this.received, |declared| declared.max(*this.received));
+                    let held = this.reservation.as_ref().map_or(0, |reservation| reservation.bytes);
+                    if wanted >= RESERVE_FROM as usize
+                        && wanted > held
+                        && !budget.grow(this.reservation, wanted - held)
+                    {
+                        let refused = match this.declared {
+                            Some(declared) => over_budget(u32::try_from(*declared).unwrap_or(u32::MAX)),
+                            None => over_budget_so_far(*this.received),
+                        };
+                        return Poll::Ready(Some(Err(Box::new(refused))));
+                    }
+                } else if let Some(Ok(frame)) = &frame
                     && let Some(data) = frame.data_ref()
                     && matches!(this.watch, Watch::Messages)
                 {
@@ -280,5 +342,50 @@ mod tests {
         assert_eq!(budget.held(), 100);
         drop((first, second));
         assert_eq!(budget.held(), 0);
+    }
+
+    /// Polls `body` to its end; the status it fails with, if any.
+    async fn drain<B>(mut body: BodyTimeout<B>) -> Option<(tonic::Code, String)>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        use http_body_util::BodyExt as _;
+        while let Some(frame) = body.frame().await {
+            if let Err(error) = frame {
+                let status = error.downcast::<Status>().expect("a status");
+                return Some((status.code(), status.message().to_owned()));
+            }
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn a_whole_body_without_a_length_holds_what_it_brought_and_gives_it_back() {
+        let budget = ReceiveBudget::new(100_000, prometheus::IntCounter::new("refused", "refused").unwrap());
+        let chunks = |n: usize| {
+            let frames =
+                (0..n).map(|_| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(vec![0; 30_000]))));
+            http_body_util::StreamBody::new(futures::stream::iter(frames))
+        };
+        // 90,000 bytes in three pieces: held from the third (past 64 KiB), given back at the end.
+        let mut fits = BodyTimeout::new(chunks(3), Duration::from_secs(1), Watch::Whole)
+            .whole_within(Arc::clone(&budget));
+        use http_body_util::BodyExt as _;
+        for _ in 0..2 {
+            fits.frame().await.expect("a frame").expect("data");
+        }
+        assert_eq!(budget.held(), 0, "below 64 KiB nothing is held");
+        fits.frame().await.expect("a frame").expect("data");
+        assert_eq!(budget.held(), 90_000);
+        assert_eq!(drain(fits).await, None);
+        assert_eq!(budget.held(), 0);
+        // 120,000: the fourth piece does not fit.
+        let refused = BodyTimeout::new(chunks(4), Duration::from_secs(1), Watch::Whole)
+            .whole_within(Arc::clone(&budget));
+        let expected = "the server holds its budget of bytes for messages being received \
+                        (--max-pending-message-bytes) and cannot take more of this one (120000 bytes so far); retry later";
+        assert_eq!(drain(refused).await, Some((tonic::Code::ResourceExhausted, expected.to_owned())));
+        assert_eq!((budget.held(), budget.refused.get()), (0, 1));
     }
 }

@@ -38,7 +38,7 @@ use tower::{Layer, Service, util::BoxCloneService};
 use tower_http::cors::CorsLayer;
 
 use self::{connect::Shape, protocol::Kind};
-use crate::{grpc::content_type, service::MessageLimits};
+use crate::{grpc::content_type, service::MessageLimits, transport::ReceiveBudget};
 
 /// How much of a refused request's body is read so its HTTP/1.1 connection can
 /// carry the next request; past it the connection closes after the answer.
@@ -57,6 +57,8 @@ pub(crate) struct WebShared {
     messages: MessageLimits,
     /// How long a unary Connect body may go without a byte (`--body-read-timeout`).
     body_read_timeout: Duration,
+    /// Where a unary Connect body being read takes its bytes from (`--max-pending-message-bytes`).
+    receiving: Option<Arc<ReceiveBudget>>,
     /// The body of a 415.
     unsupported: Bytes,
 }
@@ -82,6 +84,7 @@ impl WebShared {
             schema,
             messages,
             body_read_timeout,
+            receiving: None,
             unsupported: Bytes::from(unsupported),
         })
     }
@@ -97,6 +100,15 @@ impl EdgeLayer {
     /// The edge for every connection of a server.
     pub(crate) fn new(shared: WebShared) -> Self {
         Self { shared: Arc::new(shared) }
+    }
+
+    /// The same, with unary Connect bodies read within `budget` (the server
+    /// makes it after the settings, with its refusal counter).
+    pub(crate) fn within(mut self, budget: &Arc<ReceiveBudget>) -> Self {
+        let shared =
+            Arc::get_mut(&mut self.shared).expect("the edge is not shared before the server is made");
+        shared.receiving = Some(Arc::clone(budget));
+        self
     }
 }
 

@@ -3,7 +3,7 @@
 //! metadata as headers and its trailers as `trailer-` headers, and errors
 //! as JSON with the protocol's HTTP status.
 
-use std::convert::Infallible;
+use std::{convert::Infallible, sync::Arc};
 
 use bytes::Bytes;
 use futures::stream;
@@ -95,7 +95,10 @@ fn translate(
                 }
             }
             let input = method.as_ref().map(|method| method.input());
-            let body = BodyTimeout::new(body, shared.body_read_timeout, Watch::Whole);
+            let mut body = BodyTimeout::new(body, shared.body_read_timeout, Watch::Whole);
+            if let Some(budget) = &shared.receiving {
+                body = body.whole_within(Arc::clone(budget));
+            }
             let read = read_message(body, codec, encoding, input, shared.messages.max_recv);
             Body::new(StreamBody::new(stream::once(read)))
         }
