@@ -15,6 +15,7 @@ pub mod connect {
     tonic::include_proto!("_");
 }
 
+pub mod codec;
 pub mod codes;
 pub mod framing;
 pub mod headers;
