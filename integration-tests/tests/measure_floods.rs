@@ -197,7 +197,21 @@ async fn slowloris_full_scale_is_closed_and_fds_return() {
 /// `connections` raw connections, draining the replies; returns the server's
 /// peak RSS over the next 5 s (KiB), its RSS 30 s after the streams ended,
 /// and how many of the calls were refused (`RESOURCE_EXHAUSTED`).
-async fn many_streams(args: &[&str], connections: usize, streams: u32) -> (u64, u64, u64, usize) {
+/// What each stream of [`many_streams`] is.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A server stream of 3 replies, 2 s apart, its request half-closed.
+    ServerStream,
+    /// A client stream that sends one small message and never half-closes.
+    OpenClientStream,
+}
+
+async fn many_streams(
+    args: &[&str],
+    connections: usize,
+    streams: u32,
+    shape: Shape,
+) -> (u64, u64, u64, usize) {
     use prost::Message as _;
     let server = ChildServer::spawn(args).await;
     let addr: std::net::SocketAddr = server.addr.parse().unwrap();
@@ -206,11 +220,15 @@ async fn many_streams(args: &[&str], connections: usize, streams: u32) -> (u64, 
     let mut body = vec![0u8];
     body.extend_from_slice(&u32::try_from(message.encoded_len()).unwrap().to_be_bytes());
     body.extend_from_slice(&message.encode_to_vec());
+    let (path, end_stream) = match shape {
+        Shape::ServerStream => ("/ConnectService/ServerStreamRPC", 0x1),
+        Shape::OpenClientStream => ("/ConnectService/ClientStreamRPC", 0x0),
+    };
     let mut batch = Vec::new();
     for n in 0..streams {
         let id = 1 + 2 * n;
-        batch.extend(grpc_headers_frame("/ConnectService/ServerStreamRPC", id, false));
-        batch.extend(encode_frame(frame_type::DATA, 0x1, id, &body));
+        batch.extend(grpc_headers_frame(path, id, false));
+        batch.extend(encode_frame(frame_type::DATA, end_stream, id, &body));
     }
     let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -263,10 +281,32 @@ async fn many_streams_stay_within_the_call_budget() {
         ("default flags", &[][..]),
         ("no budget (--max-calls-in-flight 1000000)", &["--max-calls-in-flight", "1000000"][..]),
     ] {
-        let (idle, peak, after, refused) = many_streams(args, connections, streams).await;
+        let (idle, peak, after, refused) =
+            many_streams(args, connections, streams, Shape::ServerStream).await;
         println!(
             "many streams, {label}: {connections} connections x {streams} server streams: RSS idle {} MiB, \
              peak {} MiB, 30 s after {} MiB; {refused} of {} calls refused",
+            idle / 1024,
+            peak / 1024,
+            after / 1024,
+            connections * streams as usize
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run scripts/floods"]
+async fn client_streams_that_never_half_close_stay_within_the_call_budget() {
+    let (connections, streams) = (200, 1_000);
+    for (label, args) in [
+        ("default flags", &[][..]),
+        ("no budget (--max-calls-in-flight 1000000)", &["--max-calls-in-flight", "1000000"][..]),
+    ] {
+        let (idle, peak, after, refused) =
+            many_streams(args, connections, streams, Shape::OpenClientStream).await;
+        println!(
+            "open client streams, {label}: {connections} connections x {streams} client streams (one message, \
+             never half-closed): RSS idle {} MiB, peak {} MiB, 30 s after {} MiB; {refused} of {} calls refused",
             idle / 1024,
             peak / 1024,
             after / 1024,
