@@ -41,7 +41,7 @@ pub async fn serve(
     settings: &UiSettings,
     output: &Output,
 ) -> Result<(), ClientError> {
-    let schema = playground_schema(schema).await?;
+    let schema = playground_schema(schema, output).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|error| ClientError::Usage(format!("--listen {}: {error}", settings.listen)))?;
@@ -87,9 +87,17 @@ where
 }
 
 /// The schema's services with their descriptors, for the page: every
-/// service of the files, or every one the server lists through reflection.
-async fn playground_schema(mut schema: Schema) -> Result<PlaygroundSchema, ClientError> {
-    let names = schema.list_services().await?;
+/// service of the files, or every one the server lists through reflection
+/// and also describes (grpcio lists a service it cannot describe when it is
+/// added by hand: that one is left out, with a line on stderr).
+async fn playground_schema(mut schema: Schema, output: &Output) -> Result<PlaygroundSchema, ClientError> {
+    let mut names = Vec::new();
+    for name in schema.list_services().await? {
+        match schema.pool(std::slice::from_ref(&name)).await {
+            Ok(_) => names.push(name),
+            Err(error) => output.error_line(format_args!("ui: {name} left out: {error}")),
+        }
+    }
     let mut pool = schema.pool(&names).await?;
     // The error details (`google.rpc.BadRequest`, ...) as JSON when the schema lacks them;
     // a schema with its own, different copies keeps those.
