@@ -6,7 +6,7 @@ mod common;
 
 use std::{process::Stdio, time::Duration};
 
-use common::{command, start_server, start_server_without_reflection};
+use common::{Pki, command, start_server, start_server_without_reflection};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::{
@@ -80,6 +80,27 @@ impl Ui {
         request.headers_mut().insert("origin", HeaderValue::from_str(origin).unwrap());
         request.headers_mut().insert("host", HeaderValue::from_str(host).unwrap());
         connect_async(request).await.map(|(socket, _)| Page(socket))
+    }
+
+    /// Makes a unary call as the page would; asserts it ends `OK` and returns its greeting.
+    async fn greet(&self, data: &str) -> String {
+        let mut page = self.page().await;
+        page.call("/ConnectService/UnaryRPC", json!({"requestData": data})).await;
+        let events = page.events().await;
+        assert_eq!(events.last().unwrap()["code"], "OK", "{events:?}");
+        responses(&events).concat()
+    }
+
+    /// The services `/schema.json` lists.
+    async fn services(&self) -> Vec<String> {
+        let (_, _, schema) = self.get("/schema.json").await;
+        let schema: Value = serde_json::from_str(&schema).unwrap();
+        schema["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// Opens `/ws` as the page itself would.
@@ -157,12 +178,13 @@ async fn serves_the_page_and_the_servers_services_from_reflection() {
     let (status, content_type, schema) = ui.get("/schema.json").await;
     assert_eq!((status, content_type.as_str()), (200, "application/json"));
     let schema: Value = serde_json::from_str(&schema).unwrap();
-    let services: Vec<&str> =
-        schema["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(services, ["ConnectService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]);
     assert_eq!(schema["grpcUrl"], url);
     assert_eq!(schema["maxCalls"], 16);
     assert_eq!(schema["messages"]["RequestMessage"]["fields"][0]["jsonName"], "requestData");
+    assert_eq!(
+        ui.services().await,
+        ["ConnectService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]
+    );
 }
 
 #[tokio::test]
@@ -178,6 +200,25 @@ async fn a_unary_call_goes_through_the_clients_connection_with_its_metadata() {
     assert_eq!(events[3]["headers"]["x-request-id"], "from-ui");
     assert_eq!(responses(&events), ["Hello, ui"]);
     assert_eq!((&events[5]["status"], &events[5]["code"]), (&json!(0), &json!("OK")));
+}
+
+#[tokio::test]
+async fn calls_go_over_tls_with_the_token() {
+    let pki = Pki::write("ui");
+    let (_, port) = start_server(&[
+        "--tls-cert",
+        &pki.path("server.pem"),
+        "--tls-key",
+        &pki.path("server.key"),
+        "--auth-token",
+        "s3cret",
+    ])
+    .await;
+    let url = format!("https://127.0.0.1:{port}");
+    let ui = Ui::start(&url, &["--ca", &pki.path("ca.pem"), "--token", "s3cret"], &[]).await;
+    let (_, _, schema) = ui.get("/schema.json").await;
+    assert_eq!(serde_json::from_str::<Value>(&schema).unwrap()["grpcUrl"], url);
+    assert_eq!(ui.greet("tls").await, "Hello, tls");
 }
 
 #[tokio::test]
@@ -203,15 +244,8 @@ async fn a_server_stream_gives_each_message_then_the_trailers() {
 async fn proto_files_serve_a_server_without_reflection() {
     let url = start_server_without_reflection().await;
     let ui = Ui::start(&url, &["--proto", "../proto/connect.proto"], &[]).await;
-    let (_, _, schema) = ui.get("/schema.json").await;
-    let schema: Value = serde_json::from_str(&schema).unwrap();
-    assert_eq!(schema["services"].as_array().unwrap().len(), 1);
-    assert_eq!(schema["services"][0]["name"], "ConnectService");
-    let mut page = ui.page().await;
-    page.call("/ConnectService/UnaryRPC", json!({"requestData": "proto"})).await;
-    let events = page.events().await;
-    assert_eq!(responses(&events), ["Hello, proto"]);
-    assert_eq!(events.last().unwrap()["code"], "OK");
+    assert_eq!(ui.services().await, ["ConnectService"]);
+    assert_eq!(ui.greet("proto").await, "Hello, proto");
 }
 
 #[tokio::test]
@@ -255,9 +289,7 @@ async fn another_origin_and_a_rebound_host_get_403() {
     let rebound = format!("evil.test:{port}");
     assert_eq!(forbidden(ui.upgrade(&format!("http://{rebound}"), &rebound).await), 403);
     // The page's own origin still gets its socket.
-    let mut page = ui.page().await;
-    page.call("/ConnectService/UnaryRPC", json!({"requestData": "still"})).await;
-    assert_eq!(responses(&page.events().await), ["Hello, still"]);
+    assert_eq!(ui.greet("still").await, "Hello, still");
 }
 
 #[tokio::test]
@@ -285,9 +317,7 @@ async fn a_call_past_max_calls_is_refused_until_one_ends() {
     );
     first.command(json!({"type": "cancel"})).await;
     assert_eq!(first.next_of("cancelled").await["code"], "CANCELLED");
-    let mut third = ui.page().await;
-    third.call("/ConnectService/UnaryRPC", json!({"requestData": "after"})).await;
-    assert_eq!(responses(&third.events().await), ["Hello, after"]);
+    assert_eq!(ui.greet("after").await, "Hello, after");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@
 //! from the [`Schema`]), and runs each call over a WebSocket of its own at
 //! `/ws`. Each call is a `http::Request` in gRPC's shape (its body fed from
 //! the socket with gRPC-framed protobuf converted from the page's JSON) sent
-//! into a [`Stack`] the caller of [`router`] makes: the server's own service
+//! into the service stack the caller of [`router`] makes: the server's own service
 //! stack, in-process, or the client's connection to a server. Its response
 //! headers, messages and trailers go back to the page as they come. Nothing
 //! here runs unless a page opens a socket.
@@ -53,7 +53,7 @@ use tower::{Service, ServiceExt as _, util::BoxCloneSyncService};
 
 /// What a playground call goes through, for one peer: a gRPC request in, its
 /// response out; a failure is a response too (a gRPC status).
-pub type Stack = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+type Stack = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
 /// Makes the stack for calls from a peer (its address is in their log lines).
 type StackFor = Arc<dyn Fn(Option<SocketAddr>) -> Stack + Send + Sync>;
