@@ -275,6 +275,27 @@ async fn an_unreachable_server_is_one_line_and_exit_3() {
 }
 
 #[tokio::test]
+async fn a_server_gone_after_the_start_is_each_calls_unavailable() {
+    use clap::Parser as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let argv = ["connect-server", "--stats-interval", "0", "--metrics-addr", "off", "--shutdown-grace", "0s"];
+    let server = connect_server::ConnectServer::new(connect_server::Config::parse_from(argv)).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(vec![listener], async {
+        let _ = stopped.await;
+    }));
+    let ui = Ui::start(&url, &[], &[]).await;
+    assert_eq!(ui.greet("before").await, "Hello, before");
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+    let mut page = ui.page().await;
+    page.call("/ConnectService/UnaryRPC", json!({"requestData": "after"})).await;
+    let end = page.next_of("trailers").await;
+    assert_eq!((&end["code"], &end["trailersOnly"]), (&json!("UNAVAILABLE"), &json!(true)), "{end}");
+}
+
+#[tokio::test]
 async fn another_origin_and_a_rebound_host_get_403() {
     let (url, _) = start_server(&[]).await;
     let ui = Ui::start(&url, &[], &[]).await;
