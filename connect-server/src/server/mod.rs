@@ -24,6 +24,7 @@ use std::{
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 use crate::{
     Error,
@@ -286,7 +287,6 @@ fn playground_routes(
 ) -> anyhow::Result<axum::Router> {
     let served_by = crate::telemetry::served_by(shared.settings.server_id.as_deref(), grpc_addr)?;
     let stack = shared.stack(served_by);
-    use tower::ServiceExt as _;
     let stack_for = move |peer| {
         // Its calls are logged and counted as protocol `playground`.
         stack.on_connection(&Arc::new(ConnectionCalls::new(peer))).map_request(
