@@ -250,7 +250,7 @@ pub struct RetryArgs {
 /// server without reflection (grpcurl's `-proto`, `-import-path`, `-protoset`).
 #[derive(Debug, Clone, Args)]
 pub struct SchemaArgs {
-    /// A `.proto` file defining the server's services (repeatable), compiled at run time; `list`, `describe` and `call` then use it instead of reflection.
+    /// A `.proto` file defining the server's services (repeatable), compiled at run time; `list`, `describe`, `call` and `ui` then use it instead of reflection.
     #[arg(long, env = "CONNECT_PROTO", value_name = "FILE", global = true)]
     pub proto: Vec<PathBuf>,
 
