@@ -4,7 +4,8 @@
 //! tests call the same functions against an in-process server. The flags are
 //! read once, in [`cli`], into settings; below that:
 //!
-//! - [`commands`]: what each command does, printing through an [`Output`];
+//! - [`commands`]: what each command does (`ui` serves connect-playground's
+//!   page for the server), printing through an [`Output`];
 //! - [`call`]: what one call carries (metadata, token, deadline, retries);
 //! - [`schema`]: where `list`, `describe` and `call` find descriptors: [`reflect`]
 //!   (gRPC reflection, v1, else v1alpha) or `--proto`/`--protoset` files;

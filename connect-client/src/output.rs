@@ -79,7 +79,7 @@ impl Output {
     }
 
     /// Writes `line` and a newline to stderr.
-    fn error_line(&self, line: impl fmt::Display) {
+    pub(crate) fn error_line(&self, line: impl fmt::Display) {
         match &self.captured {
             None => eprintln!("{line}"),
             Some(captured) => {

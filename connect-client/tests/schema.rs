@@ -4,14 +4,10 @@
 
 mod common;
 
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
-use common::{client, client_with_input, text};
-use connect_proto::ConnectServiceServer;
-use connect_server::service::{Handlers, Limits};
+use common::{client, client_with_input, start_server_without_reflection, text};
 use prost::Message;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// An address where nothing listens: from files, `list` and `describe` never connect.
 const NOWHERE: &str = "http://127.0.0.1:1";
@@ -62,20 +58,6 @@ impl Drop for Files {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Serves `ConnectService` alone, as the original Python server does: no
-/// reflection, no health. Returns its URL.
-async fn start_server_without_reflection() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let limits = Limits { max_stream_count: 1000, max_interval_ms: 1000, max_client_stream_bytes: 1 << 20 };
-    let handlers = Handlers::new(limits, Arc::default(), CancellationToken::new());
-    let server = tonic::transport::Server::builder()
-        .add_service(ConnectServiceServer::new(handlers))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-    tokio::spawn(server);
-    url
 }
 
 /// Asserts the exit code, stdout and stderr of a run, in one comparison.

@@ -42,14 +42,13 @@
 //! and Connect, translated into gRPC), `telemetry` (per-call headers,
 //! metrics, access log, counters, logging), `service` (routes, health and
 //! the `ConnectService` handlers) and `grpc` (the protocol's rules); beside
-//! them `playground`, the browser page on the metrics endpoint that calls
-//! the server through the same stack.
+//! them the browser playground on the metrics endpoint (the
+//! `connect-playground` crate), which calls the server through the same stack.
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod config;
 mod error;
 mod grpc;
-mod playground;
 mod server;
 // What benches, fuzz targets and tests reach inside: not the API.
 #[doc(hidden)]

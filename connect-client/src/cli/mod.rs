@@ -3,7 +3,7 @@
 
 mod bench;
 
-use std::{path::PathBuf, time::Duration};
+use std::{num::NonZeroUsize, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use connect_proto::RequestMessage;
@@ -22,6 +22,7 @@ use crate::{
         Action, Settings,
         dynamic::{DynamicCall, Input},
         repeat::RepeatSettings,
+        ui::UiSettings,
     },
     error::ClientError,
     output::Output,
@@ -164,6 +165,18 @@ pub enum Command {
     },
     /// Load-tests the server and reports throughput and latency (see `bench --help`).
     Bench(Box<BenchArgs>),
+    /// Serves the browser playground for the server (schema from reflection or `--proto`/`--protoset`) and prints its URL; opens nothing.
+    Ui {
+        /// Where to serve the page; on a loopback address only loopback names may open it.
+        #[arg(long, env = "CONNECT_UI_LISTEN", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Most calls the page may run at once; beyond it a call is refused.
+        #[arg(long, env = "CONNECT_UI_MAX_CALLS", default_value_t = NonZeroUsize::new(16).expect("16 is not zero"))]
+        max_calls: NonZeroUsize,
+        /// The largest request message the page may send, in bytes of protobuf.
+        #[arg(long, env = "CONNECT_UI_MAX_MESSAGE_SIZE", default_value_t = 4 * 1024 * 1024)]
+        max_message_size: usize,
+    },
 }
 
 /// Message compression the client can use.
@@ -237,7 +250,7 @@ pub struct RetryArgs {
 /// server without reflection (grpcurl's `-proto`, `-import-path`, `-protoset`).
 #[derive(Debug, Clone, Args)]
 pub struct SchemaArgs {
-    /// A `.proto` file defining the server's services (repeatable), compiled at run time; `list`, `describe` and `call` then use it instead of reflection.
+    /// A `.proto` file defining the server's services (repeatable), compiled at run time; `list`, `describe`, `call` and `ui` then use it instead of reflection.
     #[arg(long, env = "CONNECT_PROTO", value_name = "FILE", global = true)]
     pub proto: Vec<PathBuf>,
 
@@ -332,6 +345,9 @@ impl Cli {
             Command::Describe { symbol } => Action::Describe(symbol),
             Command::Call { method, data } => {
                 Action::Call(DynamicCall { method, input: data.as_deref().map(Input::parse) })
+            }
+            Command::Ui { listen, max_calls, max_message_size } => {
+                Action::Ui(UiSettings { listen, max_calls, max_message_bytes: max_message_size })
             }
         };
         Ok(Settings {

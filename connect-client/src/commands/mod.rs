@@ -6,6 +6,7 @@ pub mod describe;
 pub mod dynamic;
 pub mod probe;
 pub mod repeat;
+pub mod ui;
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use crate::{
 };
 use dynamic::DynamicCall;
 use repeat::RepeatSettings;
+use ui::UiSettings;
 
 /// Everything a command needs, made once from the command line.
 #[derive(Debug, Clone)]
@@ -66,6 +68,8 @@ pub enum Action {
     Call(DynamicCall),
     /// The load generator.
     Bench(Box<BenchSettings>),
+    /// The browser playground, served locally for the server.
+    Ui(UiSettings),
 }
 
 /// Runs the command `settings` describe, writing what it prints to `output`.
@@ -77,7 +81,7 @@ pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError>
     // Bad schema files are reported before connecting, and from files `list`
     // and `describe` need no server at all.
     let files = match &settings.action {
-        Action::List | Action::Describe(_) | Action::Call(_) => settings.schema.load()?,
+        Action::List | Action::Describe(_) | Action::Call(_) | Action::Ui(_) => settings.schema.load()?,
         _ => None,
     };
     if let Some(pool) = &files
@@ -96,6 +100,13 @@ pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError>
     if let Action::Repeat(data, repeat) = &settings.action {
         // Each repeated call has its own deadline, so the whole run is not bounded by one.
         return repeat::unary(&client, timeout, &policy, data, repeat, output).await.map(drop);
+    }
+    if let Action::Ui(ui) = &settings.action {
+        // Serves until stopped: no deadline but each reflection question's and each call's own.
+        let quiet = CallOptions { verbose: false, ..options.clone() };
+        let schema = Schema::new(files, call::call_channel(channel.clone(), &quiet)?, timeout);
+        let channel = call::call_channel(channel, &options)?;
+        return ui::serve(schema, channel, &settings.channel.addrs[0], ui, output).await;
     }
     let command = async {
         match settings.action {
@@ -122,7 +133,7 @@ pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError>
             }
             Action::ClientStream(data) => calls::client_stream(&mut client, timeout, data, output).await,
             Action::Bidi => calls::bidi(&mut client, timeout, output).await,
-            Action::Repeat(..) | Action::Bench(_) => unreachable!("handled above"),
+            Action::Repeat(..) | Action::Bench(_) | Action::Ui(_) => unreachable!("handled above"),
         }
     };
     call::with_backstop(timeout, command).await

@@ -18,6 +18,29 @@ pub(crate) async fn start_server(args: &[&str]) -> (String, u16) {
     (format!("http://127.0.0.1:{port}"), port)
 }
 
+/// Serves `ConnectService` alone, as the original Python server does: no
+/// reflection, no health. Returns its URL.
+#[allow(dead_code, reason = "not every test file starts this server")]
+pub(crate) async fn start_server_without_reflection() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let limits = connect_server::service::Limits {
+        max_stream_count: 1000,
+        max_interval_ms: 1000,
+        max_client_stream_bytes: 1 << 20,
+    };
+    let handlers = connect_server::service::Handlers::new(
+        limits,
+        std::sync::Arc::default(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let server = tonic::transport::Server::builder()
+        .add_service(connect_proto::ConnectServiceServer::new(handlers))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(server);
+    url
+}
+
 /// The client binary with `--addr url` and `args`, without the caller's `CONNECT_*` variables.
 pub(crate) fn command(url: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_connect-client"));
@@ -32,11 +55,13 @@ pub(crate) fn command(url: &str, args: &[&str]) -> Command {
 }
 
 /// Runs the client with an empty stdin.
+#[allow(dead_code, reason = "not every test file runs the client to its end")]
 pub(crate) async fn client(url: &str, args: &[&str]) -> Output {
     command(url, args).stdin(Stdio::null()).output().await.unwrap()
 }
 
 /// Runs the client with `input` on its stdin.
+#[allow(dead_code, reason = "not every test file runs the client to its end")]
 pub(crate) async fn client_with_input(url: &str, args: &[&str], input: &[u8]) -> Output {
     let mut child = command(url, args)
         .stdin(Stdio::piped())
@@ -51,6 +76,7 @@ pub(crate) async fn client_with_input(url: &str, args: &[&str], input: &[u8]) ->
 }
 
 /// Bytes the client printed, as text.
+#[allow(dead_code, reason = "not every test file runs the client to its end")]
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }

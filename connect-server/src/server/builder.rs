@@ -14,7 +14,6 @@ use crate::{
     config::Settings,
     service::{Health, Routes},
     telemetry::{Metrics, Stats},
-    web::Schema,
 };
 
 /// What the builder serves: a tonic-generated server, or any tower service of
@@ -146,7 +145,7 @@ impl Builder {
         served.push(HEALTH);
         add_reflection(&mut routes, &sets, &served)?;
         served.extend([REFLECTION_V1, REFLECTION_V1ALPHA]);
-        let schema = Schema::new(pool, &served)?;
+        let schema = crate::web::schema::load(pool, &served)?;
         let metrics = Arc::new(Metrics::new(schema.services()));
         let settings = Settings::build(&config, schema.clone(), metrics.tls_handshake_failures())
             .map_err(Error::config)?;

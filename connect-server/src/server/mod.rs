@@ -24,15 +24,15 @@ use std::{
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 use crate::{
     Error,
     config::{Config, MetricsAddr, Settings},
-    playground,
     service::{Admission, Dispatch, Handlers, Health, Limits, MessageLimits, connect_service},
     telemetry::{Metrics, MetricsEndpoint, Observe, ObserveLayer, Stats, Tracing},
     transport::{ConnectionCalls, Connections, Drain, Listener, ReceiveBudget},
-    web::Schema,
+    web::{Arrived, Protocol, Schema},
 };
 
 /// A configured server; clones share their state.
@@ -287,19 +287,27 @@ fn playground_routes(
 ) -> anyhow::Result<axum::Router> {
     let served_by = crate::telemetry::served_by(shared.settings.server_id.as_deref(), grpc_addr)?;
     let stack = shared.stack(served_by);
-    let stack_for = move |peer| stack.on_connection(&Arc::new(ConnectionCalls::new(peer)));
+    let stack_for = move |peer| {
+        // Its calls are logged and counted as protocol `playground`.
+        stack.on_connection(&Arc::new(ConnectionCalls::new(peer))).map_request(
+            |mut request: http::Request<tonic::body::Body>| {
+                request.extensions_mut().insert(Arrived::Via(Protocol::Playground));
+                request
+            },
+        )
+    };
     // For the page's "copy as" commands: where a client reaches the gRPC port.
     let host =
         if grpc_addr.ip().is_unspecified() { "localhost".to_owned() } else { grpc_addr.ip().to_string() };
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let scheme = if shared.settings.transport.tls().is_some() { "https" } else { "http" };
-    let grpc_url = format!("{scheme}://{host}:{}", grpc_addr.port());
-    playground::router(
-        stack_for,
-        shared.schema.clone(),
-        shared.settings.messages,
+    let settings = connect_playground::Settings {
+        max_message_bytes: shared.settings.messages.max_recv,
+        max_message_flag: "--max-recv-message-size",
         max_calls,
+        max_calls_flag: "--playground-max-calls",
         endpoint,
-        grpc_url,
-    )
+        grpc_url: format!("{scheme}://{host}:{}", grpc_addr.port()),
+    };
+    Ok(connect_playground::router(stack_for, shared.schema.clone(), settings))
 }

@@ -293,11 +293,10 @@ pub(crate) fn render(registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::Schema;
 
     #[test]
     fn every_method_served_has_its_series_from_the_start() {
-        let metrics = Metrics::new(Schema::connect_service().services());
+        let metrics = Metrics::new(crate::web::schema::connect_service().services());
         let text = metrics.render();
         assert!(text.contains(
             "grpc_server_started_total{grpc_method=\"Check\",grpc_service=\"grpc.health.v1.Health\",grpc_type=\"unary\"} 0\n"
@@ -338,7 +337,7 @@ mod tests {
 
     #[test]
     fn the_summary_counts_every_service_by_kind() {
-        let metrics = Metrics::new(Schema::connect_service().services());
+        let metrics = Metrics::new(crate::web::schema::connect_service().services());
         let check = metrics.method("/grpc.health.v1.Health/Check").unwrap();
         check.started.inc();
         check.finished(Code::Ok, 0.001);

@@ -12,7 +12,7 @@ mod connect;
 mod cors;
 mod envelope;
 mod protocol;
-mod schema;
+pub(crate) mod schema;
 
 pub use protocol::Protocol;
 pub(crate) use protocol::{Arrived, Enabled};

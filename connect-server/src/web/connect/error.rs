@@ -62,7 +62,7 @@ mod tests {
 
     #[test]
     fn carries_bad_request_details() {
-        let schema = Schema::connect_service();
+        let schema = crate::web::schema::connect_service();
         let status = Status::with_error_details(
             Code::InvalidArgument,
             "count must be at most 5",

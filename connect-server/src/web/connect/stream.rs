@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn the_end_carries_the_error_and_the_trailers() {
-        let schema = Schema::connect_service();
+        let schema = crate::web::schema::connect_service();
         let mut trailers = HeaderMap::new();
         trailers.insert("grpc-status", HeaderValue::from_static("4"));
         trailers.insert("grpc-message", HeaderValue::from_static("too%20slow"));

@@ -30,7 +30,7 @@ use super::{
     Playground, Stack,
     protocol::{Event, Headers, Start},
 };
-use crate::web::{Arrived, Protocol, Schema};
+use crate::Schema;
 
 /// Request messages that may wait for a service that reads them slowly.
 const QUEUED_REQUESTS: usize = 16;
@@ -51,6 +51,8 @@ pub(super) struct Call {
     /// The request body; `None` once half-closed.
     requests: Option<mpsc::Sender<Result<Frame<Bytes>, Status>>>,
     max_recv: usize,
+    /// The flag that sets `max_recv`, for the error.
+    max_recv_flag: &'static str,
 }
 
 /// Starts the call `start` asks for through `playground`'s stack, for `peer`:
@@ -78,7 +80,8 @@ pub(super) fn start(
         start.method.parse().map_err(|_| format!("{:?} is not a valid request path", start.method))?;
     *request.version_mut() = Version::HTTP_2;
     *request.headers_mut() = headers;
-    request.extensions_mut().insert(Arrived::Via(Protocol::Playground));
+    // A stack that translates to another protocol (the client's Connect) needs the method's types.
+    request.extensions_mut().insert(method.clone());
     let stack: Stack = (playground.stack)(Some(peer));
     let response: BoxFuture<'static, Response<Body>> = Box::pin(async move {
         match stack.oneshot(request).await {
@@ -93,7 +96,8 @@ pub(super) fn start(
         input: method.input(),
         client_streaming: method.is_client_streaming(),
         requests: Some(requests),
-        max_recv: playground.messages.max_recv,
+        max_recv: playground.settings.max_message_bytes,
+        max_recv_flag: playground.settings.max_message_flag,
     };
     Ok((call, request_event, events))
 }
@@ -168,9 +172,10 @@ impl Call {
             Schema::json_to_proto(&self.input, &text).map_err(|status| status.message().to_owned())?;
         if proto.len() > self.max_recv {
             return Err(format!(
-                "the message is {} bytes, over the limit of {} (--max-recv-message-size)",
+                "the message is {} bytes, over the limit of {} ({})",
                 proto.len(),
-                self.max_recv
+                self.max_recv,
+                self.max_recv_flag
             ));
         }
         let as_read = Schema::proto_to_json(&self.input, &proto)

@@ -8,7 +8,7 @@ use prost_reflect::{Cardinality, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Value, json};
 
 use super::Playground;
-use crate::web::Schema;
+use crate::Schema;
 
 /// `GET /schema.json`.
 pub(super) async fn serve(State(playground): State<Arc<Playground>>) -> impl IntoResponse {
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn describes_the_methods_and_their_request_types() {
-        let description = services(&Schema::connect_service());
+        let description = services(&crate::schema::connect_service());
         let connect = description["services"]
             .as_array()
             .unwrap()

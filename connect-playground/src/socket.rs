@@ -32,11 +32,11 @@ pub(super) async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(reason) = check_origin(&headers, playground.loopback) {
+    if let Err(reason) = check_origin(&headers, playground.settings.endpoint.ip().is_loopback()) {
         return (StatusCode::FORBIDDEN, format!("{reason}\n")).into_response();
     }
     // JSON may be larger than its protobuf (base64 bytes, names), but not without bound.
-    let limit = playground.messages.max_recv.saturating_mul(2).saturating_add(64 * 1024);
+    let limit = playground.settings.max_message_bytes.saturating_mul(2).saturating_add(64 * 1024);
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
@@ -90,9 +90,8 @@ async fn serve(playground: Arc<Playground>, mut socket: WebSocket, peer: SocketA
     // Held until the call is over.
     let Ok(permit) = Arc::clone(&playground.calls).try_acquire_owned() else {
         let message = format!(
-            "too many playground calls: at most {} run at once (--playground-max-calls); \
-             try again when one has ended",
-            playground.max_calls
+            "too many playground calls: at most {} run at once ({}); try again when one has ended",
+            playground.settings.max_calls, playground.settings.max_calls_flag
         );
         return fatal(socket, &message).await;
     };
