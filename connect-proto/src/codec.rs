@@ -18,7 +18,7 @@ const BUFFER_SIZE: usize = 512;
 /// Encoded bytes gathered before tonic hands them on (its default).
 const YIELD_THRESHOLD: usize = 32 * 1024;
 
-/// prost encoding with [`BUFFER_SIZE`] buffers (see the module docs).
+/// prost encoding with 512-byte buffers (see the module docs).
 #[derive(Debug, Clone)]
 pub struct SmallBufferCodec<T, U>(PhantomData<(T, U)>);
 
