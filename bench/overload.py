@@ -317,15 +317,19 @@ def main():
     # Same answers from both, before anything is measured.
     answers = []
     for server in servers:
-        server.start(None)
         try:
+            server.start(None)
             answers.append(verify_responses(args, server, stream=False))
         except RuntimeError as error:
-            problems.append(str(error))
+            problems.append(f"{server.name}: {error}")
         finally:
             server.stop()
     if len(answers) == 2 and (not answers[0] or answers[0] != answers[1]):
         problems.append(f"the servers answer differently: {answers!r}")
+    if len(answers) < 2:
+        for problem in problems:
+            print(f"PROBLEM: {problem}", file=sys.stderr)
+        return 1
     for round_ in range(args.runs):
         for server in servers:
             one_round(args, server, figures, problems, round_)
