@@ -8,14 +8,17 @@ received the exact response payload of every call (an error carries none);
 """
 
 import asyncio
+import atexit
 import json
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,6 +82,19 @@ SCENARIOS = {
     "ss1000": Scenario("ss1000", "server stream of 1,000", "ServerStreamRPC", 1000, 4, 16),
     "latency": Scenario("latency", "unloaded latency (1 call at a time)", "UnaryRPC", 1, 1, 1),
 }
+
+
+def private_workdir(prefix, bin_dir):
+    """A temporary directory removed at exit (server logs run to gigabytes in a full
+    run; never leave them behind), with private copies of the binaries in `bin/`
+    (a shared target directory may be rebuilt while we measure). Returns both paths."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, workdir, True)
+    bins = workdir / "bin"
+    bins.mkdir()
+    for rel in ("connect-server", "connect-client", "examples/baseline_server"):
+        shutil.copy2(bin_dir / rel, bins / Path(rel).name)
+    return workdir, bins
 
 
 def free_port():

@@ -30,16 +30,16 @@ import argparse
 import atexit
 import datetime
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import charts  # noqa: E402
-from harness import BASELINE, OURS, ROOT, SCENARIOS, Server, bench, measured, run, verify_responses  # noqa: E402
+from harness import (  # noqa: E402
+    BASELINE, OURS, ROOT, SCENARIOS, Server, bench, measured, private_workdir, verify_responses,
+)
 
 MULTIPLES = (0.5, 1.0, 1.5, 2.0, 3.0)
 PEAK_CONNECTIONS, PEAK_CONCURRENCY = 8, 256
@@ -171,7 +171,8 @@ def describe(step):
     other = ", ".join(f"{n} {k}" for k, n in sorted(step["other"].items())) or "none"
     p99 = "-" if step["p99_ms"] is None else f"{step['p99_ms']:.1f}"
     return (f"offered {step['offered']:>8,.0f}/s sent {step['sent_per_sec']:>8,.0f}/s "
-            f"goodput {step['goodput']:>8,.0f}/s refused {step['refused']:>7,} other {other} p99 {p99} ms cpu {step['server_cpu_pct'] or 0:.0f}%")
+            f"goodput {step['goodput']:>8,.0f}/s refused {step['refused']:>7,} other {other} p99 {p99} ms "
+            f"cpu {step['server_cpu_pct'] or 0:.0f}%")
 
 
 def progress(name, what, text):
@@ -289,13 +290,7 @@ def main():
         print("bench/overload: needs 2 cores (server on core 0, load on core 1)", file=sys.stderr)
         return 2
 
-    workdir = Path(tempfile.mkdtemp(prefix="connect-overload-"))
-    atexit.register(shutil.rmtree, workdir, True)
-    bins = workdir / "bin"
-    bins.mkdir()
-    for rel in ("connect-server", "connect-client", "examples/baseline_server"):
-        shutil.copy2(args.bin_dir / rel, bins / Path(rel).name)
-    args.bin_dir = bins
+    workdir, args.bin_dir = private_workdir("connect-overload-", args.bin_dir)
 
     quotas = [CpuQuota(f"connect-overload-{i}", args.quota, args.quota_period_us) for i in range(2)]
     quota_note = f"{args.quota:g}% of a core ({args.quota_period_us} us periods)"
