@@ -8,14 +8,17 @@ received the exact response payload of every call (an error carries none);
 """
 
 import asyncio
+import atexit
 import json
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,6 +84,19 @@ SCENARIOS = {
 }
 
 
+def private_workdir(prefix, bin_dir):
+    """A temporary directory removed at exit (server logs run to gigabytes in a full
+    run; never leave them behind), with private copies of the binaries in `bin/`
+    (a shared target directory may be rebuilt while we measure). Returns both paths."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, workdir, True)
+    bins = workdir / "bin"
+    bins.mkdir()
+    for rel in ("connect-server", "connect-client", "examples/baseline_server"):
+        shutil.copy2(bin_dir / rel, bins / Path(rel).name)
+    return workdir, bins
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,9 +155,11 @@ class Server:
     serves (`only`; None: all) and whether it is a full-featured gRPC server
     (all four call kinds, deadlines, cancellation), which the targets compare with."""
 
-    def __init__(self, name, argv, workdir, only=None, full=True, colour="#888"):
+    def __init__(self, name, argv, workdir, only=None, full=True, colour="#888", quiet=False):
         self.name, self.argv, self.workdir = name, argv, workdir
         self.only, self.full, self.colour = only, full, colour
+        # quiet: stdout (connect-server's access log, a line per call) to /dev/null, stderr kept.
+        self.quiet = quiet
         self.proc = None
         self.port = None
         self.log = None
@@ -156,7 +174,8 @@ class Server:
             argv = ["taskset", "-c", cpus] + argv
         self.log = open(self.workdir / f"{re.sub(r'[^A-Za-z0-9]+', '_', self.name)}.log", "ab")
         started = time.monotonic()
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, cwd=ROOT)
+        stdout = subprocess.DEVNULL if self.quiet else self.log
+        self.proc = subprocess.Popen(argv, stdout=stdout, stderr=self.log, cwd=ROOT)
         wait_port(self.port, self.proc)
         return started
 
@@ -267,6 +286,9 @@ def bench(args, server, scenario, cpus, rate=None, connections=None, concurrency
         "warmed_up": args.warmup > 0,
         "errors": report["failed"] + (0 if note is None else 1),
         "note": note,
+        # Failed calls by status name, and the measured window (ends with the last answer).
+        "statuses": report["errors"],
+        "elapsed_s": report["elapsed_s"],
     }
 
 

@@ -20,19 +20,16 @@ Standard library only; run it through bench/run, which builds everything.
 """
 
 import argparse
-import atexit
 import datetime
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
     BASELINE, CONNECTIONS, IDLE, OURS, OURS_SPIN, PACED_RATE, PYTHON, ROOT, SCENARIOS, SWEEP, TOOLS, Server, bench,
-    h2load, idle_connections, measured, raise_open_files_limit, rss_kib, run, verify_responses,
+    h2load, idle_connections, measured, private_workdir, raise_open_files_limit, rss_kib, run, verify_responses,
 )
 import report  # noqa: E402
 
@@ -247,15 +244,7 @@ def main():
     if args.output is None and not args.quick:
         args.output = ROOT / "BENCHMARKS.md"
 
-    workdir = Path(tempfile.mkdtemp(prefix="connect-bench-"))
-    # Server logs run to gigabytes in a full run; never leave them behind.
-    atexit.register(shutil.rmtree, workdir, True)
-    # Private copies: a shared target directory may be rebuilt while we measure.
-    bins = workdir / "bin"
-    bins.mkdir()
-    for rel in ("connect-server", "connect-client", "examples/baseline_server"):
-        shutil.copy2(args.bin_dir / rel, bins / Path(rel).name)
-    args.bin_dir = bins
+    workdir, args.bin_dir = private_workdir("connect-bench-", args.bin_dir)
     idle_count = 200 if args.quick else IDLE
     open_files = raise_open_files_limit(2 * idle_count + 1024)
     if open_files < idle_count + 256:
