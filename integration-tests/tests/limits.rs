@@ -50,20 +50,6 @@ async fn oversized_response_is_out_of_range_naming_the_limit() {
     assert_eq!(ok.response_data, "Hello, short");
 }
 
-/// With default flags a connection may open 100 streams (RFC 9113's least
-/// recommended value): past that its calls wait in the client, where they cost
-/// the server nothing, instead of in the server, where each open stream makes
-/// every call dearer (BENCHMARKS.md, "Overload").
-#[tokio::test]
-async fn the_default_stream_limit_is_100() {
-    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
-    let server = TestServer::start().await;
-    let (_conn, settings) = RawConn::handshake(server.addr).await;
-    let limits: Vec<u32> =
-        settings.iter().filter(|(id, _)| *id == MAX_CONCURRENT_STREAMS).map(|(_, value)| *value).collect();
-    assert_eq!(limits, [100]);
-}
-
 #[tokio::test]
 async fn streams_beyond_max_concurrent_streams_are_refused() {
     let server = TestServer::start_with_args(&["--max-concurrent-streams", "1"]).await;

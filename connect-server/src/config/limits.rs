@@ -9,9 +9,6 @@ use std::{num::NonZeroUsize, time::Duration};
 
 use clap::Args;
 
-/// The default of `--max-concurrent-streams`.
-const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
-
 /// HTTP/2 and message limits; every flag also has an environment variable.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]
@@ -23,10 +20,7 @@ pub struct LimitArgs {
     pub max_calls_in_flight: NonZeroUsize,
 
     /// Most concurrent streams (calls) one connection may have open; clients queue beyond it.
-    // 100, the least RFC 9113 recommends: under overload, streams held open on the
-    // server only wait there, and every open stream makes each call dearer in h2
-    // (BENCHMARKS.md, "Overload": at 1,024 goodput at 3x of peak fell to ~75%).
-    #[arg(long, env = "CONNECT_MAX_CONCURRENT_STREAMS", default_value_t = DEFAULT_MAX_CONCURRENT_STREAMS)]
+    #[arg(long, env = "CONNECT_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
     pub max_concurrent_streams: u32,
 
     /// Most streams the server may reset for client errors on one connection before it closes it (GOAWAY).
