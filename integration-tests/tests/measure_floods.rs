@@ -204,6 +204,9 @@ enum Shape {
     ServerStream,
     /// A client stream that sends one small message and never half-closes.
     OpenClientStream,
+    /// A server stream of 1,000 replies of 1 KiB at once, to a client that
+    /// grants every flow-control window and never reads its socket.
+    UnreadServerStream,
 }
 
 async fn many_streams(
@@ -216,13 +219,19 @@ async fn many_streams(
     let server = ChildServer::spawn(args).await;
     let addr: std::net::SocketAddr = server.addr.parse().unwrap();
     let rss_idle = server.rss_kib();
-    let message = connect_proto::RequestMessage { request_data: "hold".into(), count: 3, interval_ms: 2_000 };
+    let message = match shape {
+        Shape::UnreadServerStream => {
+            connect_proto::RequestMessage { request_data: "u".repeat(1_000), count: 1_000, interval_ms: 0 }
+        }
+        _ => connect_proto::RequestMessage { request_data: "hold".into(), count: 3, interval_ms: 2_000 },
+    };
     let mut body = vec![0u8];
     body.extend_from_slice(&u32::try_from(message.encoded_len()).unwrap().to_be_bytes());
     body.extend_from_slice(&message.encode_to_vec());
     let (path, end_stream) = match shape {
         Shape::ServerStream => ("/ConnectService/ServerStreamRPC", 0x1),
         Shape::OpenClientStream => ("/ConnectService/ClientStreamRPC", 0x0),
+        Shape::UnreadServerStream => ("/ConnectService/ServerStreamRPC", 0x1),
     };
     let mut batch = Vec::new();
     for n in 0..streams {
@@ -236,6 +245,18 @@ async fn many_streams(
         let (mut conn, _) = RawConn::handshake(addr).await;
         // A connection window that never runs out: this client reads everything.
         conn.write(&encode_frame(frame_type::WINDOW_UPDATE, 0, 0, &(1u32 << 30).to_be_bytes())).await;
+        if let Shape::UnreadServerStream = shape {
+            // ...or grants every stream the largest window and never reads at all.
+            let mut window = vec![0, 4]; // SETTINGS_INITIAL_WINDOW_SIZE
+            window.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
+            conn.write(&encode_frame(frame_type::SETTINGS, 0, 0, &window)).await;
+            conn.write(&batch).await;
+            tasks.push(tokio::spawn(async move {
+                std::future::pending::<()>().await;
+                conn
+            }));
+            continue;
+        }
         conn.write(&batch).await;
         let refused = std::sync::Arc::clone(&refused);
         // Reads every frame until each stream has ended: a refusal is a trailers-only
@@ -264,7 +285,13 @@ async fn many_streams(
     }
     let mut conns = Vec::new();
     for task in tasks {
-        conns.push(task.await.unwrap());
+        if let Shape::UnreadServerStream = shape {
+            // Never reading, it never ends by itself: dropping it closes the connection.
+            task.abort();
+        }
+        if let Ok(conn) = task.await {
+            conns.push(conn);
+        }
     }
     drop(conns);
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -313,6 +340,21 @@ async fn client_streams_that_never_half_close_stay_within_the_call_budget() {
             connections * streams as usize
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run scripts/floods"]
+async fn server_streams_never_read_stay_within_the_call_budget() {
+    let (connections, streams) = (20, 1_000);
+    let (idle, peak, after, _) = many_streams(&[], connections, streams, Shape::UnreadServerStream).await;
+    println!(
+        "unread server streams, default flags: {connections} connections x {streams} server streams of 1,000 \
+         1 KiB replies, every window granted, the socket never read: RSS idle {} MiB, peak {} MiB, \
+         30 s after the connections closed {} MiB",
+        idle / 1024,
+        peak / 1024,
+        after / 1024
+    );
 }
 
 /// `calls` unary calls over 10 connections, each sending all but 1 KiB of a
