@@ -201,12 +201,12 @@ async fn slowloris_full_scale_is_closed_and_fds_return() {
 #[derive(Clone, Copy)]
 enum Shape {
     /// A server stream of 3 replies, 2 s apart, its request half-closed.
-    ServerStream,
+    PacedServer,
     /// A client stream that sends one small message and never half-closes.
-    OpenClientStream,
+    HalfOpenClient,
     /// A server stream of 1,000 replies of 1 KiB at once, to a client that
     /// grants every flow-control window and never reads its socket.
-    UnreadServerStream,
+    UnreadServer,
 }
 
 async fn many_streams(
@@ -220,7 +220,7 @@ async fn many_streams(
     let addr: std::net::SocketAddr = server.addr.parse().unwrap();
     let rss_idle = server.rss_kib();
     let message = match shape {
-        Shape::UnreadServerStream => {
+        Shape::UnreadServer => {
             connect_proto::RequestMessage { request_data: "u".repeat(1_000), count: 1_000, interval_ms: 0 }
         }
         _ => connect_proto::RequestMessage { request_data: "hold".into(), count: 3, interval_ms: 2_000 },
@@ -229,9 +229,9 @@ async fn many_streams(
     body.extend_from_slice(&u32::try_from(message.encoded_len()).unwrap().to_be_bytes());
     body.extend_from_slice(&message.encode_to_vec());
     let (path, end_stream) = match shape {
-        Shape::ServerStream => ("/ConnectService/ServerStreamRPC", 0x1),
-        Shape::OpenClientStream => ("/ConnectService/ClientStreamRPC", 0x0),
-        Shape::UnreadServerStream => ("/ConnectService/ServerStreamRPC", 0x1),
+        Shape::PacedServer => ("/ConnectService/ServerStreamRPC", 0x1),
+        Shape::HalfOpenClient => ("/ConnectService/ClientStreamRPC", 0x0),
+        Shape::UnreadServer => ("/ConnectService/ServerStreamRPC", 0x1),
     };
     let mut batch = Vec::new();
     for n in 0..streams {
@@ -245,7 +245,7 @@ async fn many_streams(
         let (mut conn, _) = RawConn::handshake(addr).await;
         // A connection window that never runs out: this client reads everything.
         conn.write(&encode_frame(frame_type::WINDOW_UPDATE, 0, 0, &(1u32 << 30).to_be_bytes())).await;
-        if let Shape::UnreadServerStream = shape {
+        if let Shape::UnreadServer = shape {
             // ...or grants every stream the largest window and never reads at all.
             let mut window = vec![0, 4]; // SETTINGS_INITIAL_WINDOW_SIZE
             window.extend_from_slice(&0x7fff_ffffu32.to_be_bytes());
@@ -285,7 +285,7 @@ async fn many_streams(
     }
     let mut conns = Vec::new();
     for task in tasks {
-        if let Shape::UnreadServerStream = shape {
+        if let Shape::UnreadServer = shape {
             // Never reading, it never ends by itself: dropping it closes the connection.
             task.abort();
         }
@@ -308,8 +308,7 @@ async fn many_streams_stay_within_the_call_budget() {
         ("default flags", &[][..]),
         ("no budget (--max-calls-in-flight 1000000)", &["--max-calls-in-flight", "1000000"][..]),
     ] {
-        let (idle, peak, after, refused) =
-            many_streams(args, connections, streams, Shape::ServerStream).await;
+        let (idle, peak, after, refused) = many_streams(args, connections, streams, Shape::PacedServer).await;
         println!(
             "many streams, {label}: {connections} connections x {streams} server streams: RSS idle {} MiB, \
              peak {} MiB, 30 s after {} MiB; {refused} of {} calls refused",
@@ -330,7 +329,7 @@ async fn client_streams_that_never_half_close_stay_within_the_call_budget() {
         ("no budget (--max-calls-in-flight 1000000)", &["--max-calls-in-flight", "1000000"][..]),
     ] {
         let (idle, peak, after, refused) =
-            many_streams(args, connections, streams, Shape::OpenClientStream).await;
+            many_streams(args, connections, streams, Shape::HalfOpenClient).await;
         println!(
             "open client streams, {label}: {connections} connections x {streams} client streams (one message, \
              never half-closed): RSS idle {} MiB, peak {} MiB, 30 s after {} MiB; {refused} of {} calls refused",
@@ -346,7 +345,7 @@ async fn client_streams_that_never_half_close_stay_within_the_call_budget() {
 #[ignore = "measurement: run scripts/floods"]
 async fn server_streams_never_read_stay_within_the_call_budget() {
     let (connections, streams) = (20, 1_000);
-    let (idle, peak, after, _) = many_streams(&[], connections, streams, Shape::UnreadServerStream).await;
+    let (idle, peak, after, _) = many_streams(&[], connections, streams, Shape::UnreadServer).await;
     println!(
         "unread server streams, default flags: {connections} connections x {streams} server streams of 1,000 \
          1 KiB replies, every window granted, the socket never read: RSS idle {} MiB, peak {} MiB, \
