@@ -37,9 +37,11 @@ use crate::{
 };
 
 /// Batches buffered between a producer and the connection; flow control does the rest.
-/// With [`MAX_BATCH_BYTES`], a stream buffers at most about 64 KiB of small responses
-/// (or four large ones).
-const CHANNEL_CAPACITY: usize = 4;
+/// With [`MAX_BATCH_BYTES`], a stream buffers at most about 32 KiB of small responses
+/// (or two large ones): two keep the producer one batch ahead of the connection,
+/// and every admitted stream of a client that never reads holds them
+/// (RELIABILITY.md, the unread server streams).
+const CHANNEL_CAPACITY: usize = 2;
 
 /// Most responses [`Producer::queue`] gathers before it hands them over.
 pub(crate) const MAX_BATCH: usize = 256;
