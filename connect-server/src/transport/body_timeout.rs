@@ -222,42 +222,48 @@ where
                 *this.waiting = false;
                 if let Some(Ok(frame)) = &frame
                     && let Some(data) = frame.data_ref()
-                    && matches!(this.watch, Watch::Whole)
-                    && let Some(budget) = this.budget.as_ref()
                 {
-                    *this.received += data.len();
-                    // A declared length is taken whole with the first bytes (so a body that
-                    // cannot fit is refused before it is sent); otherwise what has come so far.
-                    let wanted =
-                        this.declared.map_or(*this.received, |declared| declared.max(*this.received));
-                    let held = this.reservation.as_ref().map_or(0, |reservation| reservation.bytes);
-                    if wanted >= RESERVE_FROM as usize
-                        && wanted > held
-                        && !budget.grow(this.reservation, wanted - held)
-                    {
-                        let refused = match this.declared {
-                            Some(declared) => over_budget(u32::try_from(*declared).unwrap_or(u32::MAX)),
-                            None => over_budget_so_far(*this.received),
-                        };
-                        return Poll::Ready(Some(Err(Box::new(refused))));
-                    }
-                } else if let Some(Ok(frame)) = &frame
-                    && let Some(data) = frame.data_ref()
-                    && matches!(this.watch, Watch::Messages)
-                {
-                    if this.frames.feed(data) > 0 {
-                        // The message the reservation was for has ended.
-                        *this.reservation = None;
-                    }
-                    match (this.frames.message_len(), this.budget.as_ref()) {
-                        (None, _) => *this.reservation = None,
-                        (Some(len), Some(budget)) if len >= RESERVE_FROM && this.reservation.is_none() => {
-                            match budget.reserve(len as usize) {
-                                Some(reservation) => *this.reservation = Some(reservation),
-                                None => *this.over_budget = Some(len),
+                    match (this.watch, this.budget.as_ref()) {
+                        (Watch::Whole, None) => {}
+                        (Watch::Whole, Some(budget)) => {
+                            *this.received += data.len();
+                            // A declared length is taken whole with the first bytes (so a body
+                            // that cannot fit is refused before it is sent); otherwise what has
+                            // come so far.
+                            let wanted =
+                                this.declared.map_or(*this.received, |declared| declared.max(*this.received));
+                            let held = this.reservation.as_ref().map_or(0, |reservation| reservation.bytes);
+                            if wanted >= RESERVE_FROM as usize
+                                && wanted > held
+                                && !budget.grow(this.reservation, wanted - held)
+                            {
+                                let refused = match this.declared {
+                                    Some(declared) => {
+                                        over_budget(u32::try_from(*declared).unwrap_or(u32::MAX))
+                                    }
+                                    None => over_budget_so_far(*this.received),
+                                };
+                                return Poll::Ready(Some(Err(Box::new(refused))));
                             }
                         }
-                        _ => {}
+                        (Watch::Messages, budget) => {
+                            if this.frames.feed(data) > 0 {
+                                // The message the reservation was for has ended.
+                                *this.reservation = None;
+                            }
+                            match (this.frames.message_len(), budget) {
+                                (None, _) => *this.reservation = None,
+                                (Some(len), Some(budget))
+                                    if len >= RESERVE_FROM && this.reservation.is_none() =>
+                                {
+                                    match budget.reserve(len as usize) {
+                                        Some(reservation) => *this.reservation = Some(reservation),
+                                        None => *this.over_budget = Some(len),
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
                     }
                 }
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
