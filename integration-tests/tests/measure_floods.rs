@@ -300,17 +300,17 @@ async fn many_streams(
     (rss_idle, peak, after, refused)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement: run scripts/floods"]
-async fn many_streams_stay_within_the_call_budget() {
+/// [`many_streams`] of `shape` (named `what` in the report), with default
+/// flags and without the call budget, one line each.
+async fn with_and_without_the_budget(shape: Shape, what: &str) {
     let (connections, streams) = (200, 1_000);
     for (label, args) in [
         ("default flags", &[][..]),
         ("no budget (--max-calls-in-flight 1000000)", &["--max-calls-in-flight", "1000000"][..]),
     ] {
-        let (idle, peak, after, refused) = many_streams(args, connections, streams, Shape::PacedServer).await;
+        let (idle, peak, after, refused) = many_streams(args, connections, streams, shape).await;
         println!(
-            "many streams, {label}: {connections} connections x {streams} server streams: RSS idle {} MiB, \
+            "{what}, {label}: {connections} connections x {streams} streams: RSS idle {} MiB, \
              peak {} MiB, 30 s after {} MiB; {refused} of {} calls refused",
             idle / 1024,
             peak / 1024,
@@ -322,23 +322,15 @@ async fn many_streams_stay_within_the_call_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement: run scripts/floods"]
+async fn many_streams_stay_within_the_call_budget() {
+    with_and_without_the_budget(Shape::PacedServer, "many server streams").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run scripts/floods"]
 async fn client_streams_that_never_half_close_stay_within_the_call_budget() {
-    let (connections, streams) = (200, 1_000);
-    for (label, args) in [
-        ("default flags", &[][..]),
-        ("no budget (--max-calls-in-flight 1000000)", &["--max-calls-in-flight", "1000000"][..]),
-    ] {
-        let (idle, peak, after, refused) =
-            many_streams(args, connections, streams, Shape::HalfOpenClient).await;
-        println!(
-            "open client streams, {label}: {connections} connections x {streams} client streams (one message, \
-             never half-closed): RSS idle {} MiB, peak {} MiB, 30 s after {} MiB; {refused} of {} calls refused",
-            idle / 1024,
-            peak / 1024,
-            after / 1024,
-            connections * streams as usize
-        );
-    }
+    with_and_without_the_budget(Shape::HalfOpenClient, "client streams of one message, never half-closed")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
