@@ -10,9 +10,9 @@ use common::{Pki, command, start_server, start_server_without_reflection};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::{
-    io::{AsyncBufReadExt, BufReader},
+    io::{AsyncBufReadExt, BufReader, Lines},
     net::TcpStream,
-    process::Child,
+    process::{Child, ChildStderr},
     time::timeout,
 };
 use tokio_tungstenite::{
@@ -29,6 +29,8 @@ struct Ui {
     _child: Child,
     /// `127.0.0.1:PORT`.
     addr: String,
+    /// The lines the client writes to stderr.
+    stderr: Lines<BufReader<ChildStderr>>,
 }
 
 impl Ui {
@@ -40,9 +42,11 @@ impl Ui {
         let mut child = command(url, &argv)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let line =
             timeout(IN_TIME, lines.next_line()).await.expect("the line in time").unwrap().expect("a line");
@@ -52,7 +56,13 @@ impl Ui {
             .unwrap_or_else(|| panic!("the address line: {line:?}"))
             .to_owned();
         assert!(addr.starts_with("127.0.0.1:"), "loopback by default: {addr}");
-        Self { _child: child, addr }
+        Self { _child: child, addr, stderr }
+    }
+
+    /// The next line the client writes to stderr.
+    async fn stderr_line(&mut self) -> String {
+        let line = timeout(IN_TIME, self.stderr.next_line()).await.expect("a stderr line in time");
+        line.unwrap().expect("a line before the client exits")
     }
 
     /// `GET path`: the status, the content type and the body.
@@ -219,6 +229,28 @@ async fn calls_go_over_tls_with_the_token() {
     let (_, _, schema) = ui.get("/schema.json").await;
     assert_eq!(serde_json::from_str::<Value>(&schema).unwrap()["grpcUrl"], url);
     assert_eq!(ui.greet("tls").await, "Hello, tls");
+}
+
+/// A client that pings faster than the server allows (without calls in
+/// flight: once per 2 hours by default) gets GOAWAY `too_many_pings`; it
+/// doubles its keepalive interval for its next connection and says so, and
+/// again when that one is closed too. Over TLS, where the client reads the
+/// GOAWAY above its own TLS layer.
+#[tokio::test]
+async fn keepalive_doubles_its_interval_each_time_the_server_says_too_many_pings() {
+    let pki = Pki::write("ui-keepalive");
+    let (_, port) =
+        start_server(&["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key")]).await;
+    let url = format!("https://127.0.0.1:{port}");
+    let mut ui = Ui::start(&url, &["--ca", &pki.path("ca.pem"), "--keepalive-interval", "100ms"], &[]).await;
+    let said = |every: &str| {
+        format!(
+            "the server closed the connection with GOAWAY too_many_pings: pinging every {every} from now on"
+        )
+    };
+    assert_eq!(ui.stderr_line().await, said("200ms"));
+    assert_eq!(ui.greet("after").await, "Hello, after", "the next call goes over a new connection");
+    assert_eq!(ui.stderr_line().await, said("400ms"));
 }
 
 #[tokio::test]

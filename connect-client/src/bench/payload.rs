@@ -82,7 +82,7 @@ async fn dynamic(settings: &BenchSettings, call: &BenchCall) -> Result<Payload, 
                 codec: Codec::Proto,
                 http1: false,
             };
-            let connected = channel::open(&channel).await?;
+            let connected = channel::open(&channel, &Output::stdio()).await?;
             let options = CallOptions {
                 headers: settings.headers.clone(),
                 verbose: false,

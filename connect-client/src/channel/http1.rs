@@ -20,28 +20,24 @@ use hyper::{
     client::conn::http1::{self, SendRequest},
 };
 use hyper_util::rt::TokioIo;
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    net::TcpStream,
-    sync::watch,
-};
-use tokio_rustls::{TlsConnector, rustls::pki_types::ServerName};
+use tokio::sync::watch;
 use tonic::body::Body;
 use tower::{BoxError, Service};
 
-use super::{Options, target::Target, wait_before_retry};
+use super::{
+    Options,
+    dial::{Dialer, Io},
+    target::Target,
+    wait_before_retry,
+};
 use crate::error::one_line;
 
 /// HTTP/1.1 connections to one address.
 #[derive(Clone)]
 pub(crate) struct Http1 {
-    host: String,
-    port: u16,
+    dialer: Dialer,
     /// The `Host` header of every call.
     authority: HeaderValue,
-    connect_timeout: Duration,
-    /// For `https://`: the TLS settings and the name the certificate must have.
-    tls: Option<(TlsConnector, ServerName<'static>)>,
     /// The connection of the last call, for the next one.
     idle: Arc<Mutex<Option<Connection>>>,
 }
@@ -79,21 +75,8 @@ impl Http1 {
     ) -> Result<Self, String> {
         let authority = target.uri.authority().map(|authority| authority.as_str()).unwrap_or(&target.host);
         let authority = HeaderValue::from_str(authority).map_err(|error| error.to_string())?;
-        let tls = match tls {
-            Some(config) if target.uri.scheme_str() == Some("https") => {
-                let name = ServerName::try_from(target.host.clone()).map_err(|error| error.to_string())?;
-                Some((TlsConnector::from(Arc::new(config)), name))
-            }
-            _ => None,
-        };
-        let http1 = Self {
-            host: target.host.clone(),
-            port: target.port,
-            authority,
-            connect_timeout: options.connect_timeout,
-            tls,
-            idle: Arc::default(),
-        };
+        let dialer = Dialer::new(target, tls, options.connect_timeout)?;
+        let http1 = Self { dialer, authority, idle: Arc::default() };
         loop {
             let error = match http1.open().await {
                 Ok(connection) => {
@@ -111,30 +94,7 @@ impl Http1 {
 
     /// A new connection.
     async fn open(&self) -> Result<Connection, BoxError> {
-        let connect = TcpStream::connect((self.host.as_str(), self.port));
-        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => return Err(format!("tcp connect error: {error}").into()),
-            Err(_) => {
-                return Err(format!("tcp connect error: no answer within {:?}", self.connect_timeout).into());
-            }
-        };
-        stream.set_nodelay(true)?;
-        match &self.tls {
-            None => handshake(stream).await,
-            Some((connector, name)) => {
-                let handshake_tls = connector.connect(name.clone(), stream);
-                let stream = match tokio::time::timeout(self.connect_timeout, handshake_tls).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => return Err(format!("tls handshake error: {error}").into()),
-                    Err(_) => {
-                        let waited = self.connect_timeout;
-                        return Err(format!("tls handshake error: no answer within {waited:?}").into());
-                    }
-                };
-                handshake(stream).await
-            }
-        }
+        handshake(self.dialer.dial().await?).await
     }
 
     /// The free connection of an earlier call, if there is one.
@@ -153,10 +113,7 @@ fn is_io(error: &hyper::Error) -> bool {
     std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>())
 }
 
-async fn handshake<IO>(io: IO) -> Result<Connection, BoxError>
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn handshake(io: Box<dyn Io>) -> Result<Connection, BoxError> {
     let (sender, connection) = http1::handshake(TokioIo::new(io)).await?;
     let (failed, ended) = watch::channel(None);
     // The connection ends with its last call, or when the server closes it.

@@ -19,7 +19,9 @@
 //! [`Transport`] every command calls on.
 
 pub(crate) mod connect;
+mod dial;
 mod http1;
+mod ping_backoff;
 pub mod protocol;
 mod target;
 mod tls;
@@ -38,7 +40,10 @@ pub(crate) use target::{Target, invalid, url};
 pub use tls::TlsFiles;
 use tracker::Tracker;
 
-use crate::error::{ClientError, one_line};
+use crate::{
+    error::{ClientError, one_line},
+    output::Output,
+};
 
 /// How many replica-set changes may queue up for the balancer.
 const CHANGE_QUEUE: usize = 64;
@@ -117,9 +122,11 @@ pub struct Connected {
 
 /// Connects as `settings` say, over HTTP/2 (balanced over several addresses)
 /// or HTTP/1.1, and speaks the protocol they ask for on that connection.
-pub(crate) async fn open(settings: &ChannelSettings) -> Result<Connected, ClientError> {
+/// With keepalive and one address, the keepalive backs off when the server
+/// says `too_many_pings` (`ping_backoff.rs`), saying so on `output`.
+pub(crate) async fn open(settings: &ChannelSettings, output: &Output) -> Result<Connected, ClientError> {
+    let options = options(settings)?;
     let (transport, reprobe) = if settings.http1 {
-        let options = options(settings)?;
         let [addr] = settings.addrs.as_slice() else {
             return Err(ClientError::Usage("--http1 takes one --addr (balancing needs HTTP/2)".into()));
         };
@@ -127,14 +134,38 @@ pub(crate) async fn open(settings: &ChannelSettings) -> Result<Connected, Client
         let tls = options.tls.is_some().then(|| settings.tls.http1_config()).transpose()?;
         let http1 = http1::Http1::connect(&target, tls, &options)
             .await
-            .map_err(|reason| ClientError::Connect { addr: addr.clone(), reason })?;
+            .map_err(|reason| connect_error(settings, reason))?;
         (Transport::new(http1), None)
+    } else if let Some(keepalive) = settings.keepalive
+        && let Some(target) = one_address(settings).await?
+    {
+        let tls = options.tls.is_some().then(|| settings.tls.h2_config()).transpose()?;
+        let backing_off = ping_backoff::BackingOff::connect(&target, tls, &options, keepalive, output)
+            .await
+            .map_err(|reason| connect_error(settings, reason))?;
+        (Transport::new(backing_off), None)
     } else {
-        let balanced = connect(settings).await?;
+        let balanced = connect_addrs(&settings.addrs, &options).await?;
         (Transport::from(balanced.channel), balanced.reprobe)
     };
     let transport = transport.speaking(settings.protocol, settings.codec, settings.http1);
     Ok(Connected { transport, reprobe })
+}
+
+/// The one target of `settings`, unless they name several addresses, or a
+/// name that resolves to several (which the balanced channel spreads calls over).
+async fn one_address(settings: &ChannelSettings) -> Result<Option<Target>, ClientError> {
+    let [addr] = settings.addrs.as_slice() else {
+        return Ok(None);
+    };
+    let target = Target::parse(addr)?;
+    let several = target.resolve().await.is_ok_and(|resolved| resolved.len() > 1);
+    Ok((!several).then_some(target))
+}
+
+/// The error for a connection to `settings`' address that could not be made.
+fn connect_error(settings: &ChannelSettings, reason: String) -> ClientError {
+    ClientError::Connect { addr: settings.addrs.join(", "), reason }
 }
 
 /// How `settings` ask to connect.
@@ -147,11 +178,6 @@ fn options(settings: &ChannelSettings) -> Result<Options, ClientError> {
         failed_attempts: watch::Sender::new(0),
         keepalive: settings.keepalive,
     })
-}
-
-/// Connects as `settings` say: a plain channel for one address, a balanced one for several.
-pub(crate) async fn connect(settings: &ChannelSettings) -> Result<Balanced, ClientError> {
-    connect_addrs(&settings.addrs, &options(settings)?).await
 }
 
 /// Connects to `addrs` (URLs such as `http://10.0.0.1:50051`; `host:port` means `http://host:port`).
@@ -191,9 +217,19 @@ pub async fn connect_addrs(addrs: &[String], options: &Options) -> Result<Balanc
 /// One address: an ordinary channel, retried until ready with `--wait-for-ready`.
 async fn connect_one(target: &Target, options: &Options) -> Result<Balanced, String> {
     let endpoint = target.endpoint(None, options)?;
+    let channel = connect_retrying(options, || endpoint.connect()).await?;
+    Ok(Balanced { channel, reprobe: None })
+}
+
+/// Makes a channel with `connect`, retried until ready with `--wait-for-ready`.
+async fn connect_retrying<F, C>(options: &Options, mut connect: F) -> Result<Channel, String>
+where
+    F: FnMut() -> C,
+    C: Future<Output = Result<Channel, tonic::transport::Error>>,
+{
     loop {
-        let error = match endpoint.connect().await {
-            Ok(channel) => return Ok(Balanced { channel, reprobe: None }),
+        let error = match connect().await {
+            Ok(channel) => return Ok(channel),
             Err(error) => error,
         };
         options.failed_attempts.send_modify(|attempts| *attempts += 1);

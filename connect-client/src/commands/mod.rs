@@ -89,7 +89,7 @@ pub async fn run(settings: Settings, output: &Output) -> Result<(), ClientError>
     {
         return done;
     }
-    let connected = channel::open(&settings.channel).await?;
+    let connected = channel::open(&settings.channel, output).await?;
     let policy = RetryPolicy::new(&settings.retry, connected.reprobe.clone())
         .wait_for_ready(settings.channel.wait_for_ready)
         .with_output(output.clone());
