@@ -112,3 +112,56 @@ def lines(label, xs, series, log_y=False):
         parts.append(f'<text x="{x0 + PANEL_W / 2}" y="{y0 + PANEL_H + 18}" text-anchor="middle">{escape(label)}</text>')
         return parts
     return draw
+
+
+def xy_lines(label, series, log_y=False, diagonal=None):
+    """A panel of one line per server over a numeric x axis (each server its own xs);
+    `series`: (name, colour, [(x, y or None)]). `diagonal`: a grey dashed y = x, labelled so."""
+    def draw(x0, y0):
+        parts = []
+        points_of = [(name, colour, [(x, y) for x, y in pts if x is not None and y]) for name, colour, pts in series]
+        xs = [x for _, _, pts in points_of for x, _ in pts]
+        ys = [y for _, _, pts in points_of for _, y in pts]
+        if not xs:
+            return parts
+        x_hi = max(xs) * 1.05
+        lo, hi = min(ys), max(ys)
+        if log_y:
+            lo, hi = math.log10(lo) - 0.1, math.log10(hi) + 0.1
+        else:
+            lo, hi = 0.0, max(hi, x_hi if diagonal else hi) * 1.1
+        left, right = x0 + 35, x0 + PANEL_W - 5
+
+        def x_of(v):
+            return left + (right - left) * v / (x_hi or 1)
+
+        def y_of(v):
+            t = (math.log10(v) if log_y else v) - lo
+            return y0 + PANEL_H - 20 - (PANEL_H - 30) * t / ((hi - lo) or 1)
+
+        for tick in (0, x_hi / 4, x_hi / 2, 3 * x_hi / 4):
+            parts.append(f'<text x="{x_of(tick):.1f}" y="{y0 + PANEL_H - 5}" text-anchor="middle" font-size="9">'
+                         f'{short(tick) if tick else "0"}</text>')
+        for tick in (lo, (lo + hi) / 2, hi):
+            value = 10 ** tick if log_y else tick
+            y = y_of(value)
+            parts.append(f'<line x1="{left - 5}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#eee"/>'
+                         f'<text x="{left - 7}" y="{y + 3:.1f}" text-anchor="end" font-size="9">'
+                         f'{short(value) if value else "0"}</text>')
+        if diagonal and not log_y:
+            end = min(x_hi, hi)
+            parts.append(f'<line x1="{x_of(0):.1f}" y1="{y_of(0):.1f}" x2="{x_of(end):.1f}" y2="{y_of(end):.1f}" '
+                         f'stroke="#aaa" stroke-dasharray="4 3"/>'
+                         f'<text x="{x_of(end) - 4:.1f}" y="{y_of(end) + 12:.1f}" text-anchor="end" font-size="9" '
+                         f'fill="#888">{escape(diagonal)}</text>')
+        for name, colour, points in points_of:
+            coords = [(x_of(x), y_of(y)) for x, y in points]
+            if len(coords) > 1:
+                path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+                parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            for (x, y), (vx, vy) in zip(coords, points):
+                parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">'
+                             f'<title>{escape(name)}: {vx:,.0f} offered, {vy:,.2f}</title></circle>')
+        parts.append(f'<text x="{x0 + PANEL_W / 2}" y="{y0 + PANEL_H + 18}" text-anchor="middle">{escape(label)}</text>')
+        return parts
+    return draw
