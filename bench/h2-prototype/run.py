@@ -145,6 +145,10 @@ def instructions(args, workdir, body):
     return counts
 
 
+def percent(value):
+    return "-" if value is None else f"{value:.0f}%"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", type=Path, required=True, help="where connect-server and h2-prototype are")
@@ -186,8 +190,8 @@ def main():
         print(header)
         print(rule)
         for name, r in results.items():
-            line = (f"| {name} | {median(r['rate']):,.0f} | {spread(r['rate']):.0f}% "
-                    f"| {median(r['cpu_us']):.2f} | {spread(r['cpu_us']):.0f}% |")
+            line = (f"| {name} | {median(r['rate']):,.0f} | {percent(spread(r['rate']))} "
+                    f"| {median(r['cpu_us']):.2f} | {percent(spread(r['cpu_us']))} |")
             if counts:
                 line += f" {counts[name]:,.0f} |"
             print(line)

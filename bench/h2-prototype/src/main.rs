@@ -346,7 +346,7 @@ impl Conn {
             return Ok(());
         }
         // A new stream's id is odd and above every earlier one; a lower one is a closed stream.
-        if id % 2 == 0 || id <= self.last_stream {
+        if id.is_multiple_of(2) || id <= self.last_stream {
             return Err(PROTOCOL_ERROR);
         }
         self.last_stream = id;
@@ -385,6 +385,8 @@ impl Conn {
             if id > self.last_stream {
                 return Err(PROTOCOL_ERROR); // DATA on an idle stream.
             }
+            // Closed, or half-closed by the client: a stream error (§5.1); its response is dropped.
+            self.streams.retain(|s| s.id != id);
             frame(&mut self.out, RST_STREAM, 0, id, &STREAM_CLOSED.to_be_bytes());
             return Ok(());
         };
@@ -487,7 +489,7 @@ impl Conn {
         if flags & ACK != 0 {
             return if payload.is_empty() { Ok(()) } else { Err(FRAME_SIZE_ERROR) };
         }
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(FRAME_SIZE_ERROR);
         }
         for setting in payload.chunks_exact(6) {
