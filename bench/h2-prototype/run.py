@@ -3,7 +3,7 @@
 and server CPU microseconds per call, medians of several alternating rounds,
 and the ratio; optionally callgrind's user-space instructions per call.
 
-    python3 bench/h2-prototype/run.py --bin-dir TARGET/release [--rounds 7] [--calls 200000]
+    python3 bench/h2-prototype/run.py --bin-dir TARGET/release [--rounds 7] [--calls 500000]
         [--instructions CALLGRIND_CONNECT_SERVER]
 
 `bench/h2-prototype/run` builds both and calls this. Each server runs pinned to
@@ -20,6 +20,7 @@ calls 2xx and exactly the expected DATA bytes (h2load reads no grpc-status).
 """
 
 import argparse
+import os
 import re
 import shutil
 import signal
@@ -31,11 +32,18 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from harness import SCENARIOS, cpu_seconds, free_port, median, spread, wait_port  # noqa: E402
+from harness import SCENARIOS, free_port, median, spread, wait_port  # noqa: E402
 
 UNARY = SCENARIOS["unary"]
 PATH = "/ConnectService/UnaryRPC"
 WARM_UP = 2_000
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of a process and all its threads, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 class Server:
@@ -109,17 +117,20 @@ def grpc_check(servers):
 
 
 def measure(args, servers, body):
-    results = {s.name: {"rate": [], "cpu_us": []} for s in servers}
+    results = {s.name: {"rate": [], "cpu_us": [], "user_us": [], "sys_us": []} for s in servers}
     for round_ in range(args.rounds):
         for server in servers if round_ % 2 == 0 else servers[::-1]:
             h2load(server.port, body, WARM_UP)
-            before = cpu_seconds(server.proc.pid)
+            user, system = cpu_seconds(server.proc.pid)
             rate = h2load(server.port, body, args.calls)
-            cpu = cpu_seconds(server.proc.pid) - before
-            results[server.name]["rate"].append(rate)
-            results[server.name]["cpu_us"].append(1e6 * cpu / args.calls)
-            print(f"round {round_ + 1}: {server.name:15} {rate:>9,.0f} calls/s  {1e6 * cpu / args.calls:6.2f} µs CPU/call",
-                  flush=True)
+            user_after, system_after = cpu_seconds(server.proc.pid)
+            r = results[server.name]
+            r["rate"].append(rate)
+            r["user_us"].append(1e6 * (user_after - user) / args.calls)
+            r["sys_us"].append(1e6 * (system_after - system) / args.calls)
+            r["cpu_us"].append(r["user_us"][-1] + r["sys_us"][-1])
+            print(f"round {round_ + 1}: {server.name:15} {rate:>9,.0f} calls/s  {r['cpu_us'][-1]:6.2f} µs CPU/call "
+                  f"({r['user_us'][-1]:.2f} user, {r['sys_us'][-1]:.2f} system)", flush=True)
     return results
 
 
@@ -153,7 +164,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin-dir", type=Path, required=True, help="where connect-server and h2-prototype are")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=200_000, help="measured calls per server per round")
+    # 500,000: at the prototype's ~1.5 µs a call that is 75 ticks of the 10 ms CPU clock.
+    parser.add_argument("--calls", type=int, default=500_000, help="measured calls per server per round")
     parser.add_argument("--instructions", type=Path, metavar="CONNECT_SERVER",
                         help="also count instructions per call, with this connect-server build "
                              "(built with RUSTFLAGS='--cfg rustix_use_libc')")
@@ -182,8 +194,8 @@ def main():
         cs, proto = results["connect-server"], results["h2-prototype"]
         print(f"\nMedians of {args.rounds} rounds of {args.calls:,} calls (h2load -c4 -m32, server on core 0, "
               "h2load on core 1):\n")
-        header = "| server | calls/s | spread | server CPU µs per call | spread |"
-        rule = "| --- | ---: | ---: | ---: | ---: |"
+        header = "| server | calls/s | spread | server CPU µs per call | spread | of which user / system |"
+        rule = "| --- | ---: | ---: | ---: | ---: | ---: |"
         if counts:
             header += " instructions per call |"
             rule += " ---: |"
@@ -191,12 +203,15 @@ def main():
         print(rule)
         for name, r in results.items():
             line = (f"| {name} | {median(r['rate']):,.0f} | {percent(spread(r['rate']))} "
-                    f"| {median(r['cpu_us']):.2f} | {percent(spread(r['cpu_us']))} |")
+                    f"| {median(r['cpu_us']):.2f} | {percent(spread(r['cpu_us']))} "
+                    f"| {median(r['user_us']):.2f} / {median(r['sys_us']):.2f} |")
             if counts:
                 line += f" {counts[name]:,.0f} |"
             print(line)
         line = (f"| prototype / connect-server | {median(proto['rate']) / median(cs['rate']):.2f}x | "
-                f"| {median(proto['cpu_us']) / median(cs['cpu_us']):.2f}x | |")
+                f"| {median(proto['cpu_us']) / median(cs['cpu_us']):.2f}x | "
+                f"| {median(proto['user_us']) / median(cs['user_us']):.2f}x / "
+                f"{median(proto['sys_us']) / median(cs['sys_us']):.2f}x |")
         if counts:
             line += f" {counts['h2-prototype'] / counts['connect-server']:.2f}x |"
         print(line)
