@@ -12,7 +12,7 @@
 //!
 //! The shape is the one of grpc-go's `http2_server.go` and gRPC C++'s chttp2:
 //! one task per connection reads frames into one buffer, decodes each header
-//! block in place, runs the handler inline when a request's last DATA frame
+//! block as it arrives, runs the handler inline when a request's last DATA frame
 //! arrives (no task, channel or waker per call), appends response frames to
 //! one output buffer and writes it with one syscall per batch of frames read.
 
