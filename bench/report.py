@@ -142,6 +142,11 @@ def idle_table(meta, b):
     return "\n".join(lines)
 
 
+def medians(runs):
+    """Each figure's median over `runs`; the note and the failed calls by status are words, not figures."""
+    return {f: median([r[f] for r in runs]) for f in runs[0] if f not in ("note", "statuses")}
+
+
 def throughput_table(meta, b):
     base = BASELINE
     lines = ["| mode | scenario | load generator | server | calls/s | messages/s | mean ms | p99 ms | vs tonic "
@@ -155,8 +160,8 @@ def throughput_table(meta, b):
                     runs = b.throughput.get((mode, key, tool, s.name))
                     if not runs:
                         continue
-                    m = {f: median([r[f] for r in runs]) for f in runs[0] if f not in ("note",)}
-                    bm = {f: median([r[f] for r in base_runs]) for f in base_runs[0] if f != "note"} if base_runs else {}
+                    m = medians(runs)
+                    bm = medians(base_runs) if base_runs else {}
                     if key == "latency":
                         vs = f"{m['mean_ms'] / bm['mean_ms']:.2f}x latency" if bm.get("mean_ms") and m["mean_ms"] else "-"
                     else:
