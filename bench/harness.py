@@ -248,8 +248,10 @@ def h2load(args, server, scenario, cpus, body_file, threads):
     }
 
 
-def bench(args, server, scenario, cpus, rate=None, connections=None, concurrency=None, duration=None):
-    """`connect-client bench`; with `rate`, open loop (latency counted from each call's due time)."""
+def bench(args, server, scenario, cpus, rate=None, connections=None, concurrency=None, duration=None,
+          deadline_ms=None):
+    """`connect-client bench`; with `rate`, open loop (latency counted from each call's due time);
+    with `deadline_ms`, each call's deadline (`--timeout`), counted from the same time."""
     duration = args.duration if duration is None else duration
     argv = load_prefix(cpus) + [
         str(args.bin_dir / "connect-client"), "--addr", server.url(), "bench",
@@ -261,6 +263,8 @@ def bench(args, server, scenario, cpus, rate=None, connections=None, concurrency
     ]
     if rate is not None:
         argv += ["--rate", str(max(1, int(rate)))]
+    if deadline_ms:
+        argv += ["--timeout", f"{deadline_ms}ms"]
     out = run(argv, timeout=duration + args.warmup + 60)
     try:
         report = json.loads(out.stdout)

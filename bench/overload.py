@@ -146,7 +146,7 @@ def one_round(args, server, figures, problems, round_):
             loops = int(min(args.max_loops, max(64, rate * args.loop_budget)))
             result = measured(server, lambda: bench(stepped, server, scenario, "1", rate=rate,
                                                     connections=args.connections, concurrency=loops,
-                                                    duration=args.step_duration))
+                                                    duration=args.step_duration, deadline_ms=args.deadline_ms))
             step = step_figures(result, rate, args.step_duration)
             step["loops"] = loops
             figures.setdefault((server.name, multiple), []).append(step)
@@ -278,6 +278,8 @@ def main():
     parser.add_argument("--quota", type=float, default=15.0,
                         help="percent of one core each server may use (0: no quota)")
     parser.add_argument("--quota-period-us", type=int, default=10000, help="the quota's period")
+    parser.add_argument("--deadline-ms", type=int, default=0,
+                        help="each call's deadline in the open-loop steps (`--timeout`), from its due time; 0: none")
     parser.add_argument("--ours-args", default="", help="more flags for connect-server (e.g. admission settings)")
     parser.add_argument("--chart", type=Path, help="SVG chart (default: bench/overload.svg, none with --quick)")
     args = parser.parse_args()

@@ -6,6 +6,7 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use clap::Parser;
 use connect_client::{
     Cli, ClientError, Output,
@@ -98,6 +99,151 @@ async fn calls_to_a_server_that_never_answers_end_deadline_exceeded() {
     let report = tokio::time::timeout(PROMPTLY, run).await.expect("the client gives up").expect("bench ran");
     assert_eq!(report.tally.ok, 0);
     assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"DEADLINE_EXCEEDED", &2)]);
+}
+
+/// A trailers-only OK answer on `respond`'s stream (an error: the stream is gone).
+fn answer(mut respond: h2::server::SendResponse<Bytes>) {
+    let head = http::Response::builder()
+        .header("content-type", "application/grpc")
+        .header("grpc-status", "0")
+        .body(())
+        .unwrap();
+    let _ = respond.send_response(head, true);
+}
+
+/// Copies HTTP/2 frames from `from` to `to` (after `preface` bytes), asking
+/// `each` with every frame's type and flags whether it goes on now: the
+/// frames it holds back go on before the next one it lets through.
+async fn relay_frames(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    preface: usize,
+    mut each: impl AsyncFnMut(u8, u8) -> bool,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut pending, mut held) = (Vec::new(), Vec::new());
+    let mut skip = preface;
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        let Ok(read @ 1..) = from.read(&mut chunk).await else { return };
+        pending.extend_from_slice(&chunk[..read]);
+        let mut at = 0;
+        loop {
+            if skip > 0 {
+                let through = skip.min(pending.len() - at);
+                held.extend_from_slice(&pending[at..at + through]);
+                skip -= through;
+                at += through;
+                if skip > 0 {
+                    break;
+                }
+            }
+            let Some(header) = pending.get(at..at + 9) else { break };
+            let length = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+            if pending.len() < at + 9 + length {
+                break;
+            }
+            held.extend_from_slice(&pending[at..at + 9 + length]);
+            at += 9 + length;
+            if each(header[3], header[4]).await {
+                if to.write_all(&held).await.is_err() {
+                    return;
+                }
+                held.clear();
+            }
+        }
+        pending.drain(..at);
+    }
+}
+
+/// An overloaded server reads a cancelled call's RST_STREAM late, and answers
+/// it meanwhile: the load generator drops those answers and keeps its
+/// connection (h2's defaults would close it after 1,024 of them).
+#[tokio::test]
+async fn answers_to_calls_cancelled_at_their_deadline_do_not_close_the_connection() {
+    const RST_STREAM: u8 = 0x3;
+    const HEADERS: u8 = 0x1;
+    const END_STREAM: u8 = 0x1;
+    // More calls than h2 remembers cancelling (50) plus the 1,024 errors it allows.
+    const FIRST_WAVE: usize = 1_100;
+    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", proxy.local_addr().unwrap());
+    let (all_cancelled, cancelled) = tokio::sync::oneshot::channel::<()>();
+    let (all_answered, answered) = tokio::sync::oneshot::channel::<()>();
+
+    // The server holds the calls it gets until the client has cancelled the
+    // whole first wave, then answers them, and answers every later call at once.
+    tokio::spawn(async move {
+        let (tcp, _) = server.accept().await.unwrap();
+        let mut connection = h2::server::handshake(tcp).await.unwrap();
+        let mut held = Vec::new();
+        let mut cancelled = Some(cancelled);
+        loop {
+            tokio::select! {
+                call = connection.accept() => match call {
+                    Some(Ok((_, respond))) if cancelled.is_some() => held.push(respond),
+                    Some(Ok((_, respond))) => answer(respond),
+                    _ => return,
+                },
+                Ok(()) = async { cancelled.as_mut().unwrap().await }, if cancelled.is_some() => {
+                    cancelled = None;
+                    held.drain(..).for_each(answer);
+                }
+            }
+        }
+    });
+    // Between them, a proxy stands for the server's late reading: from the
+    // first RST_STREAM on, it holds the client's bytes until the server's
+    // answers to the first wave have reached the client.
+    tokio::spawn(async move {
+        let (client, _) = proxy.accept().await.unwrap();
+        let upstream = tokio::net::TcpStream::connect(server_addr).await.unwrap();
+        let ((client_read, client_write), (server_read, server_write)) =
+            (client.into_split(), upstream.into_split());
+        let mut answers = 0;
+        let mut all_answered = Some(all_answered);
+        tokio::spawn(relay_frames(server_read, client_write, 0, async move |kind, flags| {
+            // Trailers: a HEADERS frame that ends its stream.
+            if kind == HEADERS && flags & END_STREAM != 0 {
+                answers += 1;
+                if answers == FIRST_WAVE {
+                    let _ = all_answered.take().map(|sender| sender.send(()));
+                }
+            }
+            true
+        }));
+        let (mut resets, mut all_cancelled, mut answered) = (0, Some(all_cancelled), Some(answered));
+        relay_frames(client_read, server_write, 24, async move |kind, _| {
+            if answered.is_none() {
+                return true;
+            }
+            if kind == RST_STREAM {
+                resets += 1;
+            }
+            if resets < FIRST_WAVE {
+                // Nothing is held before the first RST_STREAM.
+                return resets == 0;
+            }
+            let _ = all_cancelled.take().map(|sender| sender.send(()));
+            let _ = answered.take().unwrap().await;
+            true
+        })
+        .await;
+    });
+
+    let concurrency = FIRST_WAVE.to_string();
+    let requests = (2 * FIRST_WAVE).to_string();
+    // Each call loop makes two calls; the second waits on its way to the
+    // server while the first wave's answers come back, well within its deadline.
+    let args =
+        ["--timeout", "500ms", "--connections", "1", "--concurrency", &concurrency, "--requests", &requests];
+    let settings = settings(&url, &args);
+    let report =
+        tokio::time::timeout(PROMPTLY, runner::run(&settings)).await.expect("the run ends").expect("ran");
+    assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"DEADLINE_EXCEEDED", &1_100)]);
+    assert_eq!((report.tally.ok, report.tally.loops_stopped), (1_100, 0));
 }
 
 #[tokio::test]

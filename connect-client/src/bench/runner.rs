@@ -24,7 +24,7 @@ use super::{
     settings::BenchSettings,
     wire::{self, CallTemplate, Connection},
 };
-use crate::{call::DEADLINE_SLACK, error::ClientError, output::Output};
+use crate::{error::ClientError, output::Output};
 
 /// How long past the end of the run a call still in flight may take before
 /// the client gives up on it (a backstop for a server that stopped answering).
@@ -268,7 +268,9 @@ impl LoadThread<'_> {
             }
             let give_up_at = [
                 end.map(|end| end + END_GRACE),
-                plan.timeout.map(|timeout| call_started + timeout + DEADLINE_SLACK),
+                // At its deadline, as a gRPC client does: the server's clock starts
+                // only when it reads the request, which under load is late.
+                plan.timeout.map(|timeout| call_started + timeout),
             ]
             .into_iter()
             .flatten()
