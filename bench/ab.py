@@ -2,7 +2,7 @@
 """Two builds of connect-server side by side: did a change make gRPC slower?
 
     python3 bench/ab.py OLD_BINARY NEW_BINARY [--runs 5] [--duration 4]
-        [--old-args "..."] [--new-args "..."] [--new-env KEY=VALUE ...]
+        [--scenarios unary,ss10,latency] [--old-args "..."] [--new-args "..."] [--new-env KEY=VALUE ...]
 
 Both servers run at once, each pinned to core 0 (h2load on core 1); the
 scenarios of bench/run (unary, server stream of 10, unloaded latency) run
@@ -33,6 +33,8 @@ def main():
     parser.add_argument("new", type=Path)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--scenarios", default="unary,ss10,latency",
+                        help=f"comma-separated, of {','.join(SCENARIOS)}")
     parser.add_argument("--old-args", default="", help="more flags for the old server")
     parser.add_argument("--new-args", default="", help="more flags for the new server")
     parser.add_argument("--old-env", action="append", default=[], metavar="KEY=VALUE")
@@ -48,7 +50,7 @@ def main():
 
     servers = {"old": Server("old", argv(args.old, args.old_args, args.old_env), workdir),
                "new": Server("new", argv(args.new, args.new_args, args.new_env), workdir)}
-    scenarios = [SCENARIOS[key] for key in ("unary", "ss10", "latency")]
+    scenarios = [SCENARIOS[key] for key in args.scenarios.split(",")]
     bodies = {}
     for scenario in scenarios:
         bodies[scenario.key] = workdir / f"{scenario.key}.bin"

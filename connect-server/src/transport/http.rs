@@ -5,27 +5,23 @@
 //! the connection's age, and the bridge from hyper's service to the
 //! connection's tower service.
 
-use std::{
-    cell::RefCell,
-    convert::Infallible,
-    future::{Future, poll_fn},
-    pin::pin,
-    time::Duration,
-};
+use std::{cell::RefCell, convert::Infallible, future::poll_fn, pin::pin, time::Duration};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
+use hyper_util::{rt::TokioIo, server::conn::auto};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     time::Instant,
 };
 use tower::Service;
 
-use super::{coarse_timer::CoarseTimer, drain::DrainWatch, wake_at::WakeAt};
+use super::{
+    call_set::{CallSet, ConnectionExecutor},
+    coarse_timer::CoarseTimer,
+    drain::DrainWatch,
+    wake_at::WakeAt,
+};
 /// What HTTP/2 allows one connection.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Http2Limits {
@@ -45,8 +41,8 @@ pub(crate) struct Http2Limits {
 /// by [`serve_http`] and the connection's lifetime tap): HTTP/2 only, or
 /// HTTP/1.1 too when `http1` is given (its headers must arrive within
 /// `header_timeout`).
-pub(crate) fn builder(limits: Http2Limits, http1: Option<Http1Limits>) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+pub(crate) fn builder(limits: Http2Limits, http1: Option<Http1Limits>) -> auto::Builder<ConnectionExecutor> {
+    let mut builder = auto::Builder::new(ConnectionExecutor);
     match http1 {
         None => builder = builder.http2_only(),
         Some(http1) => {
@@ -97,7 +93,7 @@ pub(crate) struct Http1Limits {
 pub(crate) async fn serve_http<IO, S: HttpService>(
     io: IO,
     service: S,
-    http: &auto::Builder<TokioExecutor>,
+    http: &auto::Builder<ConnectionExecutor>,
     age_limit: Instant,
     mut drain: DrainWatch,
 ) where
@@ -106,12 +102,13 @@ pub(crate) async fn serve_http<IO, S: HttpService>(
     let mut connection = pin!(http.serve_connection(TokioIo::new(io), PerConnection(RefCell::new(service))));
     let mut age = WakeAt::new(age_limit);
     let mut going_away = false;
+    let mut calls = CallSet::default();
     let result = poll_fn(|cx| {
         if !going_away && (drain.poll_started(cx) || age.poll_expired(cx)) {
             going_away = true;
             connection.as_mut().graceful_shutdown();
         }
-        connection.as_mut().poll(cx)
+        calls.poll_connection(cx, connection.as_mut())
     })
     .await;
     if let Err(error) = result {

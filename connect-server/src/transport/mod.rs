@@ -5,7 +5,8 @@
 //! is wrapped in the taps that enforce its timeouts, age and busy polling
 //! ([`tap`]), TLS runs in the connection's own task under its timeout, the
 //! keepalive policy watches the HTTP/2 frames above it ([`ping_policy`]), and
-//! hyper serves HTTP/2 (or HTTP/1.1) on it with the connection's own service. A drain stops
+//! hyper serves HTTP/2 (or HTTP/1.1) on it with the connection's own service,
+//! its calls running in the connection's task ([`call_set`]). A drain stops
 //! the accept loop and closes the listener at once, sends every connection a
 //! GOAWAY and waits for them to finish.
 //!
@@ -18,6 +19,7 @@
 
 mod body_timeout;
 mod busy_poll;
+mod call_set;
 mod coarse_timer;
 mod connections;
 mod drain;
@@ -44,7 +46,7 @@ pub(crate) use tls::Tls;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
-use hyper_util::{rt::TokioExecutor, server::conn::auto::Builder};
+use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::task::TaskTracker;
 
@@ -84,7 +86,7 @@ pub(crate) struct ConnectionRules {
 #[derive(Debug, Clone)]
 pub(crate) struct TransportSettings {
     rules: ConnectionRules,
-    http: Builder<TokioExecutor>,
+    http: Builder<call_set::ConnectionExecutor>,
 }
 
 impl TransportSettings {
