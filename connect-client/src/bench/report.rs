@@ -26,8 +26,11 @@ pub struct Tally {
     /// Failed calls by status code name.
     pub errors: BTreeMap<&'static str, u64>,
     /// Call loops that stopped early because the server closed their connection
-    /// (counted in the warm-up too: the lost load is missing from the figures).
+    /// and no new one served a call (counted in the warm-up too: the lost load
+    /// is missing from the figures).
     pub loops_stopped: u64,
+    /// New connections made for ones the server closed during the run.
+    pub reconnects: u64,
 }
 
 impl Default for Tally {
@@ -39,6 +42,7 @@ impl Default for Tally {
             messages: 0,
             errors: BTreeMap::new(),
             loops_stopped: 0,
+            reconnects: 0,
         }
     }
 }
@@ -64,6 +68,7 @@ impl Tally {
         self.ok += other.ok;
         self.messages += other.messages;
         self.loops_stopped += other.loops_stopped;
+        self.reconnects += other.reconnects;
         for (code, count) in &other.errors {
             *self.errors.entry(code).or_default() += count;
         }
@@ -147,10 +152,13 @@ impl Report {
         for (code, count) in &tally.errors {
             let _ = writeln!(out, "  error       {code}: {count}");
         }
+        if tally.reconnects > 0 {
+            let _ = writeln!(out, "  reconnected {} times: the server closed connections", tally.reconnects);
+        }
         if tally.loops_stopped > 0 {
             let _ = writeln!(
                 out,
-                "  stopped     {} of {} call loops: the server closed their connection",
+                "  stopped     {} of {} call loops: the server closed their connection and served no call on a new one",
                 tally.loops_stopped, self.concurrency
             );
         }
@@ -176,6 +184,7 @@ impl Report {
             "failed": self.tally.failed(),
             "errors": self.tally.errors,
             "loops_stopped": self.tally.loops_stopped,
+            "reconnects": self.tally.reconnects,
             "messages": self.tally.messages,
             "calls_per_sec": self.calls_per_sec(),
             "messages_per_sec": self.messages_per_sec(),

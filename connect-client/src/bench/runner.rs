@@ -3,7 +3,7 @@
 //! generator spends its time on calls rather than on cross-thread wake-ups.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     num::NonZeroUsize,
     sync::{
         Arc, Barrier, Mutex,
@@ -180,10 +180,10 @@ fn run_thread(index: usize, plan: &Plan, shared: &Shared, counter: &AtomicU64) -
         let target = &plan.targets[server];
         wire::connect(&plan.addrs[server], target, plan.tls.as_ref(), plan.connect_timeout, plan.wait_until)
     })));
-    let mut clients = Vec::with_capacity(connected.len());
-    for client in connected {
+    let mut slots = Vec::with_capacity(connected.len());
+    for (&index, client) in mine.iter().zip(connected) {
         match client {
-            Ok(client) => clients.push(client),
+            Ok(client) => slots.push(Slot::new(index, client)),
             Err(error) => fail(shared, error),
         }
     }
@@ -208,9 +208,8 @@ fn run_thread(index: usize, plan: &Plan, shared: &Shared, counter: &AtomicU64) -
     let loops = (0..plan.concurrency).filter_map(|j| {
         let connection = j % plan.connections;
         let slot = mine.iter().position(|&c| c == connection)?;
-        let client = clients[slot].clone();
         let template = &plan.templates[connection % plan.addrs.len()];
-        Some(thread.call_loop(j, client, template))
+        Some(thread.call_loop(j, &slots[slot], template))
     });
     runtime.block_on(join_all(loops));
     ThreadResult {
@@ -243,7 +242,8 @@ struct LoadThread<'a> {
 
 impl LoadThread<'_> {
     /// One call loop: calls back to back (or on schedule with `--rate`) until the run is over.
-    async fn call_loop(&self, index: usize, mut client: Connection, template: &CallTemplate) {
+    async fn call_loop(&self, index: usize, slot: &Slot, template: &CallTemplate) {
+        let (mut generation, mut client) = slot.current();
         let plan = self.plan;
         let measured_from = self.started + plan.warmup;
         let end = plan.duration.map(|duration| measured_from + duration);
@@ -289,14 +289,23 @@ impl LoadThread<'_> {
                 None => call(&mut client, template, plan).await,
             };
             let failed = outcome.is_err();
+            if !failed {
+                slot.served.set(true);
+            }
             if measured {
                 self.record(call_started, outcome);
             }
             // A connection the server has closed fails every call at once: this loop
-            // stops after one such failure instead of counting millions of them.
+            // fails one call, then goes on on a new connection, or stops, instead of
+            // counting millions of failures.
             if failed && connection_lost(&mut client) {
-                self.tally.borrow_mut().loops_stopped += 1;
-                break;
+                match self.redial(slot, generation).await {
+                    Some(renewed) => (generation, client) = renewed,
+                    None => {
+                        self.tally.borrow_mut().loops_stopped += 1;
+                        break;
+                    }
+                }
             }
         }
     }
@@ -311,6 +320,82 @@ impl LoadThread<'_> {
             Err(status) => tally.record_error(canonical_name(status.code())),
         }
         *self.last_done.borrow_mut() = Some(done);
+    }
+}
+
+/// One connection of a load thread, which its call loops share. When the
+/// server closes it (GOAWAY at its `max-connection-age`, a drain behind a
+/// proxy), the first loop to notice dials a new one for all, as a gRPC
+/// channel reconnects.
+struct Slot {
+    /// Which connection of the plan it is (for its address).
+    index: usize,
+    /// The connection, and how many times it has been replaced.
+    current: RefCell<(u64, Connection)>,
+    /// Whether a call has succeeded on the current connection. A server that
+    /// closes each new connection before answering a call is not redialled
+    /// for ever: its loops stop.
+    served: Cell<bool>,
+    /// No new connection could be made: the loops on it stop.
+    dead: Cell<bool>,
+    /// Held while dialing, so that one loop dials and the others wait for it.
+    dialing: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn new(index: usize, connection: Connection) -> Self {
+        Self {
+            index,
+            current: RefCell::new((0, connection)),
+            served: Cell::new(false),
+            dead: Cell::new(false),
+            dialing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn current(&self) -> (u64, Connection) {
+        self.current.borrow().clone()
+    }
+}
+
+impl LoadThread<'_> {
+    /// A connection to use instead of `slot`'s `lost` one: the one another loop
+    /// has dialled meanwhile, or a new one; none when the slot is dead.
+    async fn redial(&self, slot: &Slot, lost: u64) -> Option<(u64, Connection)> {
+        let _dialing = slot.dialing.lock().await;
+        let (generation, connection) = slot.current();
+        if slot.dead.get() {
+            return None;
+        }
+        if generation != lost {
+            return Some((generation, connection));
+        }
+        if !slot.served.replace(false) {
+            slot.dead.set(true);
+            return None;
+        }
+        let plan = self.plan;
+        let server = slot.index % plan.addrs.len();
+        let dialled = wire::connect(
+            &plan.addrs[server],
+            &plan.targets[server],
+            plan.tls.as_ref(),
+            plan.connect_timeout,
+            None,
+        )
+        .await;
+        match dialled {
+            Ok(connection) => {
+                let renewed = (generation + 1, connection);
+                *slot.current.borrow_mut() = renewed.clone();
+                self.tally.borrow_mut().reconnects += 1;
+                Some(renewed)
+            }
+            Err(_) => {
+                slot.dead.set(true);
+                None
+            }
+        }
     }
 }
 
