@@ -14,6 +14,7 @@ pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod settings;
+mod slot;
 mod wire;
 
 pub use report::Report;

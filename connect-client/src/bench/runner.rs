@@ -3,7 +3,7 @@
 //! generator spends its time on calls rather than on cross-thread wake-ups.
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     num::NonZeroUsize,
     sync::{
         Arc, Barrier, Mutex,
@@ -22,6 +22,7 @@ use super::{
     progress::{self, ClearOnDrop, Counters, Goal},
     report::{Report, Tally},
     settings::BenchSettings,
+    slot::{Slot, connection_lost},
     wire::{self, CallTemplate, Connection},
 };
 use crate::{error::ClientError, output::Output};
@@ -175,15 +176,11 @@ fn run_thread(index: usize, plan: &Plan, shared: &Shared, counter: &AtomicU64) -
     };
     // Connection `c` belongs to thread `c % threads`; call loop `j` uses connection `j % connections`.
     let mine: Vec<usize> = (0..plan.connections).filter(|c| c % plan.threads == index).collect();
-    let connected = runtime.block_on(join_all(mine.iter().map(|&c| {
-        let server = c % plan.addrs.len();
-        let target = &plan.targets[server];
-        wire::connect(&plan.addrs[server], target, plan.tls.as_ref(), plan.connect_timeout, plan.wait_until)
-    })));
+    let connected = runtime.block_on(join_all(mine.iter().map(|&c| Slot::open(plan, c))));
     let mut slots = Vec::with_capacity(connected.len());
-    for (&index, client) in mine.iter().zip(connected) {
-        match client {
-            Ok(client) => slots.push(Slot::new(index, client)),
+    for slot in connected {
+        match slot {
+            Ok(slot) => slots.push(slot),
             Err(error) => fail(shared, error),
         }
     }
@@ -212,11 +209,9 @@ fn run_thread(index: usize, plan: &Plan, shared: &Shared, counter: &AtomicU64) -
         Some(thread.call_loop(j, &slots[slot], template))
     });
     runtime.block_on(join_all(loops));
-    ThreadResult {
-        tally: thread.tally.into_inner(),
-        started: Some(started),
-        last_done: thread.last_done.into_inner(),
-    }
+    let mut tally = thread.tally.into_inner();
+    tally.reconnects = slots.iter().map(Slot::reconnects).sum();
+    ThreadResult { tally, started: Some(started), last_done: thread.last_done.into_inner() }
 }
 
 /// Keeps the first failure; later ones are usually the same cause.
@@ -290,7 +285,7 @@ impl LoadThread<'_> {
             };
             let failed = outcome.is_err();
             if !failed {
-                slot.served.set(true);
+                slot.served();
             }
             if measured {
                 self.record(call_started, outcome);
@@ -299,7 +294,7 @@ impl LoadThread<'_> {
             // fails one call, then goes on on a new connection, or stops, instead of
             // counting millions of failures.
             if failed && connection_lost(&mut client) {
-                match self.redial(slot, generation).await {
+                match slot.redial(plan, generation).await {
                     Some(renewed) => (generation, client) = renewed,
                     None => {
                         self.tally.borrow_mut().loops_stopped += 1;
@@ -321,88 +316,6 @@ impl LoadThread<'_> {
         }
         *self.last_done.borrow_mut() = Some(done);
     }
-}
-
-/// One connection of a load thread, which its call loops share. When the
-/// server closes it (GOAWAY at its `max-connection-age`, a drain behind a
-/// proxy), the first loop to notice dials a new one for all, as a gRPC
-/// channel reconnects.
-struct Slot {
-    /// Which connection of the plan it is (for its address).
-    index: usize,
-    /// The connection, and how many times it has been replaced.
-    current: RefCell<(u64, Connection)>,
-    /// Whether a call has succeeded on the current connection. A server that
-    /// closes each new connection before answering a call is not redialled
-    /// for ever: its loops stop.
-    served: Cell<bool>,
-    /// No new connection could be made: the loops on it stop.
-    dead: Cell<bool>,
-    /// Held while dialing, so that one loop dials and the others wait for it.
-    dialing: tokio::sync::Mutex<()>,
-}
-
-impl Slot {
-    fn new(index: usize, connection: Connection) -> Self {
-        Self {
-            index,
-            current: RefCell::new((0, connection)),
-            served: Cell::new(false),
-            dead: Cell::new(false),
-            dialing: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    fn current(&self) -> (u64, Connection) {
-        self.current.borrow().clone()
-    }
-}
-
-impl LoadThread<'_> {
-    /// A connection to use instead of `slot`'s `lost` one: the one another loop
-    /// has dialled meanwhile, or a new one; none when the slot is dead.
-    async fn redial(&self, slot: &Slot, lost: u64) -> Option<(u64, Connection)> {
-        let _dialing = slot.dialing.lock().await;
-        let (generation, connection) = slot.current();
-        if slot.dead.get() {
-            return None;
-        }
-        if generation != lost {
-            return Some((generation, connection));
-        }
-        if !slot.served.replace(false) {
-            slot.dead.set(true);
-            return None;
-        }
-        let plan = self.plan;
-        let server = slot.index % plan.addrs.len();
-        let dialled = wire::connect(
-            &plan.addrs[server],
-            &plan.targets[server],
-            plan.tls.as_ref(),
-            plan.connect_timeout,
-            None,
-        )
-        .await;
-        match dialled {
-            Ok(connection) => {
-                let renewed = (generation + 1, connection);
-                *slot.current.borrow_mut() = renewed.clone();
-                self.tally.borrow_mut().reconnects += 1;
-                Some(renewed)
-            }
-            Err(_) => {
-                slot.dead.set(true);
-                None
-            }
-        }
-    }
-}
-
-/// Whether `connection` is closed for good (not merely at its stream limit).
-fn connection_lost(connection: &mut Connection) -> bool {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    matches!(connection.poll_ready(&mut cx), std::task::Poll::Ready(Err(_)))
 }
 
 /// When the next call of a loop starts: now, or when it is due with `--rate`
