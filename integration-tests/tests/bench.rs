@@ -101,6 +101,36 @@ async fn calls_to_a_server_that_never_answers_end_deadline_exceeded() {
     assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"DEADLINE_EXCEEDED", &2)]);
 }
 
+/// At the server's limit of concurrent streams a call waits for a free one
+/// before it makes its stream, as grpc-go's client does: a call whose deadline
+/// passes while it waits never reaches the server (h2's own queue would send
+/// its HEADERS and then RST_STREAM, which servers count as a Rapid Reset).
+#[tokio::test]
+async fn calls_waiting_for_a_stream_at_the_servers_limit_never_reach_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (streams_seen, seen) = tokio::sync::oneshot::channel();
+    // A server that allows one stream at a time and never answers: it counts
+    // the streams the client opens until the client closes the connection.
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut connection =
+            h2::server::Builder::new().max_concurrent_streams(1).handshake::<_, Bytes>(tcp).await.unwrap();
+        let mut held = Vec::new();
+        while let Some(Ok(call)) = connection.accept().await {
+            held.push(call);
+        }
+        let _ = streams_seen.send(held.len());
+    });
+    // Three calls at once, one of them on the one stream; when all three have
+    // given up, a fourth takes the stream while the connection is still open.
+    let settings = settings(&url, &["--timeout", "100ms", "--requests", "4", "--concurrency", "3"]);
+    let report = tokio::time::timeout(PROMPTLY, runner::run(&settings)).await.expect("the client gives up");
+    let report = report.expect("bench ran");
+    assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"DEADLINE_EXCEEDED", &4)]);
+    assert_eq!(tokio::time::timeout(PROMPTLY, seen).await.expect("the connection closes"), Ok(2));
+}
+
 /// A trailers-only OK answer on `respond`'s stream (an error: the stream is gone).
 fn answer(mut respond: h2::server::SendResponse<Bytes>) {
     let head = http::Response::builder()

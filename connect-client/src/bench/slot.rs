@@ -111,5 +111,5 @@ async fn dial(
 /// Whether `connection` is closed for good (not merely at its stream limit).
 pub(super) fn connection_lost(connection: &mut Connection) -> bool {
     let mut cx = Context::from_waker(Waker::noop());
-    matches!(connection.poll_ready(&mut cx), Poll::Ready(Err(_)))
+    matches!(connection.send.poll_ready(&mut cx), Poll::Ready(Err(_)))
 }

@@ -11,7 +11,7 @@
 //! message (flag 0x80), Connect as an end-of-stream message (flag 0x02) and a
 //! unary call's message bare, with its error as JSON and an HTTP status.
 
-use std::{sync::Arc, time::Duration};
+use std::{cell::Cell, rc::Rc, sync::Arc, time::Duration};
 
 use bytes::{Buf, Bytes, BytesMut};
 use connect_proto::{
@@ -65,7 +65,57 @@ const CONNECTION_WINDOW: u32 = 1 << 24;
 const CANCELLED_STREAMS: usize = 16 * 1024;
 
 /// One HTTP/2 connection to the server, cheap to clone into each call loop.
-pub(super) type Connection = SendRequest<Bytes>;
+#[derive(Clone)]
+pub(super) struct Connection {
+    pub(super) send: SendRequest<Bytes>,
+    streams: Rc<Streams>,
+}
+
+/// The streams open on a connection, kept within the server's
+/// SETTINGS_MAX_CONCURRENT_STREAMS by the calls themselves.
+///
+/// Why not h2's own queue: a stream over the limit waits in h2 with its
+/// HEADERS already encoded, and when its call is cancelled at the deadline h2
+/// still sends those HEADERS, then RST_STREAM. Under overload every late call
+/// would reach the server only to be cancelled, and the server's Rapid Reset
+/// guard takes that for an attack and closes the connection. grpc-go's client
+/// waits for a free stream before it makes one (`NewStream`'s stream quota),
+/// so a call whose deadline passes while it waits never leaves the client; so
+/// does this one.
+#[derive(Default)]
+struct Streams {
+    open: Cell<usize>,
+    freed: tokio::sync::Notify,
+}
+
+/// A stream slot of a [`Connection`], given back when the call ends.
+struct StreamSlot(Rc<Streams>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
+        self.0.freed.notify_one();
+    }
+}
+
+impl Connection {
+    fn new(send: SendRequest<Bytes>) -> Self {
+        Self { send, streams: Rc::default() }
+    }
+
+    /// Waits, first come first served, until the server allows one more stream.
+    async fn stream_slot(&self) -> StreamSlot {
+        loop {
+            let freed = self.streams.freed.notified();
+            // h2 takes the limit from the server's SETTINGS; before they arrive, no limit.
+            if self.streams.open.get() < self.send.current_max_send_streams() {
+                self.streams.open.set(self.streams.open.get() + 1);
+                return StreamSlot(Rc::clone(&self.streams));
+            }
+            freed.await;
+        }
+    }
+}
 
 /// Opens an HTTP/2 connection to `target` (whose URL is `addr`) and drives it
 /// on the current runtime; with `wait_until` (`--wait-for-ready`), tries again
@@ -98,7 +148,7 @@ async fn connect_once(
         .map_err(|error| failed(one_line(&error)))?;
     // Small frames must not wait for ACKs (Nagle), or latency measures the kernel.
     tcp.set_nodelay(true).map_err(|error| failed(one_line(&error)))?;
-    let Some(tls) = tls else { return handshake(tcp).await.map_err(failed) };
+    let Some(tls) = tls else { return handshake(tcp, connect_timeout).await.map_err(failed) };
     let name = ServerName::try_from(target.host.clone())
         .map_err(|error| failed(format!("not a TLS server name: {error}")))?;
     let connector = TlsConnector::from(Arc::clone(tls));
@@ -109,15 +159,17 @@ async fn connect_once(
     if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
         return Err(failed("the server did not agree to HTTP/2 (ALPN h2)".into()));
     }
-    handshake(stream).await.map_err(failed)
+    handshake(stream, connect_timeout).await.map_err(failed)
 }
 
-/// The HTTP/2 handshake on `io`, the connection then driven on the current runtime.
-async fn handshake<T>(io: T) -> Result<Connection, String>
+/// The HTTP/2 handshake on `io`, the connection then driven on the current
+/// runtime; returns once the server's SETTINGS are in (within `timeout`), so
+/// that the first calls already keep to its limit of concurrent streams.
+async fn handshake<T>(io: T, timeout: Duration) -> Result<Connection, String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (send, connection) = h2::client::Builder::new()
+    let (send, mut connection) = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_concurrent_reset_streams(CANCELLED_STREAMS)
@@ -125,11 +177,17 @@ where
         .handshake::<_, Bytes>(io)
         .await
         .map_err(|error| one_line(&error))?;
+    let mut ping = connection.ping_pong().ok_or("the connection has no PING handle")?;
     tokio::spawn(async move {
         // The connection ends with the run or with an error each call reports itself.
         let _ = connection.await;
     });
-    Ok(send)
+    // A server sends its SETTINGS first, so they are in by its answer to a PING.
+    tokio::time::timeout(timeout, ping.ping(h2::Ping::opaque()))
+        .await
+        .map_err(|_| format!("no answer to the first PING within {timeout:?}"))?
+        .map_err(|error| one_line(&error))?;
+    Ok(Connection::new(send))
 }
 
 /// The target of `addr` (a URL): `http://` (plain text) or `https://` (TLS).
@@ -237,9 +295,10 @@ pub(super) fn frame(message: &[u8]) -> Bytes {
 
 /// Makes one call on `connection`; returns how many response messages it received.
 pub(super) async fn call(connection: &mut Connection, template: &CallTemplate) -> Result<u64, Status> {
-    // Waits while the connection is at the server's limit of concurrent streams.
-    std::future::poll_fn(|cx| connection.poll_ready(cx)).await.map_err(h2_status)?;
-    let (response, mut body) = connection.send_request(template.request(), false).map_err(h2_status)?;
+    let _stream = connection.stream_slot().await;
+    // Errs when the connection is closed.
+    std::future::poll_fn(|cx| connection.send.poll_ready(cx)).await.map_err(h2_status)?;
+    let (response, mut body) = connection.send.send_request(template.request(), false).map_err(h2_status)?;
     let last = template.frames.len().saturating_sub(1);
     for (index, frame) in template.frames.iter().enumerate() {
         body.send_data(frame.clone(), index == last).map_err(h2_status)?;
