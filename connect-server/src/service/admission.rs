@@ -30,7 +30,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use prometheus::IntCounter;
@@ -67,6 +67,11 @@ pub(crate) struct Admission {
     refused_share: IntCounter,
     /// The refusal log: at most one line a second, with what it summarizes.
     log: RefusalLog,
+    /// The headers of each refusal's answer, made once: a refusal then costs
+    /// a clone of them instead of formatting and percent-encoding its message
+    /// (about 2,000 instructions of a refusal's 33,000, by `bench/instructions`).
+    overload_headers: HeaderMap,
+    share_headers: HeaderMap,
 }
 
 impl Admission {
@@ -79,6 +84,12 @@ impl Admission {
             refused_overload,
             refused_share,
             log: RefusalLog::new(),
+            overload_headers: refusal_headers(format!(
+                "the server is overloaded: {limit} calls in flight; retry later"
+            )),
+            share_headers: refusal_headers(
+                "this connection holds its share of the server's calls in flight; retry later".to_owned(),
+            ),
         })
     }
 
@@ -131,18 +142,21 @@ impl Admission {
 
     /// The answer to a refused call: trailers-only, `RESOURCE_EXHAUSTED`.
     fn refusal<B: Default>(&self, refusal: Refusal) -> Response<B> {
-        let message = match refusal {
-            Refusal::Overload => {
-                format!("the server is overloaded: {} calls in flight; retry later", self.limit)
-            }
-            Refusal::ConnectionShare => {
-                "this connection holds its share of the server's calls in flight; retry later".to_owned()
-            }
+        let mut response = Response::new(B::default());
+        *response.headers_mut() = match refusal {
+            Refusal::Overload => self.overload_headers.clone(),
+            Refusal::ConnectionShare => self.share_headers.clone(),
         };
-        let mut response = Status::resource_exhausted(message).into_http::<B>();
-        response.headers_mut().insert(GRPC_RETRY_PUSHBACK_MS, HeaderValue::from(PUSHBACK_MS));
         response
     }
+}
+
+/// The headers of a trailers-only `RESOURCE_EXHAUSTED` answer with `message`
+/// and a pushback of [`PUSHBACK_MS`].
+fn refusal_headers(message: String) -> HeaderMap {
+    let mut headers = Status::resource_exhausted(message).into_http::<()>().into_parts().0.headers;
+    headers.insert(GRPC_RETRY_PUSHBACK_MS, HeaderValue::from(PUSHBACK_MS));
+    headers
 }
 
 /// One admitted call's place in the budget, given back when it is dropped
@@ -354,5 +368,17 @@ mod tests {
             "the%20server%20is%20overloaded:%201%20calls%20in%20flight;%20retry%20later"
         );
         assert_eq!(headers["grpc-retry-pushback-ms"], "250");
+        assert_eq!(headers["content-type"], "application/grpc");
+        assert_eq!(headers.len(), 4);
+        let response: Response<AdmittedBody<http_body_util::Empty<Bytes>>> =
+            admission.refusal(Refusal::ConnectionShare);
+        let headers = response.headers();
+        assert_eq!(headers["grpc-status"], "8");
+        assert_eq!(
+            headers["grpc-message"],
+            "this%20connection%20holds%20its%20share%20of%20the%20server's%20calls%20in%20flight;%20retry%20later"
+        );
+        assert_eq!(headers["grpc-retry-pushback-ms"], "250");
+        assert_eq!(headers.len(), 4);
     }
 }
