@@ -359,26 +359,20 @@ mod tests {
     #[test]
     fn a_refusal_is_resource_exhausted_with_a_pushback() {
         let admission = admission(1);
-        let response: Response<AdmittedBody<http_body_util::Empty<Bytes>>> =
-            admission.refusal(Refusal::Overload);
-        let headers = response.headers();
-        assert_eq!(headers["grpc-status"], "8");
-        assert_eq!(
-            headers["grpc-message"],
-            "the%20server%20is%20overloaded:%201%20calls%20in%20flight;%20retry%20later"
-        );
-        assert_eq!(headers["grpc-retry-pushback-ms"], "250");
-        assert_eq!(headers["content-type"], "application/grpc");
-        assert_eq!(headers.len(), 4);
-        let response: Response<AdmittedBody<http_body_util::Empty<Bytes>>> =
-            admission.refusal(Refusal::ConnectionShare);
-        let headers = response.headers();
-        assert_eq!(headers["grpc-status"], "8");
-        assert_eq!(
-            headers["grpc-message"],
-            "this%20connection%20holds%20its%20share%20of%20the%20server's%20calls%20in%20flight;%20retry%20later"
-        );
-        assert_eq!(headers["grpc-retry-pushback-ms"], "250");
-        assert_eq!(headers.len(), 4);
+        for (refusal, message) in [
+            (Refusal::Overload, "the%20server%20is%20overloaded:%201%20calls%20in%20flight;%20retry%20later"),
+            (
+                Refusal::ConnectionShare,
+                "this%20connection%20holds%20its%20share%20of%20the%20server's%20calls%20in%20flight;%20retry%20later",
+            ),
+        ] {
+            let response: Response<AdmittedBody<http_body_util::Empty<Bytes>>> = admission.refusal(refusal);
+            let headers = response.headers();
+            assert_eq!(headers["content-type"], "application/grpc");
+            assert_eq!(headers["grpc-status"], "8");
+            assert_eq!(headers["grpc-message"], message);
+            assert_eq!(headers["grpc-retry-pushback-ms"], "250");
+            assert_eq!(headers.len(), 4);
+        }
     }
 }
