@@ -131,6 +131,46 @@ async fn calls_waiting_for_a_stream_at_the_servers_limit_never_reach_it() {
     assert_eq!(tokio::time::timeout(PROMPTLY, seen).await.expect("the connection closes"), Ok(2));
 }
 
+/// A call sent late sends what is left of its deadline, as a gRPC client
+/// does: the server knows how long its client will still wait.
+#[tokio::test]
+async fn a_call_sent_late_sends_what_is_left_of_its_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let timeouts = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&timeouts);
+    // The first call is answered after 300 ms: the second, due 100 ms after
+    // it (one loop at 10 calls/s), is sent at least 200 ms late.
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut connection = h2::server::handshake(tcp).await.unwrap();
+        while let Some(Ok((request, respond))) = connection.accept().await {
+            let timeout = request.headers()["grpc-timeout"].to_str().unwrap().to_owned();
+            let first = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(connect_proto::timeout::parse(&timeout).expect("a grpc-timeout"));
+                seen.len() == 1
+            };
+            tokio::spawn(async move {
+                if first {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                answer(respond);
+            });
+        }
+    });
+    let args = ["--timeout", "1s", "--rate", "10", "--concurrency", "1", "--requests", "2"];
+    let report = runner::run(&settings(&url, &args)).await.expect("bench ran");
+    assert_eq!((report.tally.ok, report.tally.failed()), (2, 0));
+    let timeouts = timeouts.lock().unwrap().clone();
+    assert_eq!(timeouts.len(), 2);
+    assert!(
+        timeouts[0] > Duration::from_millis(800) && timeouts[0] <= Duration::from_secs(1),
+        "{timeouts:?}"
+    );
+    assert!(timeouts[1] > Duration::ZERO && timeouts[1] <= Duration::from_millis(800), "{timeouts:?}");
+}
+
 /// A trailers-only OK answer on `respond`'s stream (an error: the stream is gone).
 fn answer(mut respond: h2::server::SendResponse<Bytes>) {
     let head = http::Response::builder()

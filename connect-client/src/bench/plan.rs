@@ -42,7 +42,8 @@ pub(super) struct Plan {
     pub(super) duration: Option<Duration>,
     /// Time between two calls of one loop, when `--rate` is set.
     pub(super) interval: Option<Duration>,
-    /// `--timeout`, sent as `grpc-timeout`; the client gives up a little after it.
+    /// `--timeout`: each call's deadline, counted from when it was due; a call
+    /// sends what is left of it (`grpc-timeout`) and gives up at it.
     pub(super) timeout: Option<Duration>,
     /// Request messages each call sends.
     pub(super) messages_per_call: u64,
@@ -73,14 +74,7 @@ pub(super) fn plan(
     let templates = addrs
         .iter()
         .map(|addr| {
-            CallTemplate::new(
-                addr,
-                payload,
-                settings.protocol,
-                settings.timeout,
-                &settings.headers,
-                authorization.as_ref(),
-            )
+            CallTemplate::new(addr, payload, settings.protocol, &settings.headers, authorization.as_ref())
         })
         .collect::<Result<_, _>>()?;
     Ok(Plan {

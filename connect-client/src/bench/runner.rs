@@ -277,11 +277,11 @@ impl LoadThread<'_> {
                     }
                     tokio::select! {
                         biased;
-                        outcome = call(&mut client, template, plan) => outcome,
+                        outcome = call(&mut client, template, plan, call_started) => outcome,
                         () = &mut backstop => Err(Status::deadline_exceeded("no answer from the server (client-side backstop)")),
                     }
                 }
-                None => call(&mut client, template, plan).await,
+                None => call(&mut client, template, plan, call_started).await,
             };
             let failed = outcome.is_err();
             if !failed {
@@ -342,9 +342,15 @@ async fn next_start(
     if end.is_some_and(|end| start >= end) { None } else { Some(start) }
 }
 
-/// Makes one call; returns the messages it carried (requests sent, for client-stream).
-async fn call(connection: &mut Connection, template: &CallTemplate, plan: &Plan) -> Result<u64, Status> {
-    let received = wire::call(connection, template).await?;
+/// Makes one call due at `due` (its `--timeout` counts from then); returns
+/// the messages it carried (requests sent, for client-stream).
+async fn call(
+    connection: &mut Connection,
+    template: &CallTemplate,
+    plan: &Plan,
+    due: Instant,
+) -> Result<u64, Status> {
+    let received = wire::call(connection, template, plan.timeout.map(|timeout| due + timeout)).await?;
     Ok(match plan.rpc {
         RpcKind::ClientStream => plan.messages_per_call,
         RpcKind::Unary | RpcKind::ServerStream | RpcKind::Bidi => received,

@@ -223,16 +223,25 @@ pub(super) struct CallTemplate {
     decode: bool,
 }
 
+/// A call's deadline as its protocol sends it: what is left of it when the
+/// call is sent, as a gRPC client does, so that a call sent late tells the
+/// server how long its client will still wait.
+fn timeout_header(answer: Answer, left: Duration) -> (HeaderName, HeaderValue) {
+    match answer {
+        Answer::ConnectUnary | Answer::ConnectStream => (CONNECT_TIMEOUT_MS, timeout_ms(left)),
+        Answer::Grpc | Answer::GrpcWeb => (GRPC_TIMEOUT, timeout::encode(left)),
+    }
+}
+
 impl CallTemplate {
     /// A template for calling the method of `payload` at `addr` in `protocol`
-    /// with its messages, under an optional deadline, with the `-H` headers
-    /// and an optional bearer token. Everything is encoded here once, so a
-    /// call only clones it.
+    /// with its messages, with the `-H` headers and an optional bearer token.
+    /// Everything but the deadline is encoded here once, so a call only
+    /// clones it.
     pub(super) fn new(
         addr: &str,
         payload: &Payload,
         protocol: Protocol,
-        timeout: Option<Duration>,
         extra: &[Header],
         authorization: Option<&HeaderValue>,
     ) -> Result<Self, ClientError> {
@@ -258,17 +267,8 @@ impl CallTemplate {
         if let Some(content_type) = content_type {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
-        match (protocol, timeout) {
-            (Protocol::Connect, timeout) => {
-                headers.insert(CONNECT_PROTOCOL_VERSION, HeaderValue::from_static("1"));
-                if let Some(timeout) = timeout {
-                    headers.insert(CONNECT_TIMEOUT_MS, timeout_ms(timeout));
-                }
-            }
-            (_, Some(timeout)) => {
-                headers.insert(GRPC_TIMEOUT, timeout::encode(timeout));
-            }
-            (_, None) => {}
+        if protocol == Protocol::Connect {
+            headers.insert(CONNECT_PROTOCOL_VERSION, HeaderValue::from_static("1"));
         }
         add_headers(&mut headers, extra, authorization);
         let frames = match answer {
@@ -279,11 +279,16 @@ impl CallTemplate {
         Ok(Self { uri, headers, frames, answer, decode: payload.decode })
     }
 
-    fn request(&self) -> Request<()> {
+    /// The request of a call with `left` of its deadline, if it has one.
+    fn request(&self, left: Option<Duration>) -> Request<()> {
         let mut request = Request::new(());
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
         *request.headers_mut() = self.headers.clone();
+        if let Some(left) = left {
+            let (name, value) = timeout_header(self.answer, left);
+            request.headers_mut().insert(name, value);
+        }
         request
     }
 }
@@ -293,12 +298,25 @@ pub(super) fn frame(message: &[u8]) -> Bytes {
     Bytes::from(framing::encode(0, message))
 }
 
-/// Makes one call on `connection`; returns how many response messages it received.
-pub(super) async fn call(connection: &mut Connection, template: &CallTemplate) -> Result<u64, Status> {
+/// Makes one call on `connection`, by `deadline` if it has one; returns how
+/// many response messages it received.
+pub(super) async fn call(
+    connection: &mut Connection,
+    template: &CallTemplate,
+    deadline: Option<std::time::Instant>,
+) -> Result<u64, Status> {
     let _stream = connection.stream_slot().await;
     // Errs when the connection is closed.
     std::future::poll_fn(|cx| connection.send.poll_ready(cx)).await.map_err(h2_status)?;
-    let (response, mut body) = connection.send.send_request(template.request(), false).map_err(h2_status)?;
+    let left = match deadline.map(|deadline| deadline.saturating_duration_since(std::time::Instant::now())) {
+        // A deadline already past ends the call before it has a stream, as in grpc-go.
+        Some(Duration::ZERO) => {
+            return Err(Status::deadline_exceeded("the deadline passed before the call was sent"));
+        }
+        left => left,
+    };
+    let request = template.request(left);
+    let (response, mut body) = connection.send.send_request(request, false).map_err(h2_status)?;
     let last = template.frames.len().saturating_sub(1);
     for (index, frame) in template.frames.iter().enumerate() {
         body.send_data(frame.clone(), index == last).map_err(h2_status)?;
