@@ -22,7 +22,8 @@ pub struct BenchSettings {
     pub addrs: Vec<String>,
     /// Most time one connection attempt may take.
     pub connect_timeout: Duration,
-    /// Each call's deadline, sent as `grpc-timeout`.
+    /// Each call's deadline, counted from when the call is due; a call sends
+    /// what is left of it as `grpc-timeout`.
     pub timeout: Option<Duration>,
     /// With `--wait-for-ready`: how long to keep trying to connect from the start.
     pub wait_for_ready: Option<Duration>,
