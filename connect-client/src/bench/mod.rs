@@ -7,6 +7,7 @@
 //! records each call's latency in an HDR histogram and counts failures by
 //! status code. Any failed call makes the exit code non-zero.
 
+mod connection;
 mod payload;
 mod plan;
 mod progress;

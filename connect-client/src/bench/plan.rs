@@ -6,11 +6,7 @@ use std::{sync::Arc, time::Duration};
 use connect_proto::RpcKind;
 use tokio_rustls::rustls::ClientConfig;
 
-use super::{
-    payload::Payload,
-    settings::BenchSettings,
-    wire::{self, CallTemplate},
-};
+use super::{connection, payload::Payload, settings::BenchSettings, wire::CallTemplate};
 use crate::{
     call::metadata::bearer,
     channel::{Target, url},
@@ -64,7 +60,7 @@ pub(super) fn plan(
     if addrs.is_empty() {
         return Err(ClientError::Other("no server address".into()));
     }
-    let targets = addrs.iter().map(|addr| wire::bench_target(addr)).collect::<Result<_, _>>()?;
+    let targets = addrs.iter().map(|addr| connection::bench_target(addr)).collect::<Result<_, _>>()?;
     // As the other commands: TLS for `https://`, and TLS files without one refused.
     let tls = match settings.tls.config_for(&addrs)? {
         Some(_) => Some(Arc::new(settings.tls.h2_config()?)),

@@ -17,13 +17,14 @@ use futures::future::join_all;
 use tonic::Status;
 
 use super::{
+    connection::Connection,
     payload::{self, Payload},
     plan::{Plan, plan},
     progress::{self, ClearOnDrop, Counters, Goal},
     report::{Report, Tally},
     settings::BenchSettings,
     slot::{Slot, connection_lost},
-    wire::{self, CallTemplate, Connection},
+    wire::{self, CallTemplate},
 };
 use crate::{error::ClientError, output::Output};
 

@@ -9,8 +9,8 @@ use std::{
 };
 
 use super::{
+    connection::{self, Connection},
     plan::Plan,
-    wire::{self, Connection},
 };
 use crate::error::ClientError;
 
@@ -98,7 +98,7 @@ async fn dial(
     wait_until: Option<tokio::time::Instant>,
 ) -> Result<Connection, ClientError> {
     let server = index % plan.addrs.len();
-    wire::connect(
+    connection::connect(
         &plan.addrs[server],
         &plan.targets[server],
         plan.tls.as_ref(),
