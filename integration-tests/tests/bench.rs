@@ -171,6 +171,54 @@ async fn a_call_sent_late_sends_what_is_left_of_its_deadline() {
     assert!(timeouts[1] > Duration::ZERO && timeouts[1] <= Duration::from_millis(800), "{timeouts:?}");
 }
 
+/// A server that never answers a PING (pajamax, a peer `bench/run`
+/// measures, is one) is benched as any other: a new connection's calls wait
+/// only for the server's SETTINGS, and then fill its limit of streams at once.
+#[tokio::test]
+async fn a_server_that_never_answers_ping_gets_its_limit_of_streams_at_once() {
+    const PING: u8 = 0x6;
+    const LIMIT: usize = 8;
+    let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", proxy.local_addr().unwrap());
+    // The server answers its calls LIMIT at a time, once LIMIT are open at
+    // once: the run ends only if the client fills the limit.
+    tokio::spawn(async move {
+        let (tcp, _) = server.accept().await.unwrap();
+        let mut connection = h2::server::Builder::new()
+            .max_concurrent_streams(LIMIT as u32)
+            .handshake::<_, Bytes>(tcp)
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        while let Some(Ok((_, respond))) = connection.accept().await {
+            held.push(respond);
+            if held.len() >= LIMIT {
+                held.drain(..).for_each(answer);
+            }
+        }
+    });
+    // Between them, a proxy drops every PING either way.
+    tokio::spawn(async move {
+        let (client, _) = proxy.accept().await.unwrap();
+        let upstream = tokio::net::TcpStream::connect(server_addr).await.unwrap();
+        let ((client_read, client_write), (server_read, server_write)) =
+            (client.into_split(), upstream.into_split());
+        let no_pings = async |kind, _| if kind == PING { Pass::Never } else { Pass::Now };
+        tokio::spawn(relay_frames(server_read, client_write, 0, no_pings));
+        relay_frames(client_read, server_write, 24, no_pings).await;
+    });
+    let concurrency = LIMIT.to_string();
+    let requests = (3 * LIMIT).to_string();
+    let args = ["--connections", "1", "--concurrency", &concurrency, "--requests", &requests];
+    let report = tokio::time::timeout(PROMPTLY, runner::run(&settings(&url, &args)))
+        .await
+        .expect("the client fills the server's limit")
+        .expect("bench ran");
+    assert_eq!((report.tally.ok, report.tally.failed()), (3 * LIMIT as u64, 0));
+}
+
 /// A trailers-only OK answer on `respond`'s stream (an error: the stream is gone).
 fn answer(mut respond: h2::server::SendResponse<Bytes>) {
     let head = http::Response::builder()
@@ -181,14 +229,24 @@ fn answer(mut respond: h2::server::SendResponse<Bytes>) {
     let _ = respond.send_response(head, true);
 }
 
+/// What [`relay_frames`] does with a frame.
+#[derive(PartialEq)]
+enum Pass {
+    /// On, with any held before it.
+    Now,
+    /// Held, to go on before the next frame that goes on now.
+    Later,
+    /// Dropped.
+    Never,
+}
+
 /// Copies HTTP/2 frames from `from` to `to` (after `preface` bytes), asking
-/// `each` with every frame's type and flags whether it goes on now: the
-/// frames it holds back go on before the next one it lets through.
+/// `each` with every frame's type and flags what to do with it.
 async fn relay_frames(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     preface: usize,
-    mut each: impl AsyncFnMut(u8, u8) -> bool,
+    mut each: impl AsyncFnMut(u8, u8) -> Pass,
 ) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let (mut pending, mut held) = (Vec::new(), Vec::new());
@@ -213,13 +271,18 @@ async fn relay_frames(
             if pending.len() < at + 9 + length {
                 break;
             }
-            held.extend_from_slice(&pending[at..at + 9 + length]);
+            let frame = at..at + 9 + length;
             at += 9 + length;
-            if each(header[3], header[4]).await {
-                if to.write_all(&held).await.is_err() {
-                    return;
+            match each(header[3], header[4]).await {
+                Pass::Never => continue,
+                Pass::Later => held.extend_from_slice(&pending[frame]),
+                Pass::Now => {
+                    held.extend_from_slice(&pending[frame]);
+                    if to.write_all(&held).await.is_err() {
+                        return;
+                    }
+                    held.clear();
                 }
-                held.clear();
             }
         }
         pending.drain(..at);
@@ -282,23 +345,23 @@ async fn answers_to_calls_cancelled_at_their_deadline_do_not_close_the_connectio
                     let _ = all_answered.take().map(|sender| sender.send(()));
                 }
             }
-            true
+            Pass::Now
         }));
         let (mut resets, mut all_cancelled, mut answered) = (0, Some(all_cancelled), Some(answered));
         relay_frames(client_read, server_write, 24, async move |kind, _| {
             if answered.is_none() {
-                return true;
+                return Pass::Now;
             }
             if kind == RST_STREAM {
                 resets += 1;
             }
             if resets < FIRST_WAVE {
                 // Nothing is held before the first RST_STREAM.
-                return resets == 0;
+                return if resets == 0 { Pass::Now } else { Pass::Later };
             }
             let _ = all_cancelled.take().map(|sender| sender.send(()));
             let _ = answered.take().unwrap().await;
-            true
+            Pass::Now
         })
         .await;
     });

@@ -76,7 +76,7 @@ impl Connection {
     pub(super) async fn stream_slot(&self) -> StreamSlot {
         loop {
             let freed = self.streams.freed.notified();
-            // h2 takes the limit from the server's SETTINGS; before they arrive, no limit.
+            // The server's SETTINGS are in (`handshake`): h2 has its limit.
             if self.streams.open.get() < self.send.current_max_send_streams() {
                 self.streams.open.set(self.streams.open.get() + 1);
                 return StreamSlot(Rc::clone(&self.streams));
@@ -134,6 +134,12 @@ async fn connect_once(
 /// The HTTP/2 handshake on `io`, the connection then driven on the current
 /// runtime; returns once the server's SETTINGS are in (within `timeout`), so
 /// that the first calls already keep to its limit of concurrent streams.
+///
+/// The connection allows no stream until then (h2 takes the server's
+/// SETTINGS_MAX_CONCURRENT_STREAMS from them, or no limit when they name
+/// none), and its driver says when h2 has applied them: grpc-go's client
+/// waits for the server's SETTINGS too. Not a PING round trip: some servers
+/// never answer a PING (pajamax, one of `bench/run`'s peers).
 async fn handshake<T>(io: T, timeout: Duration) -> Result<Connection, String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -141,22 +147,28 @@ where
     let (send, mut connection) = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .initial_max_send_streams(0)
         .max_concurrent_reset_streams(CANCELLED_STREAMS)
         .max_local_error_reset_streams(None)
         .handshake::<_, Bytes>(io)
         .await
         .map_err(|error| one_line(&error))?;
-    let mut ping = connection.ping_pong().ok_or("the connection has no PING handle")?;
-    tokio::spawn(async move {
+    let (settings_in, settings) = tokio::sync::oneshot::channel();
+    let (mut settings_in, limit) = (Some(settings_in), send.clone());
+    tokio::spawn(std::future::poll_fn(move |cx| {
+        // h2 applies the server's SETTINGS while it is polled.
+        let ended = std::pin::Pin::new(&mut connection).poll(cx);
+        if settings_in.is_some() && limit.current_max_send_streams() > 0 {
+            let _ = settings_in.take().map(|sender| sender.send(()));
+        }
         // The connection ends with the run or with an error each call reports itself.
-        let _ = connection.await;
-    });
-    // A server sends its SETTINGS first, so they are in by its answer to a PING.
-    tokio::time::timeout(timeout, ping.ping(h2::Ping::opaque()))
-        .await
-        .map_err(|_| format!("no answer to the first PING within {timeout:?}"))?
-        .map_err(|error| one_line(&error))?;
-    Ok(Connection::new(send))
+        ended.map(drop)
+    }));
+    match tokio::time::timeout(timeout, settings).await {
+        Ok(Ok(())) => Ok(Connection::new(send)),
+        Ok(Err(_)) => Err("the connection closed before the server's SETTINGS".into()),
+        Err(_) => Err(format!("no SETTINGS allowing a stream from the server within {timeout:?}")),
+    }
 }
 
 /// The target of `addr` (a URL): `http://` (plain text) or `https://` (TLS).
