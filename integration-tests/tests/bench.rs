@@ -581,6 +581,25 @@ async fn call_loops_stop_when_the_server_closes_connections_before_answering() {
     assert_eq!(report.json()["loops_stopped"], 4);
 }
 
+/// A server that closes each connection before its SETTINGS (a peer at its
+/// limit of open files did) is a server that closes connections: the calls
+/// fail on them and their loops stop, the run goes on to its report.
+#[tokio::test]
+async fn call_loops_stop_when_the_server_closes_connections_before_its_settings() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            drop(tcp);
+        }
+    });
+    let settings =
+        settings(&url, &["--duration", "1s", "--warmup", "0s", "--connections", "2", "--concurrency", "4"]);
+    let report = runner::run(&settings).await.expect("bench ran");
+    assert_eq!((report.tally.loops_stopped, report.tally.reconnects), (4, 0));
+    assert_eq!(report.tally.errors.iter().collect::<Vec<_>>(), vec![(&"UNAVAILABLE", &4)]);
+}
+
 #[tokio::test]
 async fn every_protocol_counts_every_call_kind_and_its_failures() {
     let token = std::env::temp_dir().join(format!("bench-protocols-token-{}", std::process::id()));

@@ -77,7 +77,10 @@ impl Connection {
         loop {
             let freed = self.streams.freed.notified();
             // The server's SETTINGS are in (`handshake`): h2 has its limit.
-            if self.streams.open.get() < self.send.current_max_send_streams() {
+            // None (0) when the connection ended before them: the call then
+            // fails on it as on any closed connection.
+            let limit = self.send.current_max_send_streams();
+            if self.streams.open.get() < limit || limit == 0 {
                 self.streams.open.set(self.streams.open.get() + 1);
                 return StreamSlot(Rc::clone(&self.streams));
             }
@@ -133,7 +136,9 @@ async fn connect_once(
 
 /// The HTTP/2 handshake on `io`, the connection then driven on the current
 /// runtime; returns once the server's SETTINGS are in (within `timeout`), so
-/// that the first calls already keep to its limit of concurrent streams.
+/// that the first calls already keep to its limit of concurrent streams, or
+/// once the connection has ended, which its calls then report as for any
+/// connection the server closes.
 ///
 /// The connection allows no stream until then (h2 takes the server's
 /// SETTINGS_MAX_CONCURRENT_STREAMS from them, or no limit when they name
@@ -165,8 +170,7 @@ where
         ended.map(drop)
     }));
     match tokio::time::timeout(timeout, settings).await {
-        Ok(Ok(())) => Ok(Connection::new(send)),
-        Ok(Err(_)) => Err("the connection closed before the server's SETTINGS".into()),
+        Ok(_) => Ok(Connection::new(send)),
         Err(_) => Err(format!("no SETTINGS allowing a stream from the server within {timeout:?}")),
     }
 }
