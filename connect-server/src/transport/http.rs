@@ -71,13 +71,15 @@ pub(crate) fn builder(limits: Http2Limits, http1: Option<Http1Limits>) -> auto::
 }
 
 /// What h2 may hold of one stream's response data not yet written to the
-/// socket: half a default flow-control window.
+/// socket: a default flow-control window.
 ///
 /// hyper's default is 400 KiB a stream: a client that grants every window
 /// and never reads its socket made the server hold 2.7 GiB with 4,096 server
-/// streams admitted (RELIABILITY.md). A stream whose client reads waits
-/// for the socket, not for this buffer.
-const MAX_SEND_BUF_SIZE: usize = 32 * 1024;
+/// streams admitted (RELIABILITY.md); at 64 KiB it holds 719 MiB. Less costs
+/// the streams that read: at 32 KiB (537 MiB in that flood) a stream of 1,000
+/// messages took 1.15x the CPU, its encoded replies no longer fitting at once
+/// (BENCHMARKS.md).
+const MAX_SEND_BUF_SIZE: usize = 64 * 1024;
 
 /// What HTTP/1.1 allows one connection, when it is on.
 #[derive(Debug, Clone, Copy)]
