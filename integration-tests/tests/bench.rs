@@ -201,10 +201,7 @@ async fn a_server_that_never_answers_ping_gets_its_limit_of_streams_at_once() {
     });
     // Between them, a proxy drops every PING either way.
     tokio::spawn(async move {
-        let (client, _) = proxy.accept().await.unwrap();
-        let upstream = tokio::net::TcpStream::connect(server_addr).await.unwrap();
-        let ((client_read, client_write), (server_read, server_write)) =
-            (client.into_split(), upstream.into_split());
+        let ((client_read, client_write), (server_read, server_write)) = proxied(&proxy, server_addr).await;
         let no_pings = async |kind, _| if kind == PING { Pass::Never } else { Pass::Now };
         tokio::spawn(relay_frames(server_read, client_write, 0, no_pings));
         relay_frames(client_read, server_write, 24, no_pings).await;
@@ -227,6 +224,20 @@ fn answer(mut respond: h2::server::SendResponse<Bytes>) {
         .body(())
         .unwrap();
     let _ = respond.send_response(head, true);
+}
+
+/// The halves of the next connection `proxy` accepts and of a new one to
+/// `server`, for a test to relay frames between them.
+async fn proxied(
+    proxy: &TcpListener,
+    server: std::net::SocketAddr,
+) -> (
+    (tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf),
+    (tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf),
+) {
+    let (client, _) = proxy.accept().await.unwrap();
+    let upstream = tokio::net::TcpStream::connect(server).await.unwrap();
+    (client.into_split(), upstream.into_split())
 }
 
 /// What [`relay_frames`] does with a frame.
@@ -331,10 +342,7 @@ async fn answers_to_calls_cancelled_at_their_deadline_do_not_close_the_connectio
     // first RST_STREAM on, it holds the client's bytes until the server's
     // answers to the first wave have reached the client.
     tokio::spawn(async move {
-        let (client, _) = proxy.accept().await.unwrap();
-        let upstream = tokio::net::TcpStream::connect(server_addr).await.unwrap();
-        let ((client_read, client_write), (server_read, server_write)) =
-            (client.into_split(), upstream.into_split());
+        let ((client_read, client_write), (server_read, server_write)) = proxied(&proxy, server_addr).await;
         let mut answers = 0;
         let mut all_answered = Some(all_answered);
         tokio::spawn(relay_frames(server_read, client_write, 0, async move |kind, flags| {
